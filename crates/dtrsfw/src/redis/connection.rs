@@ -1,0 +1,651 @@
+//! `RedisInstance`: validated configuration, the sync pool and the async multiplexed
+//! client.
+//!
+//! One `RedisInstance` is meant to live for the whole process and be cloned freely (it
+//! is an `Arc`). Nothing connects until first use. The sync side is a bounded pool of
+//! blocking connections; the async side is one multiplexed connection shared by every
+//! task, which redis-rs's `ConnectionManager` re-establishes after the server restarts.
+
+mod pool;
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManagerConfig;
+use redis::io::tcp::TcpSettings;
+use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+
+use self::pool::SyncPool;
+use super::config::{RedisConfig, redact_url};
+use super::error::{Error, Result};
+
+/// Commands that may be sent again after a timeout or a lost connection without changing
+/// the outcome: reads, and writes whose repetition leaves the same state. Anything not
+/// listed (`XADD`, `INCR`, `XREADGROUP`, `EVAL`, ...) is never retried automatically.
+const SAFE_TO_RETRY: &[&str] = &[
+    "PING",
+    "GET",
+    "MGET",
+    "EXISTS",
+    "TTL",
+    "PTTL",
+    "TYPE",
+    "STRLEN",
+    "HGET",
+    "HGETALL",
+    "HMGET",
+    "SCAN",
+    "INFO",
+    "XLEN",
+    "XRANGE",
+    "XREVRANGE",
+    "XINFO",
+    "XPENDING",
+    "SET",
+    "SETEX",
+    "PSETEX",
+    "DEL",
+    "UNLINK",
+    "EXPIRE",
+    "PEXPIRE",
+    "XACK",
+    "XTRIM",
+    "XDEL",
+    "CLIENT",
+    "TIME",
+    "DBSIZE",
+    "MEMORY",
+];
+
+fn is_safe_to_retry(name: &[u8]) -> bool {
+    SAFE_TO_RETRY
+        .iter()
+        .any(|safe| safe.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The first word of a RESP-packed command (`*N\r\n$len\r\nNAME\r\n...`).
+fn packed_command_name(packed: &[u8]) -> Option<&[u8]> {
+    let mut lines = packed.split(|&b| b == b'\n');
+    lines.next()?; // *N
+    lines.next()?; // $len
+    lines.next().map(|name| name.strip_suffix(b"\r").unwrap_or(name))
+}
+
+/// Whether an error means "the request may never have been answered": the case that
+/// `retry_on_timeout` covers.
+fn is_retryable_failure(err: &redis::RedisError) -> bool {
+    err.is_timeout() || err.is_connection_dropped() || err.is_io_error()
+}
+
+/// Builds the URL the way the Python package does (`redis[s]://[user[:pass]@]host:port/db`,
+/// credentials percent-encoded), after validating every field.
+fn build_url(config: &RedisConfig) -> Result<String> {
+    if let Some(url) = config.redis_url() {
+        let scheme = url.split("://").next().unwrap_or_default();
+        if !url.contains("://") || !matches!(scheme, "redis" | "rediss" | "unix" | "redis+unix") {
+            return Err(Error::config(
+                "redis_url",
+                format!(
+                    "unsupported URL {:?}: expected redis://, rediss:// or unix://",
+                    redact_url(url)
+                ),
+            ));
+        }
+        if config.redis_ssl() && scheme != "rediss" {
+            return Err(Error::config(
+                "redis_ssl",
+                "TLS requested but redis_url is not rediss:// (use rediss://, or drop set_redis_ssl)",
+            ));
+        }
+        url.into_connection_info()
+            .map_err(|e| Error::config("redis_url", format!("{:?} cannot be parsed: {e}", redact_url(url))))?;
+        return Ok(url.to_owned());
+    }
+    let host = config.redis_host().filter(|h| !h.trim().is_empty()).ok_or_else(|| {
+        Error::config(
+            "redis_host",
+            "no host and no URL configured (set_redis_host or set_redis_url)",
+        )
+    })?;
+    if host.contains(['/', '@', '?', '#', ' ']) {
+        return Err(Error::config("redis_host", format!("{host:?} is not a host name")));
+    }
+    let port = config.redis_port().unwrap_or(6379);
+    if port == 0 || port > 65535 {
+        return Err(Error::config("redis_port", format!("{port} is out of range 1..=65535")));
+    }
+    let db = config.redis_db().unwrap_or("0").trim();
+    if db.parse::<u32>().is_err() {
+        return Err(Error::config(
+            "redis_db",
+            format!("{db:?} is not a non-negative database index"),
+        ));
+    }
+    let user = config.redis_username().filter(|u| !u.is_empty()).map(percent_encode);
+    let pass = config.redis_password().filter(|p| !p.is_empty()).map(percent_encode);
+    let auth = match (user, pass) {
+        (Some(u), Some(p)) => format!("{u}:{p}@"),
+        (None, Some(p)) => format!(":{p}@"),
+        (Some(u), None) => format!("{u}@"),
+        (None, None) => String::new(),
+    };
+    let scheme = if config.redis_ssl() { "rediss" } else { "redis" };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]") // IPv6 literal
+    } else {
+        host.to_owned()
+    };
+    Ok(format!("{scheme}://{auth}{host}:{port}/{db}"))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (as Python's
+/// `urllib.parse.quote(s, safe="")`), so `@ : / # % +` in credentials survive.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Everything needed to open a connection; shared by the pool and the async side.
+#[derive(Clone)]
+struct Connector {
+    client: redis::Client,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    retry_on_timeout: bool,
+}
+
+impl Connector {
+    fn new(config: &RedisConfig, url: &str) -> Result<Self> {
+        let mut info: ConnectionInfo = url
+            .into_connection_info()
+            .map_err(|e| Error::config("redis_url", format!("cannot be parsed: {e}")))?;
+        if config.redis_socket_keepalive() {
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(15))
+                .with_interval(Duration::from_secs(5))
+                .with_retries(3);
+            info = info.set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
+        }
+        let client = match config.redis_ssl_ca_certs() {
+            Some(path) => {
+                let root_cert = std::fs::read(path)
+                    .map_err(|e| Error::config("redis_ssl_ca_certs", format!("cannot read {}: {e}", path.display())))?;
+                install_tls_provider();
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )
+            }
+            None => {
+                if url.starts_with("rediss") {
+                    install_tls_provider();
+                }
+                redis::Client::open(info)
+            }
+        }
+        .map_err(|e| Error::config("redis_url", e))?;
+        Ok(Connector {
+            client,
+            connect_timeout: config.redis_socket_connect_timeout(),
+            response_timeout: config.redis_socket_timeout(),
+            retry_on_timeout: config.redis_retry_on_timeout(),
+        })
+    }
+
+    fn connect_sync(&self) -> Result<redis::Connection> {
+        self.connect_sync_with_response_timeout(self.response_timeout)
+    }
+
+    fn connect_sync_with_response_timeout(&self, response_timeout: Duration) -> Result<redis::Connection> {
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.connect_timeout)
+            .map_err(|e| Error::redis("connecting to redis", e))?;
+        conn.set_read_timeout(Some(response_timeout))
+            .and_then(|()| conn.set_write_timeout(Some(response_timeout)))
+            .map_err(|e| Error::redis("setting socket timeouts", e))?;
+        Ok(conn)
+    }
+
+    fn async_config(&self, response_timeout: Duration) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+    }
+
+    async fn connect_manager(&self) -> Result<redis::aio::ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            // Reconnection is retried by the next command anyway; few retries here keep a
+            // dead server's error prompt instead of hidden behind a long backoff.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        self.client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| Error::redis("connecting to redis", e))
+    }
+}
+
+/// rustls needs a process-wide crypto provider; we bring `ring`. Installing twice is a
+/// no-op error we ignore (the application may have installed its own).
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+struct Inner {
+    config: RedisConfig,
+    url: String,
+    connector: Connector,
+    sync_pool: RwLock<Option<Arc<SyncPool>>>,
+    async_client: RwLock<Option<AsyncRedisClient>>,
+    async_init: tokio::sync::Mutex<()>,
+}
+
+/// A validated Redis configuration with its lazily created connections. Cheap to
+/// clone; clones share the pools.
+///
+/// ```no_run
+/// use dtrsfw::redis::{RedisConfig, RedisInstance};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisInstance::new(RedisConfig::new().set_redis_host("localhost"))?;
+/// let mut conn = redis.get_redis()?; // back to the pool when `conn` drops
+/// redis::cmd("SET").arg("key").arg("value").exec(&mut *conn)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisInstance {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInstance")
+            .field("url", &redact_url(&self.inner.url))
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// Shows the URL with credentials masked.
+impl fmt::Display for RedisInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.inner.url))
+    }
+}
+
+impl RedisInstance {
+    /// Validates `config` and prepares (without connecting) the connections.
+    ///
+    /// Fails with an error naming the field when there is no host and no URL, the port
+    /// is 0 or above 65535, the db is not a non-negative number, the URL cannot be
+    /// parsed, or TLS is requested with a `redis://` URL.
+    ///
+    /// ```
+    /// use dtrsfw::redis::{RedisConfig, RedisInstance};
+    ///
+    /// let redis = RedisInstance::new(
+    ///     RedisConfig::new().set_redis_host("cache").set_redis_username("app").set_redis_password("p@ss"),
+    /// )?;
+    /// assert_eq!(redis.redis_url(), "redis://app:p%40ss@cache:6379/0");
+    /// assert_eq!(redis.to_string(), "redis://***@cache:6379/0");
+    /// # Ok::<(), dtrsfw::redis::Error>(())
+    /// ```
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        let url = build_url(&config)?;
+        let connector = Connector::new(&config, &url)?;
+        Ok(RedisInstance {
+            inner: Arc::new(Inner {
+                config,
+                url,
+                connector,
+                sync_pool: RwLock::new(None),
+                async_client: RwLock::new(None),
+                async_init: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The connection URL, credentials included (percent-encoded). Treat it as a secret;
+    /// `Display` of the instance masks them.
+    pub fn redis_url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The connection URL (the Python name of [`redis_url`](Self::redis_url)).
+    pub fn get_redis_url(&self) -> &str {
+        self.redis_url()
+    }
+
+    /// The configuration this instance was built from.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    fn sync_pool(&self) -> Arc<SyncPool> {
+        if let Some(pool) = self.inner.sync_pool.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return pool.clone();
+        }
+        let mut slot = self.inner.sync_pool.write().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| {
+            let config = &self.inner.config;
+            Arc::new(SyncPool::new(
+                self.inner.connector.clone(),
+                config.redis_max_connections(),
+                config.redis_socket_connect_timeout(),
+                config.redis_health_check_interval(),
+            ))
+        })
+        .clone()
+    }
+
+    /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
+    /// at most the connect timeout when every connection is lent out.
+    ///
+    /// ```no_run
+    /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
+    /// use redis::Commands;
+    /// let mut conn = redis.get_redis()?;
+    /// let _: () = conn.set("key", "value")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_redis(&self) -> Result<PooledConnection> {
+        let pool = self.sync_pool();
+        let conn = pool.take()?;
+        Ok(PooledConnection { conn: Some(conn), pool })
+    }
+
+    /// A sync client handle that borrows a pooled connection for each command (like a
+    /// `redis.Redis` over a pool). Implements [`redis::ConnectionLike`], so every
+    /// `redis::Commands` method works on it.
+    ///
+    /// ```no_run
+    /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
+    /// use redis::Commands;
+    /// let mut client = redis.get_redis_client();
+    /// let value: Option<String> = client.get("key")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_redis_client(&self) -> RedisClient {
+        RedisClient {
+            instance: self.clone(),
+            db: 0,
+        }
+    }
+
+    /// Drops the sync pool: idle connections close now, lent ones when returned. The next
+    /// borrow creates a fresh pool.
+    pub fn reset_sync_pool(&self) {
+        if let Some(pool) = self.inner.sync_pool.write().unwrap_or_else(|e| e.into_inner()).take() {
+            pool.clear();
+        }
+    }
+
+    /// The shared async client, connecting on first use. It multiplexes every task's
+    /// commands over one connection and reconnects by itself after a server restart.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis::AsyncCommands;
+    /// let mut client = redis.get_async_redis_client().await?;
+    /// let _: () = client.set("key", "value").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_async_redis_client(&self) -> Result<AsyncRedisClient> {
+        if let Some(client) = self.cached_async_client() {
+            return Ok(client);
+        }
+        // One task connects; the others wait for it instead of opening their own.
+        let _init = self.inner.async_init.lock().await;
+        if let Some(client) = self.cached_async_client() {
+            return Ok(client);
+        }
+        let manager = self.inner.connector.connect_manager().await?;
+        let client = AsyncRedisClient {
+            manager,
+            retry_on_timeout: self.inner.connector.retry_on_timeout,
+        };
+        *self.inner.async_client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    fn cached_async_client(&self) -> Option<AsyncRedisClient> {
+        self.inner
+            .async_client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The async twin of [`get_redis`](Self::get_redis): a handle on the shared
+    /// multiplexed connection. Dropping it is all the cleanup there is.
+    pub async fn get_async_redis(&self) -> Result<AsyncRedisClient> {
+        self.get_async_redis_client().await
+    }
+
+    /// Forgets the shared async connection; it closes once no handle uses it, and the next
+    /// call connects anew.
+    pub async fn reset_async_pool(&self) {
+        let _init = self.inner.async_init.lock().await;
+        self.inner
+            .async_client
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// A dedicated async connection for commands that block on the server
+    /// (`XREADGROUP ... BLOCK`, `BLPOP`): its response timeout is the socket timeout plus
+    /// `block`, so a long block neither times out early nor holds up the shared
+    /// connection's other users.
+    pub async fn get_async_blocking_connection(&self, block: Duration) -> Result<redis::aio::MultiplexedConnection> {
+        let connector = &self.inner.connector;
+        connector
+            .client
+            .get_multiplexed_async_connection_with_config(&connector.async_config(connector.response_timeout + block))
+            .await
+            .map_err(|e| Error::redis("connecting to redis", e))
+    }
+
+    /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
+    /// a connection outside the pool whose read timeout is the socket timeout plus `block`.
+    pub fn get_blocking_connection(&self, block: Duration) -> Result<redis::Connection> {
+        let connector = &self.inner.connector;
+        connector.connect_sync_with_response_timeout(connector.response_timeout + block)
+    }
+}
+
+/// A connection borrowed from the sync pool; returned to it on `Drop` (discarded
+/// instead if it broke). Dereferences to [`redis::Connection`].
+pub struct PooledConnection {
+    conn: Option<redis::Connection>,
+    pool: Arc<SyncPool>,
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection").field("pool", &self.pool).finish()
+    }
+}
+
+impl std::ops::Deref for PooledConnection {
+    type Target = redis::Connection;
+    fn deref(&self) -> &redis::Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut redis::Connection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
+        }
+    }
+}
+
+/// The sync client handle: each command borrows a pooled connection. See
+/// [`RedisInstance::get_redis_client`].
+#[derive(Clone)]
+pub struct RedisClient {
+    instance: RedisInstance,
+    db: i64,
+}
+
+impl fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisClient").field("instance", &self.instance).finish()
+    }
+}
+
+impl RedisClient {
+    fn with_connection<T>(
+        &self,
+        retry: bool,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
+        match f(&mut conn) {
+            Err(e) if retry && is_retryable_failure(&e) => {
+                drop(conn);
+                let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
+                f(&mut conn)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Our pool errors travel through redis-rs's `ConnectionLike` as I/O errors, keeping
+/// their message.
+fn to_redis_error(err: &Error) -> redis::RedisError {
+    let kind = if err.is_timeout() {
+        std::io::ErrorKind::TimedOut
+    } else {
+        std::io::ErrorKind::Other
+    };
+    std::io::Error::new(kind, err.to_string()).into()
+}
+
+impl redis::ConnectionLike for RedisClient {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        let retry =
+            self.instance.inner.connector.retry_on_timeout && packed_command_name(cmd).is_some_and(is_safe_to_retry);
+        self.with_connection(retry, |conn| conn.req_packed_command(cmd))
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<Value>> {
+        // A pipeline mixes commands; it is not retried as a whole.
+        self.with_connection(false, |conn| conn.req_packed_commands(cmd, offset, count))
+    }
+
+    fn get_db(&self) -> i64 {
+        self.db
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.with_connection(false, |conn| Ok(conn.check_connection()))
+            .unwrap_or(false)
+    }
+
+    fn is_open(&self) -> bool {
+        true
+    }
+}
+
+/// The async client: a handle on the instance's shared multiplexed connection. Cheap to
+/// clone; implements [`redis::aio::ConnectionLike`], so `redis::AsyncCommands` work on it.
+/// Safe commands are retried once after a timeout or a lost connection when
+/// `retry_on_timeout` is on (see [`RedisConfig::set_redis_retry_on_timeout`]).
+#[derive(Clone)]
+pub struct AsyncRedisClient {
+    manager: redis::aio::ConnectionManager,
+    retry_on_timeout: bool,
+}
+
+impl fmt::Debug for AsyncRedisClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRedisClient")
+            .field("retry_on_timeout", &self.retry_on_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl redis::aio::ConnectionLike for AsyncRedisClient {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self.manager.req_packed_command(cmd).await {
+                Err(e)
+                    if self.retry_on_timeout
+                        && is_retryable_failure(&e)
+                        && cmd
+                            .args_iter()
+                            .next()
+                            .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n))) =>
+                {
+                    self.manager.req_packed_command(cmd).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.manager.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager.get_db()
+    }
+}
+
+/// Runs `f` and maps "took longer than `limit`" to a timeout error naming `what`.
+pub(crate) async fn with_deadline<T>(limit: Duration, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::timeout(format!("{what} took longer than {limit:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_name_is_read_from_packed_bytes() {
+        let packed = redis::cmd("get").arg("k").get_packed_command();
+        assert_eq!(packed_command_name(&packed), Some(&b"get"[..]));
+        assert!(is_safe_to_retry(b"get"));
+        assert!(!is_safe_to_retry(b"XADD"));
+    }
+
+    #[test]
+    fn percent_encoding_matches_python_quote_with_no_safe_chars() {
+        assert_eq!(percent_encode("a@b:c/d#e%f+g h~"), "a%40b%3Ac%2Fd%23e%25f%2Bg%20h~");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+    }
+}

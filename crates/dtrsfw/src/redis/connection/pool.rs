@@ -1,0 +1,146 @@
+//! The bounded pool behind the sync API.
+//!
+//! Small on purpose: a mutex-protected stack of idle connections plus a count of
+//! connections lent out, and a condvar so a borrower waits (bounded) for a return when
+//! the pool is at its size. A connection that broke while lent out (redis-rs marks it not
+//! open after an I/O error) is dropped on return instead of being reused, which is how
+//! the sync side heals after a server restart.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use redis::ConnectionLike;
+use std::time::{Duration, Instant};
+
+use super::Connector;
+use crate::redis::error::{Error, ErrorKind, Result};
+
+struct Idle {
+    conn: redis::Connection,
+    since: Instant,
+}
+
+struct State {
+    idle: Vec<Idle>,
+    /// Connections that exist: idle plus lent out.
+    open: usize,
+}
+
+pub(super) struct SyncPool {
+    connector: Connector,
+    state: Mutex<State>,
+    returned: Condvar,
+    max: usize,
+    wait: Duration,
+    health_check_interval: Duration,
+}
+
+impl std::fmt::Debug for SyncPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("SyncPool")
+            .field("max", &self.max)
+            .field("open", &state.open)
+            .field("idle", &state.idle.len())
+            .finish()
+    }
+}
+
+impl SyncPool {
+    pub(super) fn new(connector: Connector, max: usize, wait: Duration, health_check_interval: Duration) -> Self {
+        SyncPool {
+            connector,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+            max: max.max(1),
+            wait,
+            health_check_interval,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state inconsistent (every
+        // critical section is a push, a pop or a counter change), so poison is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes an idle connection, or opens one if below the size, or waits for a return.
+    pub(super) fn take(&self) -> Result<redis::Connection> {
+        let deadline = Instant::now() + self.wait;
+        let mut state = self.lock();
+        loop {
+            if let Some(idle) = state.idle.pop() {
+                drop(state);
+                match self.revalidate(idle) {
+                    Some(conn) => return Ok(conn),
+                    None => {
+                        state = self.lock();
+                        state.open -= 1;
+                        continue;
+                    }
+                }
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return self.connector.connect_sync().inspect_err(|_| {
+                    self.lock().open -= 1;
+                    self.returned.notify_one();
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "connection pool exhausted: all {} connections in use for {:?} \
+                         (raise redis_max_connections, or return connections sooner)",
+                        self.max, self.wait
+                    ),
+                ));
+            }
+            state = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// A connection idle past the health-check interval is PINGed first, as redis-py does.
+    fn revalidate(&self, idle: Idle) -> Option<redis::Connection> {
+        let mut conn = idle.conn;
+        if !conn.is_open() {
+            return None;
+        }
+        if idle.since.elapsed() >= self.health_check_interval && redis::cmd("PING").exec(&mut conn).is_err() {
+            return None;
+        }
+        Some(conn)
+    }
+
+    /// Hands a connection back; a broken one is dropped and its slot freed.
+    pub(super) fn give_back(&self, conn: redis::Connection) {
+        let mut state = self.lock();
+        if conn.is_open() {
+            state.idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        } else {
+            state.open -= 1;
+        }
+        drop(state);
+        self.returned.notify_one();
+    }
+
+    /// Closes every idle connection; lent ones close when they come back.
+    pub(super) fn clear(&self) {
+        let mut state = self.lock();
+        let closed = state.idle.len();
+        state.idle.clear();
+        state.open -= closed;
+    }
+}

@@ -1,0 +1,204 @@
+//! The library's one error type.
+//!
+//! Like redis-rs, the error is opaque: callers branch on [`Error::kind`] or on a
+//! classifier such as [`Error::is_timeout`], never on message text. Messages name the
+//! problem (the field, the channel, the command) but never carry a credential: errors are
+//! built from our own words plus the redis-rs error, and redis-rs never echoes the URL.
+
+use std::fmt;
+
+/// What went wrong, broadly. Returned by [`Error::kind`].
+///
+/// ```
+/// use dtrsfw::redis::{ErrorKind, RedisConfig, RedisInstance};
+///
+/// let err = RedisInstance::new(RedisConfig::new().set_redis_port(0)).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Configuration);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is invalid; the message names the field.
+    Configuration,
+    /// The server could not be reached, or the connection broke.
+    Connection,
+    /// The server did not answer within the configured time (or a pool had no free
+    /// connection in time).
+    Timeout,
+    /// The server refused the credentials.
+    Authentication,
+    /// The server refused the command for this user (ACL `NOPERM`).
+    Permission,
+    /// The server answered with an error, or with a reply of an unexpected shape.
+    Response,
+    /// A value could not be serialized or deserialized.
+    Serialization,
+    /// The caller used the API in a way it does not allow (unregistered channel, empty
+    /// name, ...); the message names the problem.
+    InvalidInput,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Configuration => "invalid configuration",
+            ErrorKind::Connection => "connection error",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Authentication => "authentication failed",
+            ErrorKind::Permission => "permission denied",
+            ErrorKind::Response => "server error",
+            ErrorKind::Serialization => "serialization error",
+            ErrorKind::InvalidInput => "invalid input",
+        })
+    }
+}
+
+/// The error of every fallible operation in `dtrsfw`.
+///
+/// ```
+/// use dtrsfw::redis::{RedisConfig, RedisInstance};
+///
+/// let err = RedisInstance::new(RedisConfig::new().set_redis_host("h").set_redis_db("two")).unwrap_err();
+/// assert!(err.is_configuration());
+/// assert!(err.to_string().contains("redis_db"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a message that names the problem.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error in the configuration field `field`.
+    pub(crate) fn config(field: &str, problem: impl fmt::Display) -> Self {
+        Error::new(ErrorKind::Configuration, format!("{field}: {problem}"))
+    }
+
+    /// An API misuse, such as an empty channel name.
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// Wraps a redis-rs error, saying what we were doing (`context`).
+    pub(crate) fn redis(context: impl fmt::Display, err: redis::RedisError) -> Self {
+        let kind = classify(&err);
+        Error {
+            kind,
+            message: format!("{context}: {err}"),
+            source: Some(Box::new(err)),
+        }
+    }
+
+    /// Wraps a JSON error, saying what we were doing.
+    pub(crate) fn serialization(context: impl fmt::Display, err: serde_json::Error) -> Self {
+        Error {
+            kind: ErrorKind::Serialization,
+            message: format!("{context}: {err}"),
+            source: Some(Box::new(err)),
+        }
+    }
+
+    /// A timeout while doing `context`.
+    pub(crate) fn timeout(context: impl fmt::Display) -> Self {
+        Error::new(ErrorKind::Timeout, context.to_string())
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The server could not be reached or the connection broke.
+    pub fn is_connection(&self) -> bool {
+        self.kind == ErrorKind::Connection
+    }
+
+    /// The operation ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Credentials were refused.
+    pub fn is_authentication(&self) -> bool {
+        self.kind == ErrorKind::Authentication
+    }
+
+    /// An ACL refused the command.
+    pub fn is_permission(&self) -> bool {
+        self.kind == ErrorKind::Permission
+    }
+
+    /// The configuration is invalid.
+    pub fn is_configuration(&self) -> bool {
+        self.kind == ErrorKind::Configuration
+    }
+
+    /// The server answered with an error or an unexpected reply.
+    pub fn is_response(&self) -> bool {
+        self.kind == ErrorKind::Response
+    }
+
+    /// A value could not be (de)serialized.
+    pub fn is_serialization(&self) -> bool {
+        self.kind == ErrorKind::Serialization
+    }
+
+    /// The error is worth retrying: the connection broke or the server did not answer
+    /// in time, or the server is loading or failing over.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
+            || self.redis_error().is_some_and(|e| {
+                matches!(
+                    e.code(),
+                    Some("LOADING" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
+                )
+            })
+    }
+
+    /// The server's error code (`NOGROUP`, `BUSYGROUP`, `WRONGTYPE`, ...), if the server
+    /// answered with an error.
+    pub fn server_code(&self) -> Option<&str> {
+        self.redis_error().and_then(|e| e.code())
+    }
+
+    fn redis_error(&self) -> Option<&redis::RedisError> {
+        self.source.as_ref()?.downcast_ref::<redis::RedisError>()
+    }
+}
+
+/// Maps a redis-rs error onto our kinds.
+pub(crate) fn classify(err: &redis::RedisError) -> ErrorKind {
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    if err.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if err.is_connection_refusal() || err.is_connection_dropped() || err.is_io_error() {
+        return ErrorKind::Connection;
+    }
+    match err.kind() {
+        K::AuthenticationFailed => ErrorKind::Authentication,
+        K::Server(S::NoPerm) => ErrorKind::Permission,
+        K::InvalidClientConfig => ErrorKind::Configuration,
+        K::Io | K::ClusterConnectionNotFound => ErrorKind::Connection,
+        _ => match err.code() {
+            Some("WRONGPASS" | "NOAUTH") => ErrorKind::Authentication,
+            Some("NOPERM") => ErrorKind::Permission,
+            _ => ErrorKind::Response,
+        },
+    }
+}

@@ -1,0 +1,23 @@
+//! The Redis sub-package: configuration, connections, caching, streams and health.
+//!
+//! Module for module the layout of `dtpyfw.redis`; the main types are re-exported here.
+//!
+//! ```no_run
+//! use dtrsfw::redis::{is_redis_connected, RedisConfig, RedisInstance};
+//!
+//! let redis = RedisInstance::new(RedisConfig::from_env()?)?;
+//! let (ok, _) = is_redis_connected(&redis);
+//! # Ok::<(), dtrsfw::redis::Error>(())
+//! ```
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod health;
+pub mod message;
+
+pub use config::{ConfigValue, RedisConfig};
+pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
+pub use error::{Error, ErrorKind, Result};
+pub use health::{is_redis_connected, is_redis_connected_async};
+pub use message::Message;
