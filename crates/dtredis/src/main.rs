@@ -1,5 +1,11 @@
 //! `dtredis`: the command-line tool of dtrsfw.
 
+#[expect(
+    dead_code,
+    reason = "the area benchmarks (publish, consume, cache) are filled in by their issues"
+)]
+mod bench;
+
 use std::time::Instant;
 
 use anyhow::Context;
@@ -25,6 +31,15 @@ enum Command {
     Demo,
     /// Checks the server answers PING: prints `ok`, or the error and exits 1.
     Health,
+    /// Throughput of ours beside a bare redis-rs loop, same run, medians and ratios.
+    Bench {
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Fewer operations and rounds (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The URL a command uses when neither `--url` nor `REDIS_URL` is set.
@@ -32,6 +47,34 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
 fn instance(url: &str) -> anyhow::Result<RedisInstance> {
     Ok(RedisInstance::new(RedisConfig::new().set_redis_url(url))?)
+}
+
+/// With no URL, a private server on a free port, stopped when the returned `Server`
+/// drops.
+fn private_server_unless(url: Option<String>) -> anyhow::Result<(Option<Server>, String)> {
+    Ok(match url {
+        Some(url) => (None, url),
+        None => {
+            let server = Server::builder().try_start().map_err(anyhow::Error::msg)?;
+            let url = server.url();
+            eprintln!("started a private server at {url}");
+            (Some(server), url)
+        }
+    })
+}
+
+/// `redis_version` (or `valkey_version`) from INFO, e.g. `redis 7.0.15`.
+async fn server_version(url: &str) -> anyhow::Result<String> {
+    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    Ok(match field("valkey_version:") {
+        Some(v) => format!("valkey {v}"),
+        None => format!("redis {}", field("redis_version:").unwrap_or_default()),
+    })
 }
 
 #[tokio::main]
@@ -56,17 +99,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Demo => {
-            // With no URL, a private server on a free port, stopped when `_server` drops.
-            let (_server, url) = match cli.url {
-                Some(url) => (None, url),
-                None => {
-                    let server = Server::builder().try_start().map_err(anyhow::Error::msg)?;
-                    let url = server.url();
-                    println!("started a private server at {url}");
-                    (Some(server), url)
-                }
+        Command::Bench { json, quick } => {
+            let (_server, url) = private_server_unless(cli.url)?;
+            let ctx = bench::BenchContext {
+                url: url.clone(),
+                quick,
             };
+            let server_version = server_version(&url).await?;
+            let rows = bench::run_all(&ctx, &|area| eprintln!("bench: {area} ...")).await?;
+            if json {
+                println!("{}", bench::render_json(&server_version, &rows));
+            } else {
+                print!("{}", bench::render_table(&server_version, &rows));
+            }
+        }
+        Command::Demo => {
+            let (_server, url) = private_server_unless(cli.url)?;
             let redis = instance(&url)?;
             let (ok, err) = is_redis_connected_async(&redis).await;
             anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
