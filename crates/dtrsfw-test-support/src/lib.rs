@@ -510,3 +510,21 @@ pub fn generate_unrelated_ca(dir: &Path) -> PathBuf {
     );
     dir.join("other-ca.crt")
 }
+
+/// The Python interpreter of the virtualenv holding the real `dtpyfw==0.6.51`
+/// (`$DTRSFW_PYTHON`, else the venv `scripts/ensure-servers.sh` creates under
+/// `~/.cache/dtrsfw/pyvenv`). Panics with the fix when it is missing.
+pub fn dtpyfw_python() -> PathBuf {
+    let path = std::env::var_os("DTRSFW_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        cache.join("dtrsfw/pyvenv/bin/python")
+    });
+    assert!(
+        path.exists(),
+        "no Python with dtpyfw at {} — run scripts/ensure-servers.sh (or set DTRSFW_PYTHON)",
+        path.display()
+    );
+    path
+}
