@@ -5,6 +5,7 @@
     reason = "the area benchmarks (publish, consume, cache) are filled in by their issues"
 )]
 mod bench;
+mod commands;
 
 use std::time::Instant;
 
@@ -31,6 +32,15 @@ enum Command {
     Demo,
     /// Checks the server answers PING: prints `ok`, or the error and exits 1.
     Health,
+    /// Length, first/last ID, consumer groups (consumers, pending, last delivered, lag)
+    /// and the dead-letter stream's length.
+    Info {
+        /// The stream.
+        channel: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Throughput of ours beside a bare redis-rs loop, same run, medians and ratios.
     Bench {
         /// One JSON object instead of the table.
@@ -47,6 +57,13 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
 fn instance(url: &str) -> anyhow::Result<RedisInstance> {
     Ok(RedisInstance::new(RedisConfig::new().set_redis_url(url))?)
+}
+
+fn with_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// With no URL, a private server on a free port, stopped when the returned `Server`
@@ -98,6 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Info { channel, json } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
         Command::Bench { json, quick } => {
             let (_server, url) = private_server_unless(cli.url)?;
