@@ -6,6 +6,7 @@
 )]
 mod bench;
 mod commands;
+mod terminal;
 
 use std::time::Instant;
 
@@ -57,6 +58,15 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
 fn instance(url: &str) -> anyhow::Result<RedisInstance> {
     Ok(RedisInstance::new(RedisConfig::new().set_redis_url(url))?)
+}
+
+/// Runs `job` until it ends or SIGTERM/Ctrl-C arrives; on a signal the job is dropped,
+/// which stops any private server it started (its `Drop` kills the process).
+async fn interruptible(job: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::select! {
+        result = job => result,
+        () = terminal::shutdown_signal() => anyhow::bail!("interrupted"),
+    }
 }
 
 fn with_newline(mut text: String) -> String {
@@ -135,25 +145,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo => {
-            let (_server, url) = private_server_unless(cli.url)?;
-            let redis = instance(&url)?;
-            let (ok, err) = is_redis_connected_async(&redis).await;
-            anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
-            println!("health: ok ({redis})");
-            let mut client = redis.get_async_redis_client().await?;
-            let start = Instant::now();
-            redis::cmd("SET")
-                .arg("dtredis:demo")
-                .arg("hello")
-                .exec_async(&mut client)
-                .await
-                .context("SET")?;
-            let value: String = redis::cmd("GET")
-                .arg("dtredis:demo")
-                .query_async(&mut client)
-                .await
-                .context("GET")?;
-            println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+            interruptible(async {
+                let (_server, url) = private_server_unless(cli.url)?;
+                let redis = instance(&url)?;
+                let (ok, err) = is_redis_connected_async(&redis).await;
+                anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
+                println!("health: ok ({redis})");
+                let mut client = redis.get_async_redis_client().await?;
+                let start = Instant::now();
+                redis::cmd("SET")
+                    .arg("dtredis:demo")
+                    .arg("hello")
+                    .exec_async(&mut client)
+                    .await
+                    .context("SET")?;
+                let value: String = redis::cmd("GET")
+                    .arg("dtredis:demo")
+                    .query_async(&mut client)
+                    .await
+                    .context("GET")?;
+                println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+                Ok(())
+            })
+            .await?
         }
     }
     Ok(())
