@@ -15,9 +15,11 @@ pub mod connection;
 pub mod error;
 pub mod health;
 pub mod message;
+pub mod sender;
 
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;
+pub use sender::{EntryId, Retention, Sender, SenderOptions};
