@@ -220,9 +220,7 @@ impl SenderOptions {
         if attempt >= self.max_attempts || !err.is_transient() {
             return None;
         }
-        let doubled = self
-            .initial_backoff
-            .saturating_mul(1u32 << (attempt - 1).min(16));
+        let doubled = self.initial_backoff.saturating_mul(1u32 << (attempt - 1).min(16));
         Some(doubled.min(self.max_backoff))
     }
 }
@@ -308,6 +306,8 @@ fn min_id_ms(now: SystemTime, age: Duration) -> u64 {
 /// One pipeline of `XADD`s for a chunk of a batch.
 fn xadd_pipeline(channel: &str, retention: Option<Retention>, messages: &[Message], now: SystemTime) -> Pipeline {
     let mut pipe = redis::Pipeline::with_capacity(messages.len());
+    // Per-command replies, so a refused XADD keeps its server code (see `parse_ids`).
+    pipe.ignore_errors();
     for message in messages {
         pipe.add_command(xadd(channel, retention, message, now));
     }
@@ -329,11 +329,29 @@ fn parse_id(reply: &Value) -> Result<EntryId> {
     })
 }
 
-fn parse_ids(replies: &[Value], expected: usize, ids: &mut Vec<EntryId>) -> Result<()> {
+/// The entry IDs in the replies of a pipeline of `expected` `XADD`s. A refused `XADD`
+/// becomes the error, with its server code (so `LOADING` is still seen as transient), in
+/// the words of `context` plus which message was refused and how many of the chunk were
+/// written.
+fn parse_ids(replies: &[Value], expected: usize, ids: &mut Vec<EntryId>, context: &dyn Fn() -> String) -> Result<()> {
     if replies.len() != expected {
         return Err(Error::new(
             ErrorKind::Response,
-            format!("a pipeline of {expected} XADD got {} replies", replies.len()),
+            format!("{}: {} replies to {expected} XADD", context(), replies.len()),
+        ));
+    }
+    let refused = replies.iter().enumerate().find_map(|(index, reply)| match reply {
+        Value::ServerError(err) => Some((index, err)),
+        _ => None,
+    });
+    if let Some((refused, err)) = refused {
+        let written = replies.iter().filter(|r| !matches!(r, Value::ServerError(_))).count();
+        return Err(Error::redis(
+            format!(
+                "{}: message {refused} of the chunk was refused, {written} of the chunk written",
+                context()
+            ),
+            err.clone().into(),
         ));
     }
     for reply in replies {
@@ -524,7 +542,7 @@ impl Sender {
                         .query_async(&mut client)
                         .await
                         .map_err(|e| Error::redis(attempts.context(&label), e))?;
-                    parse_ids(&replies, chunk.len(), &mut ids)
+                    parse_ids(&replies, chunk.len(), &mut ids, &|| attempts.context(&label))
                 }
                 .await;
                 match result {
@@ -581,7 +599,7 @@ impl Sender {
                 let result = pipe
                     .query::<Vec<Value>>(&mut client)
                     .map_err(|e| Error::redis(attempts.context(&label), e))
-                    .and_then(|replies| parse_ids(&replies, chunk.len(), &mut ids));
+                    .and_then(|replies| parse_ids(&replies, chunk.len(), &mut ids, &|| attempts.context(&label)));
                 match result {
                     Ok(()) => break,
                     Err(err) => {
@@ -630,7 +648,10 @@ mod tests {
     fn non_transient_errors_are_not_retried() {
         let options = SenderOptions::new();
         assert_eq!(options.retry_delay(1, &Error::invalid_input("x")), None);
-        assert_eq!(SenderOptions::new().set_max_attempts(0).retry_delay(1, &transient()), None);
+        assert_eq!(
+            SenderOptions::new().set_max_attempts(0).retry_delay(1, &transient()),
+            None
+        );
     }
 
     #[test]
@@ -654,7 +675,12 @@ mod tests {
             ["XADD", "s", "MAXLEN", "~", "5", "*"]
         );
         assert_eq!(
-            args(&xadd("s", Some(Retention::MinAge(Duration::from_secs(4))), &message, now))[..6],
+            args(&xadd(
+                "s",
+                Some(Retention::MinAge(Duration::from_secs(4))),
+                &message,
+                now
+            ))[..6],
             ["XADD", "s", "MINID", "~", "6000", "*"]
         );
     }
