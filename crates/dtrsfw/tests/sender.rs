@@ -197,7 +197,10 @@ async fn misuse_is_an_error_that_names_the_problem() {
     let err = sender.send_message("payments", &message).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("\"payments\""), "{err}");
-    let err = sender.send_messages("payments", &[message.clone()]).await.unwrap_err();
+    let err = sender
+        .send_messages("payments", std::slice::from_ref(&message))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("\"payments\" is not registered"), "{err}");
     let err = sender.send_message_blocking("payments", &message).unwrap_err();
     assert!(err.to_string().contains("\"payments\" is not registered"), "{err}");
