@@ -1,8 +1,224 @@
-//! Benchmarks of the publish area (filled in by its issue).
+//! Benchmarks of the publish area: [`Sender`] beside the same `XADD`s written by hand on a
+//! bare redis-rs multiplexed connection.
+//!
+//! Both sides send the same pre-encoded message (the body is serialized once, outside the
+//! timing, as a service would do for its payload before sending) to a fresh stream per
+//! round, deleted after the round, so neither side pays for the other's stream growth.
 
-use super::{BenchContext, BenchRow};
+use dtrsfw::redis::sender::{Message, Sender};
+use redis::aio::MultiplexedConnection;
+
+use super::{BenchContext, BenchRow, timed};
+
+/// Messages per pipeline in `publish_batch`.
+const BATCH: usize = 100;
+/// Concurrent tasks in `publish_concurrent`.
+const TASKS: usize = 64;
 
 /// The publish rows of the table.
-pub(super) async fn run(_ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
-    Ok(Vec::new())
+pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
+    let redis = ctx.instance()?;
+    let sender = Sender::new(&redis);
+    let mut bare = ctx.bare_client()?.get_multiplexed_async_connection().await?;
+    let message = Message::new(
+        "order.created",
+        &serde_json::json!({
+            "order_id": 123_456,
+            "dealer": "dt-0042",
+            "vin": "1HGCM82633A004352",
+            "lines": [{"sku": "wheel", "qty": 4, "price": 129.5}],
+        }),
+    )?;
+    let keys = Keys::new(&sender)?;
+
+    // Connect both sides before timing anything.
+    sender.send_message(&keys.warm_up, &message).await?;
+    bare_xadd(&mut bare, &keys.warm_up, &message).await?;
+
+    let mut rows = Vec::new();
+
+    let n = ctx.n(20_000);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds() {
+        let ours_round = async {
+            timed(n, async {
+                for _ in 0..n {
+                    sender.send_message(&keys.ours, &message).await?;
+                }
+                Ok(())
+            })
+            .await
+        };
+        let bare_round = async {
+            let mut conn = bare.clone();
+            timed(n, async {
+                for _ in 0..n {
+                    bare_xadd(&mut conn, &keys.bare, &message).await?;
+                }
+                Ok(())
+            })
+            .await
+        };
+        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
+        keys.clear(&mut bare).await?;
+    }
+    rows.push(BenchRow::compared(
+        "publish_single",
+        &ours,
+        &theirs,
+        "send_message awaited one at a time vs bare XADD; target >= 0.9",
+    ));
+
+    let calls = ctx.n(1_000);
+    let batch = vec![message.clone(); BATCH];
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds() {
+        let ours_round = async {
+            timed(calls * BATCH, async {
+                for _ in 0..calls {
+                    sender.send_messages(&keys.ours, &batch).await?;
+                }
+                Ok(())
+            })
+            .await
+        };
+        let bare_round = async {
+            let mut conn = bare.clone();
+            timed(calls * BATCH, async {
+                for _ in 0..calls {
+                    let mut pipe = redis::pipe();
+                    for message in &batch {
+                        pipe.add_command(xadd_cmd(&keys.bare, message));
+                    }
+                    let _ids: Vec<String> = pipe.query_async(&mut conn).await?;
+                }
+                Ok(())
+            })
+            .await
+        };
+        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
+        keys.clear(&mut bare).await?;
+    }
+    rows.push(BenchRow::compared(
+        "publish_batch",
+        &ours,
+        &theirs,
+        "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
+    ));
+
+    let per_task = ctx.n(1_000);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds() {
+        let ours_round = timed(TASKS * per_task, async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let (sender, message, key) = (sender.clone(), message.clone(), keys.ours.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            sender.send_message(&key, &message).await?;
+                        }
+                        anyhow::Ok(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await??;
+            }
+            Ok(())
+        });
+        let bare_round = timed(TASKS * per_task, async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| {
+                    let (mut conn, message, key) = (bare.clone(), message.clone(), keys.bare.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            bare_xadd(&mut conn, &key, &message).await?;
+                        }
+                        anyhow::Ok(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await??;
+            }
+            Ok(())
+        });
+        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
+        keys.clear(&mut bare).await?;
+    }
+    rows.push(BenchRow::compared(
+        "publish_concurrent",
+        &ours,
+        &theirs,
+        "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
+    ));
+
+    let _: () = redis::cmd("DEL").arg(&keys.warm_up).query_async(&mut bare).await?;
+    Ok(rows)
+}
+
+/// The stream keys of a run; unique per process so a shared server is not disturbed.
+struct Keys {
+    ours: String,
+    bare: String,
+    warm_up: String,
+}
+
+impl Keys {
+    fn new(sender: &Sender) -> anyhow::Result<Self> {
+        let prefix = format!("dtredis:bench:publish:{}", std::process::id());
+        let keys = Keys {
+            ours: format!("{prefix}:ours"),
+            bare: format!("{prefix}:bare"),
+            warm_up: format!("{prefix}:warm-up"),
+        };
+        sender.register_channel(keys.ours.clone())?;
+        sender.register_channel(keys.warm_up.clone())?;
+        Ok(keys)
+    }
+
+    /// Deletes the round's streams, outside the timing.
+    async fn clear(&self, conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
+        let _: () = redis::cmd("DEL")
+            .arg(&self.ours)
+            .arg(&self.bare)
+            .query_async(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Runs one round of each side, ours first on even rounds and bare first on odd ones, so
+/// neither side always runs on a warmer (or more fragmented) server.
+async fn alternate(
+    round: usize,
+    ours_round: impl Future<Output = anyhow::Result<f64>>,
+    bare_round: impl Future<Output = anyhow::Result<f64>>,
+    ours: &mut Vec<f64>,
+    bare: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    if round.is_multiple_of(2) {
+        ours.push(ours_round.await?);
+        bare.push(bare_round.await?);
+    } else {
+        bare.push(bare_round.await?);
+        ours.push(ours_round.await?);
+    }
+    Ok(())
+}
+
+/// The bare command: what a hand-written redis-rs publisher sends.
+fn xadd_cmd(key: &str, message: &Message) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key)
+        .arg("*")
+        .arg("name")
+        .arg(message.name())
+        .arg("body")
+        .arg(message.body_json());
+    cmd
+}
+
+async fn bare_xadd(conn: &mut MultiplexedConnection, key: &str, message: &Message) -> anyhow::Result<String> {
+    Ok(xadd_cmd(key, message).query_async(conn).await?)
 }
