@@ -8,7 +8,9 @@
 use dtrsfw::redis::sender::{Message, Sender};
 use redis::aio::MultiplexedConnection;
 
-use super::{BenchContext, BenchRow, timed};
+use std::time::Instant;
+
+use super::{BenchContext, BenchRow, per_second, timed};
 
 /// Messages per pipeline in `publish_batch`.
 const BATCH: usize = 100;
@@ -151,6 +153,47 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         &ours,
         &theirs,
         "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
+    ));
+
+    // The blocking API, on threads (as sync code calls it), beside a bare sync connection.
+    let n = ctx.n(10_000);
+    let mut bare_sync = ctx.bare_client()?.get_connection()?;
+    sender.send_message_blocking(&keys.warm_up, &message)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds() {
+        let ours_round = || {
+            let start = Instant::now();
+            for _ in 0..n {
+                sender.send_message_blocking(&keys.ours, &message)?;
+            }
+            anyhow::Ok(per_second(n, start.elapsed()))
+        };
+        let mut bare_round = || {
+            let start = Instant::now();
+            for _ in 0..n {
+                let _id: String = xadd_cmd(&keys.bare, &message).query(&mut bare_sync)?;
+            }
+            anyhow::Ok(per_second(n, start.elapsed()))
+        };
+        // Run inline on this worker: the loops are what the row measures, and
+        // `block_in_place` lets the runtime move its other work elsewhere meanwhile.
+        tokio::task::block_in_place(|| -> anyhow::Result<()> {
+            if round.is_multiple_of(2) {
+                ours.push(ours_round()?);
+                theirs.push(bare_round()?);
+            } else {
+                theirs.push(bare_round()?);
+                ours.push(ours_round()?);
+            }
+            Ok(())
+        })?;
+        keys.clear(&mut bare).await?;
+    }
+    rows.push(BenchRow::compared(
+        "publish_blocking",
+        &ours,
+        &theirs,
+        "send_message_blocking (pooled) vs bare sync XADD; no target",
     ));
 
     let _: () = redis::cmd("DEL").arg(&keys.warm_up).query_async(&mut bare).await?;
