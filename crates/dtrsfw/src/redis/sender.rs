@@ -186,7 +186,9 @@ impl SenderOptions {
 
     /// How many times in all a send is tried when it fails with a transient error; 1 means
     /// no retry (at-most-once, see the [module docs](self#retries-and-duplicates)). Values
-    /// below 1 count as 1. By default, 4.
+    /// below 1 count as 1. Each attempt is bounded by the instance's socket timeout, so a
+    /// send against a stalled server fails after at most `attempts × timeout` plus the
+    /// backoffs. By default, 4.
     pub fn set_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -683,6 +685,14 @@ mod tests {
             ))[..6],
             ["XADD", "s", "MINID", "~", "6000", "*"]
         );
+    }
+
+    #[test]
+    fn sender_is_shareable_across_tasks_and_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Sender>();
+        shareable::<SenderOptions>();
+        shareable::<EntryId>();
     }
 
     #[test]
