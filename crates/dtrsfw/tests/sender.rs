@@ -1,5 +1,6 @@
 //! The stream sender against real servers: wire format, typed round trip, batches,
-//! retention, errors, concurrency, retries and server restarts.
+//! retention, errors, concurrency, retries, server restarts, and interoperability with the
+//! real Python package in both directions.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -462,4 +463,87 @@ async fn a_timed_out_send_is_retried_and_may_write_a_duplicate() {
     assert!(during.contains(&id.to_string()));
     // The timed-out attempt(s) may have reached the server too: at-least-once.
     assert!(!during.is_empty() && during.len() <= 20, "{during:?}");
+}
+
+/// Runs the Python peer (the real `dtpyfw` 0.6.51) with `args`; its stdout lines as JSON.
+fn python_peer(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(dtrsfw_test_support::dtpyfw_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/peer.py"))
+        .arg(server.url())
+        .args(args)
+        .output()
+        .expect("run the Python peer");
+    assert!(
+        out.status.success(),
+        "peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_python_package_consumes_what_the_sender_writes() {
+    let server = Server::start();
+    let sender = Sender::new(&instance_for(&server));
+    sender.register_channel("orders").unwrap();
+    let order = Order {
+        id: 42,
+        customer: "Zoë \"Z\" O'Neil".into(),
+        lines: vec![("wheel".into(), 99.5)],
+        note: Some("ünïcödé ✓".into()),
+    };
+    sender
+        .send_message("orders", &Message::new("order.created", &order).unwrap())
+        .await
+        .unwrap();
+    sender
+        .send_messages_blocking(
+            "orders",
+            &[
+                Message::new("order.updated", &serde_json::json!({"id": 42, "state": "paid"})).unwrap(),
+                Message::new("order.deleted", &serde_json::json!([])).unwrap(),
+            ],
+        )
+        .unwrap();
+
+    let got = python_peer(&server, &["consume", "orders", "python-service", "3", "10"]);
+
+    assert_eq!(
+        got,
+        [
+            serde_json::json!({"name": "order.created", "body": order}),
+            serde_json::json!({"name": "order.updated", "body": {"id": 42, "state": "paid"}}),
+            serde_json::json!({"name": "order.deleted", "body": []}),
+        ]
+    );
+}
+
+#[test]
+fn what_the_python_package_sends_decodes_into_typed_messages() {
+    let server = Server::start();
+    let order = Order {
+        id: 7,
+        customer: "Zoë".into(),
+        lines: vec![("bolt".into(), 0.25)],
+        note: None,
+    };
+    let file = server.dir().join("to-send.jsonl");
+    std::fs::write(
+        &file,
+        serde_json::json!({"name": "order.created", "body": order}).to_string() + "\n",
+    )
+    .unwrap();
+
+    python_peer(&server, &["send", "orders", file.to_str().unwrap()]);
+
+    let entries = xrange(&server, "orders");
+    assert_eq!(entries.len(), 1);
+    let fields = entries[0].1.iter().map(String::as_bytes).collect::<Vec<_>>();
+    let message = Message::from_fields(fields.chunks(2).map(|kv| (kv[0], kv[1]))).unwrap();
+    assert_eq!(message.name(), "order.created");
+    assert_eq!(message.body_as::<Order>().unwrap(), order);
 }
