@@ -2,3 +2,4 @@
 //! stdout, exit codes and error formatting.
 
 pub(crate) mod info;
+pub(crate) mod send;

@@ -33,6 +33,24 @@ enum Command {
     Demo,
     /// Checks the server answers PING: prints `ok`, or the error and exits 1.
     Health,
+    /// Publishes a message (prints its entry ID), the same message N times, or JSON lines
+    /// `{"name": ..., "body": ...}` from standard input (prints the number sent).
+    Send {
+        /// The stream.
+        channel: String,
+        /// Message name.
+        #[arg(long, required_unless_present = "stdin", conflicts_with = "stdin")]
+        name: Option<String>,
+        /// Message body, JSON.
+        #[arg(long, required_unless_present = "stdin", conflicts_with = "stdin")]
+        body: Option<String>,
+        /// Send the message this many times, pipelined.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Read JSON lines from standard input instead.
+        #[arg(long)]
+        stdin: bool,
+    },
     /// Length, first/last ID, consumer groups (consumers, pending, last delivered, lag)
     /// and the dead-letter stream's length.
     Info {
@@ -125,6 +143,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Send {
+            channel,
+            name,
+            body,
+            count,
+            stdin,
+        } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let source = match (name, body) {
+                (Some(name), Some(body)) if !stdin => commands::send::Source::One {
+                    name,
+                    body,
+                    count: usize::try_from(count)?,
+                },
+                _ => commands::send::Source::Stdin,
+            };
+            println!("{}", commands::send::run(&redis, &channel, source).await?);
         }
         Command::Info { channel, json } => {
             let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;

@@ -87,3 +87,119 @@ fn unknown_subcommand_is_an_error() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("frobnicate"));
 }
+
+fn dtredis_stdin(url: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dtredis");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn xrange(server: &Server, key: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut conn = server.connection();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|e| {
+            let mut fields: Vec<(String, String)> = e
+                .map
+                .iter()
+                .map(|(k, v)| (k.clone(), redis::from_redis_value_ref::<String>(v).unwrap()))
+                .collect();
+            fields.sort();
+            (e.id, fields)
+        })
+        .collect()
+}
+
+#[test]
+fn send_prints_the_entry_id_and_writes_the_python_fields() {
+    let server = Server::start();
+    let out = dtredis(
+        &server.url(),
+        &[
+            "send",
+            "orders",
+            "--name",
+            "order.created",
+            "--body",
+            r#"{"id": 1, "city": "Zürich"}"#,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entries = xrange(&server, "orders");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(stdout(&out).trim(), entries[0].0, "prints the entry ID");
+    assert_eq!(
+        entries[0].1,
+        vec![
+            ("body".to_owned(), r#"{"id": 1, "city": "Zürich"}"#.to_owned()),
+            ("name".to_owned(), "order.created".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn send_count_and_stdin_send_pipelined_batches_and_print_the_number() {
+    let server = Server::start();
+    let out = dtredis(
+        &server.url(),
+        &["send", "orders", "--name", "n", "--body", "{}", "--count", "2500"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "2500\n");
+    assert!(
+        stderr(&out).is_empty(),
+        "no progress bar when output is piped: {:?}",
+        stderr(&out)
+    );
+
+    let lines: String = (0..1500)
+        .map(|i| format!("{{\"name\": \"line\", \"body\": {{\"i\": {i}}}}}\n"))
+        .collect();
+    let out = dtredis_stdin(&server.url(), &["send", "events", "--stdin"], &lines);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1500\n");
+    let entries = xrange(&server, "events");
+    assert_eq!(entries.len(), 1500);
+    assert!(
+        entries[1499]
+            .1
+            .contains(&("body".to_owned(), r#"{"i":1499}"#.to_owned()))
+    );
+}
+
+#[test]
+fn send_errors_name_the_problem() {
+    let server = Server::start();
+    let out = dtredis(&server.url(), &["send", "orders", "--name", "n", "--body", "{not json"]);
+    assert_one_line_error(&out, "--body is not valid JSON");
+    let out = dtredis(&server.url(), &["send", "", "--name", "n", "--body", "{}"]);
+    assert_one_line_error(&out, "channel");
+    let out = dtredis(&server.url(), &["send", "orders", "--name", "", "--body", "{}"]);
+    assert_one_line_error(&out, "name");
+    let out = dtredis_stdin(
+        &server.url(),
+        &["send", "orders", "--stdin"],
+        "{\"name\": \"a\", \"body\": 1}\nnope\n",
+    );
+    assert_one_line_error(&out, "line 2");
+    let dead = format!("redis://127.0.0.1:{}/0", free_port());
+    let out = dtredis(&dead, &["send", "orders", "--name", "n", "--body", "{}"]);
+    assert_one_line_error(&out, "onnect");
+}
