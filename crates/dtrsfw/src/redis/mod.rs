@@ -15,9 +15,14 @@ pub mod connection;
 pub mod error;
 pub mod health;
 pub mod message;
+pub mod streamer;
 
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;
+pub use streamer::{
+    BlockingConsumer, ChannelOptions, ChannelStats, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle,
+    StartFrom,
+};

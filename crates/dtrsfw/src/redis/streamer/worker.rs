@@ -1,0 +1,660 @@
+//! The per-channel read/dispatch loop: read, reclaim, run handlers, acknowledge,
+//! dead-letter, renew claims, recover from failures, drain on shutdown.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use super::handler::{Delivery, Handler, join_error_text, run_handlers};
+use super::options::{ChannelOptions, ConsumerOptions};
+use super::reply::{self, RawEntry};
+use super::stats::Counters;
+use crate::redis::connection::RedisInstance;
+use crate::redis::error::{Error, Result};
+use crate::redis::message::Message;
+
+/// Dead-letter reasons (the `reason` field).
+pub(crate) const REASON_MALFORMED: &str = "malformed";
+pub(crate) const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+/// What the whole consumer shares with its channel loops.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) redis: RedisInstance,
+    pub(crate) service: String,
+    pub(crate) consumer_name: String,
+    pub(crate) options: ConsumerOptions,
+}
+
+/// A registered channel.
+pub(crate) struct Channel {
+    pub(crate) name: Arc<str>,
+    pub(crate) group: String,
+    pub(crate) dlq: String,
+    pub(crate) opts: ChannelOptions,
+    pub(crate) handlers: RwLock<Arc<[Handler]>>,
+    pub(crate) counters: Counters,
+    /// The loop state; one loop (or one `consume_messages`) per channel at a time.
+    pub(crate) state: tokio::sync::Mutex<LoopState>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What survives between batches of one channel.
+#[derive(Default)]
+pub(crate) struct LoopState {
+    /// The dedicated connection for blocking reads, and the block it was sized for.
+    conn: Option<(MultiplexedConnection, Duration)>,
+    reclaim_cursor: Option<String>,
+    next_reclaim: Option<Instant>,
+    /// Acknowledgements not yet sent (kept across failures: `XACK` is idempotent).
+    acks: Vec<String>,
+}
+
+/// How a loop runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunMode {
+    /// One batch (`consume_messages`) or until shutdown (`persist_*`).
+    pub(crate) once: bool,
+    pub(crate) block: Duration,
+    pub(crate) rest: Duration,
+}
+
+/// Entries read and not finished: waiting for a slot, or running.
+struct Work {
+    queue: VecDeque<Delivery>,
+    running: JoinSet<Result<(), String>>,
+    tasks: HashMap<tokio::task::Id, Delivery>,
+    handlers: Arc<[Handler]>,
+}
+
+impl Work {
+    fn held(&self) -> usize {
+        self.queue.len() + self.running.len()
+    }
+
+    fn held_ids(&self) -> Vec<String> {
+        self.queue
+            .iter()
+            .chain(self.tasks.values())
+            .map(|d| d.id().to_owned())
+            .collect()
+    }
+
+    fn holds(&self, id: &str) -> bool {
+        self.queue.iter().chain(self.tasks.values()).any(|d| d.id() == id)
+    }
+
+    /// Starts queued entries while slots are free.
+    fn start(&mut self, ch: &Arc<Channel>) {
+        let parallel = ch.opts.parallelism;
+        while self.running.len() < parallel {
+            let Some(delivery) = self.queue.pop_front() else { break };
+            if delivery.deliveries() > 1 {
+                Counters::add(&ch.counters.retried, 1);
+            }
+            let handlers = self.handlers.clone();
+            let d = delivery.clone();
+            let span =
+                debug_span!("handler", channel = %ch.name, id = %d.id(), name = %d.name(), deliveries = d.deliveries());
+            let blocking_pool = parallel > 1;
+            let handle = self
+                .running
+                .spawn(async move { run_handlers(&handlers, &d, blocking_pool).await }.instrument(span));
+            self.tasks.insert(handle.id(), delivery);
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes an entry to `<channel>:dlq`. The field layout is a contract (see the module
+/// docs); the caller acknowledges the entry only after this succeeded.
+async fn dead_letter(
+    shared: &Shared,
+    ch: &Channel,
+    id: &str,
+    fields: &[(Vec<u8>, Vec<u8>)],
+    reason: &str,
+    error: &str,
+    deliveries: u64,
+) -> Result<()> {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&ch.dlq).arg("*");
+    for (key, value) in fields {
+        if key.as_slice() == b"name" || key.as_slice() == b"body" {
+            cmd.arg(key).arg(value);
+        }
+    }
+    cmd.arg("id")
+        .arg(id)
+        .arg("reason")
+        .arg(reason)
+        .arg("error")
+        .arg(error)
+        .arg("service")
+        .arg(&shared.service)
+        .arg("deliveries")
+        .arg(deliveries)
+        .arg("time")
+        .arg(now_ms());
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let _: Value = cmd
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("writing to dead-letter stream {}", ch.dlq), e))?;
+    Counters::add(&ch.counters.dead_lettered, 1);
+    warn!(channel = %ch.name, id, reason, deliveries, "entry moved to the dead-letter stream");
+    Ok(())
+}
+
+/// Acknowledges the IDs in `acks`, in one command; on failure they stay for the next try.
+async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<String>) -> Result<()> {
+    if acks.is_empty() {
+        return Ok(());
+    }
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let _: Value = redis::cmd("XACK")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(&*acks)
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("acknowledging on {}", ch.name), e))?;
+    acks.clear();
+    Ok(())
+}
+
+/// Creates the group (and the stream) unless it exists.
+pub(crate) async fn create_group(shared: &Shared, channel: &str, group: &str, start: &str) -> Result<()> {
+    let mut client = shared.redis.get_async_redis_client().await?;
+    match redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(channel)
+        .arg(group)
+        .arg(start)
+        .arg("MKSTREAM")
+        .query_async::<Value>(&mut client)
+        .await
+    {
+        Ok(_) => {
+            debug!(channel, group, start, "consumer group created");
+            Ok(())
+        }
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(Error::redis(format!("creating group {group} on {channel}"), e)),
+    }
+}
+
+/// Turns a raw entry into a delivery, or dead-letters it as malformed (and queues the
+/// acknowledgement). Returns `None` when the entry was dead-lettered.
+async fn admit(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    entry: RawEntry,
+    deliveries: u64,
+    acks: &mut Vec<String>,
+) -> Result<Option<Delivery>> {
+    match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
+        Ok(message) => Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
+        Err(why) => {
+            dead_letter(
+                shared,
+                ch,
+                &entry.id,
+                &entry.fields,
+                REASON_MALFORMED,
+                &why.to_string(),
+                deliveries,
+            )
+            .await?;
+            acks.push(entry.id);
+            Ok(None)
+        }
+    }
+}
+
+/// Handles one finished handler task: acknowledge, leave pending, or dead-letter.
+async fn finish(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    work: &mut Work,
+    acks: &mut Vec<String>,
+    joined: std::result::Result<(tokio::task::Id, Result<(), String>), tokio::task::JoinError>,
+) -> Result<()> {
+    let (task, outcome) = match joined {
+        Ok((task, outcome)) => (task, outcome),
+        Err(e) => (e.id(), Err(join_error_text(e))),
+    };
+    let Some(delivery) = work.tasks.remove(&task) else {
+        return Ok(());
+    };
+    work.start(ch);
+    match outcome {
+        Ok(()) => {
+            Counters::add(&ch.counters.processed, 1);
+            acks.push(delivery.id().to_owned());
+        }
+        Err(error) => {
+            Counters::add(&ch.counters.failed, 1);
+            if delivery.deliveries() >= ch.opts.max_deliveries {
+                let fields = delivery
+                    .message()
+                    .get_json_encoded()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+                dead_letter(
+                    shared,
+                    ch,
+                    delivery.id(),
+                    &fields,
+                    REASON_MAX_DELIVERIES,
+                    &error,
+                    delivery.deliveries(),
+                )
+                .await?;
+                acks.push(delivery.id().to_owned());
+            } else {
+                warn!(channel = %ch.name, id = %delivery.id(), deliveries = delivery.deliveries(), %error,
+                    "handler failed; the entry stays pending and will be retried");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a read produced.
+enum ReadOutcome {
+    Entries(Vec<RawEntry>),
+    Stopped,
+}
+
+/// Resolves once shutdown was requested (at once if it already was). A dropped sender
+/// never resolves it, rather than spinning a `select!`.
+pub(crate) async fn wait_stop(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn block_ms(block: Duration) -> Option<u64> {
+    let ms = block.as_millis() as u64;
+    (ms > 0).then_some(ms)
+}
+
+/// Takes over entries pending longer than the reclaim idle time (failed here, or held by
+/// a dead instance) and queues them; deleted ones are acknowledged and counted, and those
+/// past the maximum deliveries are dead-lettered. Returns whether there may be more.
+async fn reclaim(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    state: &mut LoopState,
+    work: &mut Work,
+    count: usize,
+) -> Result<bool> {
+    let cursor = state.reclaim_cursor.clone().unwrap_or_else(|| "0-0".to_owned());
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let value: Value = redis::cmd("XAUTOCLAIM")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(&shared.consumer_name)
+        .arg(ch.opts.reclaim_idle.as_millis() as u64)
+        .arg(&cursor)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("reclaiming pending entries of {}", ch.name), e))?;
+    let (next, claimed, deleted) = reply::xautoclaim(&value);
+    let more = next != "0-0";
+    state.reclaim_cursor = more.then_some(next);
+    for id in deleted {
+        Counters::add(&ch.counters.deleted_pending, 1);
+        state.acks.push(id);
+    }
+    let (claimed, gone): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .filter(|e| !work.holds(&e.id))
+        .partition(|e| !e.fields.is_empty());
+    for entry in gone {
+        // Redis before 7.0 returns deleted entries with nil fields instead of a list.
+        Counters::add(&ch.counters.deleted_pending, 1);
+        state.acks.push(entry.id);
+    }
+    if claimed.is_empty() {
+        return Ok(more);
+    }
+    // XAUTOCLAIM does not say how often each entry was delivered; XPENDING over the
+    // claimed range does (one command per reclaim batch).
+    let (first, last) = (&claimed[0].id, &claimed[claimed.len() - 1].id);
+    let rows: Value = redis::cmd("XPENDING")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(first)
+        .arg(last)
+        .arg(claimed.len() + work.held() + 1)
+        .arg(&shared.consumer_name)
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("reading delivery counts on {}", ch.name), e))?;
+    let counts: HashMap<String, u64> = reply::xpending_rows(&rows)
+        .into_iter()
+        .map(|r| (r.id, r.deliveries))
+        .collect();
+    Counters::add(&ch.counters.reclaimed, claimed.len() as u64);
+    debug!(channel = %ch.name, count = claimed.len(), "reclaimed pending entries");
+    for entry in claimed {
+        let deliveries = counts.get(&entry.id).copied().unwrap_or(2);
+        if deliveries > ch.opts.max_deliveries {
+            // Delivered often enough without success (typically: it crashes its instance).
+            let error = format!(
+                "delivered {deliveries} times without success (max {})",
+                ch.opts.max_deliveries
+            );
+            dead_letter(
+                shared,
+                ch,
+                &entry.id,
+                &entry.fields,
+                REASON_MAX_DELIVERIES,
+                &error,
+                deliveries,
+            )
+            .await?;
+            state.acks.push(entry.id);
+            continue;
+        }
+        if let Some(d) = admit(shared, ch, entry, deliveries, &mut state.acks).await? {
+            work.queue.push_back(d);
+        }
+    }
+    Ok(more)
+}
+
+/// Renews our claim on held entries (`XCLAIM ... JUSTID`, idle reset, delivery count
+/// unchanged) so that no other instance reclaims an entry whose handler still runs.
+async fn renew(shared: &Shared, ch: &Channel, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let _: Value = redis::cmd("XCLAIM")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(&shared.consumer_name)
+        .arg(0)
+        .arg(ids)
+        .arg("JUSTID")
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("renewing claims on {}", ch.name), e))?;
+    Ok(())
+}
+
+/// Runs the loop of one channel: one batch, or until `stop` turns true. Then drains:
+/// in-flight handlers get the shutdown timeout, acknowledgements are flushed.
+/// Returns the number of entries whose handlers succeeded.
+pub(crate) async fn run(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    mode: RunMode,
+    mut stop: watch::Receiver<bool>,
+) -> Result<u64> {
+    let mut guard = ch.state.lock().await;
+    let state = &mut *guard;
+    let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
+    let handlers = ch.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut work = Work {
+        queue: VecDeque::new(),
+        running: JoinSet::new(),
+        tasks: HashMap::new(),
+        handlers,
+    };
+    let capacity = ch.opts.parallelism + ch.opts.read_ahead;
+    let renew_every = ch.opts.reclaim_idle / 3;
+    let mut next_renew = Instant::now() + renew_every;
+    let housekeeping_every = (shared.options.idle_consumer_timeout / 4).max(Duration::from_secs(1));
+    let mut next_housekeeping = Instant::now();
+    let mut backoff = mode.rest.max(Duration::from_millis(20));
+    let mut read_done = false;
+    let result: Result<()> = async { loop {
+        // Collect what finished meanwhile, without waiting.
+        while let Some(joined) = work.running.try_join_next_with_id() {
+            if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
+                warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+            }
+        }
+        work.start(ch);
+        if mode.once && read_done {
+            while let Some(joined) = work.running.join_next_with_id().await {
+                if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
+                    warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+                }
+            }
+            break Ok(());
+        }
+        if *stop.borrow() {
+            break Ok(());
+        }
+        let now = Instant::now();
+        if now >= next_renew {
+            next_renew = now + renew_every;
+            if let Err(e) = renew(shared, ch, &work.held_ids()).await {
+                warn!(channel = %ch.name, error = %e, "could not renew claims");
+            }
+        }
+        if !mode.once && now >= next_housekeeping {
+            next_housekeeping = now + housekeeping_every;
+            if let Err(e) = super::remove_idle_consumers_of(shared, ch).await {
+                debug!(channel = %ch.name, error = %e, "housekeeping failed");
+            }
+        }
+        let free = capacity.saturating_sub(work.held());
+        if free == 0 {
+            // Every slot busy: wait for one to free up (or for a renewal, or shutdown).
+            tokio::select! {
+                Some(joined) = work.running.join_next_with_id() => {
+                    if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
+                        warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+                    }
+                }
+                _ = tokio::time::sleep_until(next_renew.into()) => {}
+                _ = wait_stop(&mut stop) => {}
+            }
+            continue;
+        }
+        if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
+            warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
+        }
+        // Reclaim first: old pending entries go before new ones.
+        if state.next_reclaim.is_none_or(|t| now >= t) {
+            match reclaim(shared, ch, state, &mut work, free).await {
+                Ok(more) => {
+                    state.next_reclaim = Some(if more { now } else { now + ch.opts.reclaim_idle / 2 });
+                    if !work.queue.is_empty() {
+                        continue;
+                    }
+                }
+                Err(e) if e.server_code() == Some("NOGROUP") => {
+                    state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
+                }
+                Err(e) => {
+                    warn!(channel = %ch.name, error = %e, "reclaim failed");
+                    state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
+                }
+            }
+        }
+        // Block in Redis while idle, but not past the next reclaim or renewal.
+        let mut block = mode.block;
+        if let Some(t) = state.next_reclaim {
+            block = block.min(t.saturating_duration_since(now));
+        }
+        if work.held() > 0 {
+            block = block.min(next_renew.saturating_duration_since(now));
+        }
+        let read = read_new(shared, ch, state, free, block, &mut work, &mut stop).await;
+        match read {
+            Ok(ReadOutcome::Entries(entries)) => {
+                read_done = true;
+                backoff = mode.rest.max(Duration::from_millis(20));
+                if !entries.is_empty() {
+                    debug!(channel = %ch.name, count = entries.len(), "read entries");
+                }
+                for entry in entries {
+                    match admit(shared, ch, entry, 1, &mut state.acks).await {
+                        Ok(Some(d)) => work.queue.push_back(d),
+                        Ok(None) => {}
+                        Err(e) => warn!(channel = %ch.name, error = %e, "could not dead-letter a malformed entry; it stays pending"),
+                    }
+                }
+            }
+            Ok(ReadOutcome::Stopped) => {}
+            Err(e) if mode.once => break Err(e),
+            Err(e) => {
+                warn!(channel = %ch.name, error = %e, pause = ?backoff, "reading failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = wait_stop(&mut stop) => {}
+                }
+                backoff = (backoff * 2).min(shared.options.max_backoff);
+            }
+        }
+    } }
+    .instrument(debug_span!("consume", channel = %ch.name, group = %ch.group))
+    .await;
+    drain(shared, ch, state, &mut work).await;
+    result?;
+    Ok(ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed) - processed_before)
+}
+
+/// Stops: queued entries are dropped (they stay pending and will be reclaimed), running
+/// handlers get the shutdown timeout, acknowledgements are flushed.
+async fn drain(shared: &Shared, ch: &Arc<Channel>, state: &mut LoopState, work: &mut Work) {
+    work.queue.clear();
+    let deadline = tokio::time::Instant::now() + shared.options.shutdown_timeout;
+    while !work.running.is_empty() {
+        match tokio::time::timeout_at(deadline, work.running.join_next_with_id()).await {
+            Ok(Some(joined)) => {
+                if let Err(e) = finish(shared, ch, work, &mut state.acks, joined).await {
+                    warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+                }
+                work.queue.clear();
+            }
+            Ok(None) => break,
+            Err(_) => {
+                warn!(channel = %ch.name, abandoned = work.running.len(), "shutdown timeout: unfinished entries stay pending");
+                work.running.abort_all();
+                break;
+            }
+        }
+    }
+    for attempt in 0..3u32 {
+        match flush_acks(shared, ch, &mut state.acks).await {
+            Ok(()) => break,
+            Err(e) => {
+                warn!(channel = %ch.name, error = %e, attempt, "acknowledgement failed while stopping");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+}
+
+/// One `XREADGROUP ... >` for up to `count` new entries on the dedicated connection,
+/// while finishing handlers are collected and shutdown is watched. Recovers a deleted
+/// group (`NOGROUP`) by recreating it.
+#[allow(clippy::too_many_arguments)]
+async fn read_new(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    state: &mut LoopState,
+    count: usize,
+    block: Duration,
+    work: &mut Work,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<ReadOutcome> {
+    let needs_conn = match &state.conn {
+        Some((_, sized)) => *sized < block,
+        None => true,
+    };
+    if needs_conn {
+        let sized = block.max(Duration::from_secs(1));
+        let conn = shared.redis.get_async_blocking_connection(sized).await?;
+        state.conn = Some((conn, sized));
+    }
+    let Some((conn, _)) = state.conn.as_mut() else {
+        return Ok(ReadOutcome::Stopped);
+    };
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
+        .arg(&ch.group)
+        .arg(&shared.consumer_name)
+        .arg("COUNT")
+        .arg(count);
+    if let Some(ms) = block_ms(block) {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS").arg(&*ch.name).arg(">");
+    let value = {
+        let read = cmd.query_async::<Value>(conn);
+        tokio::pin!(read);
+        loop {
+            tokio::select! {
+                value = &mut read => break value,
+                Some(joined) = work.running.join_next_with_id(), if !work.running.is_empty() => {
+                    if let Err(e) = finish(shared, ch, work, &mut state.acks, joined).await {
+                        warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+                    }
+                }
+                // Shutdown interrupts the block; anything Redis delivered to the abandoned read
+                // stays pending under our name and is reclaimed later.
+                _ = wait_stop(stop) => return Ok(ReadOutcome::Stopped),
+            }
+        }
+    };
+    match value {
+        Ok(value) => Ok(ReadOutcome::Entries(reply::xreadgroup(&value))),
+        Err(e) => {
+            let err = Error::redis(format!("reading {} as {}", ch.name, ch.group), e);
+            if err.server_code() == Some("NOGROUP") {
+                // The stream or the group was deleted: recreate from the start of what the
+                // stream holds (at-least-once prefers a repeat to a loss).
+                warn!(channel = %ch.name, group = %ch.group, "group missing; recreating it");
+                match create_group(shared, &ch.name, &ch.group, "0").await {
+                    Ok(()) => {
+                        state.reclaim_cursor = None;
+                        return Ok(ReadOutcome::Entries(Vec::new()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !err.is_response() {
+                // The connection may be broken: open a fresh one next time.
+                state.conn = None;
+            }
+            Err(err)
+        }
+    }
+}
