@@ -124,14 +124,18 @@ pub(crate) async fn run_handlers(handlers: &[Handler], delivery: &Delivery, bloc
 /// The text of a task failure: the panic message when there is one.
 pub(crate) fn join_error_text(e: tokio::task::JoinError) -> String {
     if e.is_panic() {
-        let payload = e.into_panic();
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".to_owned());
-        format!("handler panicked: {text}")
+        panic_text(e.into_panic().as_ref())
     } else {
         "handler task was cancelled".to_owned()
     }
+}
+
+/// The error text of a caught panic.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".to_owned());
+    format!("handler panicked: {text}")
 }

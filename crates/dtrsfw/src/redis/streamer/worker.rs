@@ -1,17 +1,22 @@
 //! The per-channel read/dispatch loop: read, reclaim, run handlers, acknowledge,
 //! dead-letter, renew claims, recover from failures, drain on shutdown.
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use super::handler::{Delivery, Handler, join_error_text, run_handlers};
+use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::options::{ChannelOptions, ConsumerOptions};
 use super::reply::{self, RawEntry};
 use super::stats::Counters;
@@ -74,49 +79,169 @@ pub(crate) struct RunMode {
     pub(crate) rest: Duration,
 }
 
-/// Entries read and not finished: waiting for a slot, or running.
+/// The outcome of one entry, sent by the task that ran it.
+type Outcome = (tokio::task::Id, Delivery, Result<(), String>);
+
+/// A running task's entries: their IDs (for claim renewal) and how many still have no
+/// outcome.
+struct Chunk {
+    ids: Vec<String>,
+    remaining: usize,
+}
+
+/// Entries read and not finished: queued for a slot, or running. A slot runs a *chunk*
+/// of entries one after the other and reports each outcome as it goes, so a fast handler
+/// costs no task spawn or thread hop per entry.
 struct Work {
     queue: VecDeque<Delivery>,
-    running: JoinSet<Result<(), String>>,
-    tasks: HashMap<tokio::task::Id, Delivery>,
+    running: JoinSet<()>,
+    chunks: HashMap<tokio::task::Id, Chunk>,
+    in_flight: usize,
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
+    outcomes_rx: mpsc::UnboundedReceiver<Outcome>,
     handlers: Arc<[Handler]>,
 }
 
 impl Work {
+    fn new(handlers: Arc<[Handler]>) -> Self {
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
+        Work {
+            queue: VecDeque::new(),
+            running: JoinSet::new(),
+            chunks: HashMap::new(),
+            in_flight: 0,
+            outcomes_tx,
+            outcomes_rx,
+            handlers,
+        }
+    }
+
     fn held(&self) -> usize {
-        self.queue.len() + self.running.len()
+        self.queue.len() + self.in_flight
     }
 
     fn held_ids(&self) -> Vec<String> {
         self.queue
             .iter()
-            .chain(self.tasks.values())
             .map(|d| d.id().to_owned())
+            .chain(self.chunks.values().flat_map(|c| c.ids.iter().cloned()))
             .collect()
     }
 
     fn holds(&self, id: &str) -> bool {
-        self.queue.iter().chain(self.tasks.values()).any(|d| d.id() == id)
+        self.queue.iter().any(|d| d.id() == id) || self.chunks.values().any(|c| c.ids.iter().any(|i| i == id))
     }
 
-    /// Starts queued entries while slots are free.
+    /// Hands queued entries to free slots, splitting the queue evenly among them.
     fn start(&mut self, ch: &Arc<Channel>) {
         let parallel = ch.opts.parallelism;
-        while self.running.len() < parallel {
-            let Some(delivery) = self.queue.pop_front() else { break };
-            if delivery.deliveries() > 1 {
-                Counters::add(&ch.counters.retried, 1);
+        while self.running.len() < parallel && !self.queue.is_empty() {
+            let free_slots = parallel - self.running.len();
+            let take = self.queue.len().div_ceil(free_slots);
+            let chunk: Vec<Delivery> = self.queue.drain(..take).collect();
+            let retried = chunk.iter().filter(|d| d.deliveries() > 1).count() as u64;
+            if retried > 0 {
+                Counters::add(&ch.counters.retried, retried);
             }
-            let handlers = self.handlers.clone();
-            let d = delivery.clone();
-            let span =
-                debug_span!("handler", channel = %ch.name, id = %d.id(), name = %d.name(), deliveries = d.deliveries());
+            let ids = chunk.iter().map(|d| d.id().to_owned()).collect();
+            let (handlers, tx, name) = (self.handlers.clone(), self.outcomes_tx.clone(), ch.name.clone());
             let blocking_pool = parallel > 1;
-            let handle = self
-                .running
-                .spawn(async move { run_handlers(&handlers, &d, blocking_pool).await }.instrument(span));
-            self.tasks.insert(handle.id(), delivery);
+            let handle = self.running.spawn(async move {
+                let task = tokio::task::id();
+                for d in chunk {
+                    let span = debug_span!("handler", channel = %name, id = %d.id(), name = %d.name(), deliveries = d.deliveries());
+                    let outcome = CatchUnwind(Box::pin(run_handlers(&handlers, &d, blocking_pool)))
+                        .instrument(span)
+                        .await
+                        .unwrap_or_else(|panic| Err(panic_text(panic.as_ref())));
+                    if tx.send((task, d, outcome)).is_err() {
+                        return;
+                    }
+                }
+            });
+            self.in_flight += take;
+            self.chunks.insert(handle.id(), Chunk { ids, remaining: take });
         }
+    }
+}
+
+/// Polls a future, turning a panic into an error value, so that one panicking handler
+/// fails its entry only, not the rest of its chunk.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.get_mut().0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Something that happened to the work in flight.
+enum Event {
+    Outcome(Outcome),
+    Joined(std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>),
+}
+
+/// Applies an event: an entry's outcome (acknowledge, leave pending, or dead-letter), or
+/// a finished slot (start queued entries; entries of an aborted slot stay pending).
+async fn absorb(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<String>, event: Event) {
+    match event {
+        Event::Outcome((task, delivery, outcome)) => {
+            if let Some(chunk) = work.chunks.get_mut(&task) {
+                chunk.remaining -= 1;
+                work.in_flight -= 1;
+            }
+            if let Err(e) = settle(shared, ch, acks, &delivery, outcome).await {
+                warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+            }
+        }
+        Event::Joined(joined) => {
+            let task = match &joined {
+                Ok((task, ())) => *task,
+                Err(e) => e.id(),
+            };
+            // Outcomes are sent before the task ends: take them first.
+            while let Ok(outcome) = work.outcomes_rx.try_recv() {
+                Box::pin(absorb(shared, ch, work, acks, Event::Outcome(outcome))).await;
+            }
+            if let Some(chunk) = work.chunks.remove(&task) {
+                work.in_flight -= chunk.remaining;
+            }
+            if let Err(e) = joined {
+                if !e.is_cancelled() {
+                    warn!(channel = %ch.name, error = %join_error_text(e), "handler slot failed; its unfinished entries stay pending");
+                }
+            }
+            work.start(ch);
+        }
+    }
+}
+
+/// Waits for the next event of the work in flight; never resolves when there is none.
+async fn next_event(work: &mut Work) -> Event {
+    if work.running.is_empty() {
+        return std::future::pending().await;
+    }
+    tokio::select! {
+        biased;
+        Some(outcome) = work.outcomes_rx.recv() => Event::Outcome(outcome),
+        Some(joined) = work.running.join_next_with_id() => Event::Joined(joined),
+    }
+}
+
+/// Applies every event already available, without waiting.
+async fn absorb_ready(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<String>) {
+    while let Ok(outcome) = work.outcomes_rx.try_recv() {
+        absorb(shared, ch, work, acks, Event::Outcome(outcome)).await;
+    }
+    while let Some(joined) = work.running.try_join_next_with_id() {
+        absorb(shared, ch, work, acks, Event::Joined(joined)).await;
     }
 }
 
@@ -233,22 +358,8 @@ async fn admit(
     }
 }
 
-/// Handles one finished handler task: acknowledge, leave pending, or dead-letter.
-async fn finish(
-    shared: &Shared,
-    ch: &Arc<Channel>,
-    work: &mut Work,
-    acks: &mut Vec<String>,
-    joined: std::result::Result<(tokio::task::Id, Result<(), String>), tokio::task::JoinError>,
-) -> Result<()> {
-    let (task, outcome) = match joined {
-        Ok((task, outcome)) => (task, outcome),
-        Err(e) => (e.id(), Err(join_error_text(e))),
-    };
-    let Some(delivery) = work.tasks.remove(&task) else {
-        return Ok(());
-    };
-    work.start(ch);
+/// Acts on one entry's outcome: acknowledge, leave pending for a retry, or dead-letter.
+async fn settle(shared: &Shared, ch: &Arc<Channel>, acks: &mut Vec<String>, delivery: &Delivery, outcome: Result<(), String>) -> Result<()> {
     match outcome {
         Ok(()) => {
             Counters::add(&ch.counters.processed, 1);
@@ -261,16 +372,7 @@ async fn finish(
                     .message()
                     .get_json_encoded()
                     .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()));
-                dead_letter(
-                    shared,
-                    ch,
-                    delivery.id(),
-                    &fields,
-                    REASON_MAX_DELIVERIES,
-                    &error,
-                    delivery.deliveries(),
-                )
-                .await?;
+                dead_letter(shared, ch, delivery.id(), &fields, REASON_MAX_DELIVERIES, &error, delivery.deliveries()).await?;
                 acks.push(delivery.id().to_owned());
             } else {
                 warn!(channel = %ch.name, id = %delivery.id(), deliveries = delivery.deliveries(), %error,
@@ -417,132 +519,117 @@ async fn renew(shared: &Shared, ch: &Channel, ids: &[String]) -> Result<()> {
 /// Runs the loop of one channel: one batch, or until `stop` turns true. Then drains:
 /// in-flight handlers get the shutdown timeout, acknowledgements are flushed.
 /// Returns the number of entries whose handlers succeeded.
-pub(crate) async fn run(
-    shared: &Shared,
-    ch: &Arc<Channel>,
-    mode: RunMode,
-    mut stop: watch::Receiver<bool>,
-) -> Result<u64> {
+pub(crate) async fn run(shared: &Shared, ch: &Arc<Channel>, mode: RunMode, mut stop: watch::Receiver<bool>) -> Result<u64> {
     let mut guard = ch.state.lock().await;
     let state = &mut *guard;
     let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
     let handlers = ch.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut work = Work {
-        queue: VecDeque::new(),
-        running: JoinSet::new(),
-        tasks: HashMap::new(),
-        handlers,
-    };
+    let mut work = Work::new(handlers);
     let capacity = ch.opts.parallelism + ch.opts.read_ahead;
+    // Read again once this many entries can be taken (and none is waiting for a slot):
+    // with read-ahead, refill in large batches rather than one entry per finished one.
+    let refill_at = (capacity / 2).min(ch.opts.read_ahead).max(1);
     let renew_every = ch.opts.reclaim_idle / 3;
     let mut next_renew = Instant::now() + renew_every;
     let housekeeping_every = (shared.options.idle_consumer_timeout / 4).max(Duration::from_secs(1));
     let mut next_housekeeping = Instant::now();
     let mut backoff = mode.rest.max(Duration::from_millis(20));
     let mut read_done = false;
-    let result: Result<()> = async { loop {
-        // Collect what finished meanwhile, without waiting.
-        while let Some(joined) = work.running.try_join_next_with_id() {
-            if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
-                warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+    let result: Result<()> = async {
+        loop {
+            absorb_ready(shared, ch, &mut work, &mut state.acks).await;
+            work.start(ch);
+            if mode.once && read_done {
+                while !work.running.is_empty() {
+                    let event = next_event(&mut work).await;
+                    absorb(shared, ch, &mut work, &mut state.acks, event).await;
+                }
+                break Ok(());
             }
-        }
-        work.start(ch);
-        if mode.once && read_done {
-            while let Some(joined) = work.running.join_next_with_id().await {
-                if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
-                    warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+            if *stop.borrow() {
+                break Ok(());
+            }
+            let now = Instant::now();
+            if now >= next_renew {
+                next_renew = now + renew_every;
+                if let Err(e) = renew(shared, ch, &work.held_ids()).await {
+                    warn!(channel = %ch.name, error = %e, "could not renew claims");
                 }
             }
-            break Ok(());
-        }
-        if *stop.borrow() {
-            break Ok(());
-        }
-        let now = Instant::now();
-        if now >= next_renew {
-            next_renew = now + renew_every;
-            if let Err(e) = renew(shared, ch, &work.held_ids()).await {
-                warn!(channel = %ch.name, error = %e, "could not renew claims");
-            }
-        }
-        if !mode.once && now >= next_housekeeping {
-            next_housekeeping = now + housekeeping_every;
-            if let Err(e) = super::remove_idle_consumers_of(shared, ch).await {
-                debug!(channel = %ch.name, error = %e, "housekeeping failed");
-            }
-        }
-        let free = capacity.saturating_sub(work.held());
-        if free == 0 {
-            // Every slot busy: wait for one to free up (or for a renewal, or shutdown).
-            tokio::select! {
-                Some(joined) = work.running.join_next_with_id() => {
-                    if let Err(e) = finish(shared, ch, &mut work, &mut state.acks, joined).await {
-                        warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
-                    }
-                }
-                _ = tokio::time::sleep_until(next_renew.into()) => {}
-                _ = wait_stop(&mut stop) => {}
-            }
-            continue;
-        }
-        if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
-            warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
-        }
-        // Reclaim first: old pending entries go before new ones.
-        if state.next_reclaim.is_none_or(|t| now >= t) {
-            match reclaim(shared, ch, state, &mut work, free).await {
-                Ok(more) => {
-                    state.next_reclaim = Some(if more { now } else { now + ch.opts.reclaim_idle / 2 });
-                    if !work.queue.is_empty() {
-                        continue;
-                    }
-                }
-                Err(e) if e.server_code() == Some("NOGROUP") => {
-                    state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
-                }
-                Err(e) => {
-                    warn!(channel = %ch.name, error = %e, "reclaim failed");
-                    state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
+            if !mode.once && now >= next_housekeeping {
+                next_housekeeping = now + housekeeping_every;
+                if let Err(e) = super::remove_idle_consumers_of(shared, ch).await {
+                    debug!(channel = %ch.name, error = %e, "housekeeping failed");
                 }
             }
-        }
-        // Block in Redis while idle, but not past the next reclaim or renewal.
-        let mut block = mode.block;
-        if let Some(t) = state.next_reclaim {
-            block = block.min(t.saturating_duration_since(now));
-        }
-        if work.held() > 0 {
-            block = block.min(next_renew.saturating_duration_since(now));
-        }
-        let read = read_new(shared, ch, state, free, block, &mut work, &mut stop).await;
-        match read {
-            Ok(ReadOutcome::Entries(entries)) => {
-                read_done = true;
-                backoff = mode.rest.max(Duration::from_millis(20));
-                if !entries.is_empty() {
-                    debug!(channel = %ch.name, count = entries.len(), "read entries");
-                }
-                for entry in entries {
-                    match admit(shared, ch, entry, 1, &mut state.acks).await {
-                        Ok(Some(d)) => work.queue.push_back(d),
-                        Ok(None) => {}
-                        Err(e) => warn!(channel = %ch.name, error = %e, "could not dead-letter a malformed entry; it stays pending"),
-                    }
-                }
-            }
-            Ok(ReadOutcome::Stopped) => {}
-            Err(e) if mode.once => break Err(e),
-            Err(e) => {
-                warn!(channel = %ch.name, error = %e, pause = ?backoff, "reading failed; retrying");
+            let free = capacity.saturating_sub(work.held());
+            if free < refill_at || !work.queue.is_empty() {
+                // Busy: wait for progress (or a renewal, or shutdown).
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    event = next_event(&mut work) => absorb(shared, ch, &mut work, &mut state.acks, event).await,
+                    _ = tokio::time::sleep_until(next_renew.into()) => {}
                     _ = wait_stop(&mut stop) => {}
                 }
-                backoff = (backoff * 2).min(shared.options.max_backoff);
+                continue;
+            }
+            if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
+                warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
+            }
+            // Reclaim first: old pending entries go before new ones.
+            if state.next_reclaim.is_none_or(|t| now >= t) {
+                match reclaim(shared, ch, state, &mut work, free).await {
+                    Ok(more) => {
+                        state.next_reclaim = Some(if more { now } else { now + ch.opts.reclaim_idle / 2 });
+                        if !work.queue.is_empty() {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        if e.server_code() != Some("NOGROUP") {
+                            warn!(channel = %ch.name, error = %e, "reclaim failed");
+                        }
+                        state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
+                    }
+                }
+            }
+            // Block in Redis while idle, but not past the next reclaim or renewal.
+            let mut block = mode.block;
+            if let Some(t) = state.next_reclaim {
+                block = block.min(t.saturating_duration_since(now));
+            }
+            if work.held() > 0 {
+                block = block.min(next_renew.saturating_duration_since(now));
+            }
+            match read_new(shared, ch, state, free, block, &mut work, &mut stop).await {
+                Ok(ReadOutcome::Entries(entries)) => {
+                    read_done = true;
+                    backoff = mode.rest.max(Duration::from_millis(20));
+                    if !entries.is_empty() {
+                        debug!(channel = %ch.name, count = entries.len(), "read entries");
+                    }
+                    for entry in entries {
+                        match admit(shared, ch, entry, 1, &mut state.acks).await {
+                            Ok(Some(d)) => work.queue.push_back(d),
+                            Ok(None) => {}
+                            Err(e) => {
+                                warn!(channel = %ch.name, error = %e, "could not dead-letter a malformed entry; it stays pending")
+                            }
+                        }
+                    }
+                }
+                Ok(ReadOutcome::Stopped) => {}
+                Err(e) if mode.once => break Err(e),
+                Err(e) => {
+                    warn!(channel = %ch.name, error = %e, pause = ?backoff, "reading failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = wait_stop(&mut stop) => {}
+                    }
+                    backoff = (backoff * 2).min(shared.options.max_backoff);
+                }
             }
         }
-    } }
+    }
     .instrument(debug_span!("consume", channel = %ch.name, group = %ch.group))
     .await;
     drain(shared, ch, state, &mut work).await;
@@ -556,16 +643,13 @@ async fn drain(shared: &Shared, ch: &Arc<Channel>, state: &mut LoopState, work: 
     work.queue.clear();
     let deadline = tokio::time::Instant::now() + shared.options.shutdown_timeout;
     while !work.running.is_empty() {
-        match tokio::time::timeout_at(deadline, work.running.join_next_with_id()).await {
-            Ok(Some(joined)) => {
-                if let Err(e) = finish(shared, ch, work, &mut state.acks, joined).await {
-                    warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
-                }
+        match tokio::time::timeout_at(deadline, next_event(work)).await {
+            Ok(event) => {
+                absorb(shared, ch, work, &mut state.acks, event).await;
                 work.queue.clear();
             }
-            Ok(None) => break,
             Err(_) => {
-                warn!(channel = %ch.name, abandoned = work.running.len(), "shutdown timeout: unfinished entries stay pending");
+                warn!(channel = %ch.name, abandoned = work.in_flight, "shutdown timeout: unfinished entries stay pending");
                 work.running.abort_all();
                 break;
             }
@@ -623,11 +707,7 @@ async fn read_new(
         loop {
             tokio::select! {
                 value = &mut read => break value,
-                Some(joined) = work.running.join_next_with_id(), if !work.running.is_empty() => {
-                    if let Err(e) = finish(shared, ch, work, &mut state.acks, joined).await {
-                        warn!(channel = %ch.name, error = %e, "could not dead-letter an entry; it stays pending");
-                    }
-                }
+                event = next_event(work) => absorb(shared, ch, work, &mut state.acks, event).await,
                 // Shutdown interrupts the block; anything Redis delivered to the abandoned read
                 // stays pending under our name and is reclaimed later.
                 _ = wait_stop(stop) => return Ok(ReadOutcome::Stopped),
