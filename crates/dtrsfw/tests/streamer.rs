@@ -13,13 +13,18 @@ use dtrsfw::redis::{
 use dtrsfw_test_support::Server;
 use redis::Commands;
 
+/// An entry as `XRANGE` returns it, with raw values.
+type RawEntry = (String, Vec<(String, Vec<u8>)>);
+/// An entry with text values.
+type TextEntry = (String, Vec<(String, String)>);
+
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
 }
 
 /// Publishes like the Sender will: raw `XADD` of `Message::get_json_encoded()`.
-fn publish(conn: &mut redis::Connection, channel: &str, name: &str, body: serde_json::Value) -> String {
-    let msg = Message::new(name, &body).unwrap();
+fn publish(conn: &mut redis::Connection, channel: &str, name: &str, body: &serde_json::Value) -> String {
+    let msg = Message::new(name, body).unwrap();
     let mut cmd = redis::cmd("XADD");
     cmd.arg(channel).arg("*");
     for (k, v) in msg.get_json_encoded() {
@@ -30,7 +35,7 @@ fn publish(conn: &mut redis::Connection, channel: &str, name: &str, body: serde_
 
 fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| publish(conn, channel, "evt", serde_json::json!({ "i": i })))
+        .map(|i| publish(conn, channel, "evt", &serde_json::json!({ "i": i })))
         .collect()
 }
 
@@ -89,7 +94,7 @@ fn pending_count(conn: &mut redis::Connection, channel: &str, group: &str) -> u6
 }
 
 fn dlq_entries(conn: &mut redis::Connection, channel: &str) -> Vec<HashMap<String, Vec<u8>>> {
-    let v: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let v: Vec<RawEntry> = redis::cmd("XRANGE")
         .arg(format!("{channel}:dlq"))
         .arg("-")
         .arg("+")
@@ -209,8 +214,8 @@ async fn failed_handler_is_retried_and_then_succeeds_and_all_handlers_must_succe
         Ok::<(), String>(())
     })
     .unwrap();
-    publish(&mut conn, "r", "order.created", serde_json::json!({ "i": 7 }));
-    run_until(&[c.clone()], || c_processed(&c) >= 1).await;
+    publish(&mut conn, "r", "order.created", &serde_json::json!({ "i": 7 }));
+    run_until(std::slice::from_ref(&c), || c_processed(&c) >= 1).await;
     assert_eq!(first_calls.load(Ordering::SeqCst), 2, "the whole entry is retried");
     assert_eq!(second_calls.load(Ordering::SeqCst), 2);
     assert_eq!(
@@ -233,17 +238,16 @@ async fn failed_handler_is_retried_and_then_succeeds_and_all_handlers_must_succe
     assert!(dlq_entries(&mut conn, "r").is_empty());
 }
 
+/// Entries settled (processed or dead-lettered) by `c`, for polling from a sync closure.
 fn c_processed(c: &Consumer) -> u64 {
-    // get_stats needs Redis; the counters alone are enough here, read through a blocking
-    // detour on a helper runtime would be overkill: poll via a cheap channel instead.
-    let stats = futures_lite_block(c.get_stats());
+    let stats = block_in_runtime(c.get_stats());
     stats
         .map(|s| s.channels.values().map(|c| c.processed + c.dead_lettered).sum())
         .unwrap_or(0)
 }
 
 /// Runs a small future to completion from sync polling code inside a multi-thread runtime.
-fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+fn block_in_runtime<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
@@ -261,8 +265,8 @@ async fn always_failing_entry_is_dead_lettered_after_exactly_max_deliveries() {
         Err("boom: database unavailable")
     })
     .unwrap();
-    let id = publish(&mut conn, "f", "evt", serde_json::json!({ "x": "y" }));
-    run_until(&[c.clone()], || c_processed(&c) >= 1).await;
+    let id = publish(&mut conn, "f", "evt", &serde_json::json!({ "x": "y" }));
+    run_until(std::slice::from_ref(&c), || c_processed(&c) >= 1).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let dlq = dlq_entries(&mut conn, "f");
     assert_eq!(dlq.len(), 1);
@@ -298,9 +302,9 @@ async fn panicking_handler_counts_as_a_failure() {
         panic!("handler bug")
     })
     .unwrap();
-    publish(&mut conn, "p", "evt", serde_json::json!(1));
-    publish(&mut conn, "p", "evt", serde_json::json!(2));
-    run_until(&[c.clone()], || c_processed(&c) >= 2).await;
+    publish(&mut conn, "p", "evt", &serde_json::json!(1));
+    publish(&mut conn, "p", "evt", &serde_json::json!(2));
+    run_until(std::slice::from_ref(&c), || c_processed(&c) >= 2).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         4,
@@ -338,8 +342,8 @@ async fn malformed_entries_go_to_the_dead_letter_stream_at_once() {
     for fields in &bad {
         let _: String = conn.xadd("m", "*", fields).unwrap();
     }
-    publish(&mut conn, "m", "good", serde_json::json!({}));
-    run_until(&[c.clone()], || c_processed(&c) >= 5).await;
+    publish(&mut conn, "m", "good", &serde_json::json!({}));
+    run_until(std::slice::from_ref(&c), || c_processed(&c) >= 5).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         1,
@@ -396,7 +400,7 @@ async fn entries_of_a_dead_instance_are_reclaimed_and_deleted_ones_acknowledged(
     let second = Consumer::new(&redis, "svc").unwrap();
     second.register_channel("d", opts()).await.unwrap();
     second.register_handler("d", recorder(&seen)).unwrap();
-    run_until(&[second.clone()], || seen.lock().unwrap().len() >= 9).await;
+    run_until(std::slice::from_ref(&second), || seen.lock().unwrap().len() >= 9).await;
     let mut got = seen.lock().unwrap().clone();
     got.sort_unstable();
     assert_eq!(got, (0..9).collect::<Vec<_>>());
@@ -432,7 +436,7 @@ async fn long_handler_keeps_its_entry_while_alive() {
         })
         .unwrap();
     }
-    publish(&mut conn, "long", "evt", serde_json::json!({}));
+    publish(&mut conn, "long", "evt", &serde_json::json!({}));
     // The slow instance takes the entry first; then the other one runs alongside.
     let slow_task = {
         let slow = slow.clone();
@@ -441,7 +445,7 @@ async fn long_handler_keeps_its_entry_while_alive() {
     while slow_calls.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    run_until(&[other.clone()], || c_processed(&slow) >= 1).await;
+    run_until(std::slice::from_ref(&other), || c_processed(&slow) >= 1).await;
     slow.shutdown();
     slow_task.await.unwrap().unwrap();
     assert_eq!(
@@ -505,19 +509,19 @@ async fn deleted_group_and_stream_are_recreated() {
         let c = c.clone();
         tokio::spawn(async move { c.persist_consume_all_channels(REST, BLOCK).await })
     };
-    publish(&mut conn, "g", "evt", serde_json::json!({ "i": 1 }));
-    wait_for(|| seen.lock().unwrap().len() >= 1).await;
+    publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 1 }));
+    wait_for(|| !seen.lock().unwrap().is_empty()).await;
     let _: () = redis::cmd("XGROUP")
         .arg("DESTROY")
         .arg("g")
         .arg("g:heal:cg")
         .query(&mut conn)
         .unwrap();
-    publish(&mut conn, "g", "evt", serde_json::json!({ "i": 2 }));
+    publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 2 }));
     wait_for(|| seen.lock().unwrap().contains(&2)).await;
     let _: () = conn.del("g").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    publish(&mut conn, "g", "evt", serde_json::json!({ "i": 3 }));
+    publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 3 }));
     wait_for(|| seen.lock().unwrap().contains(&3)).await;
     c.shutdown();
     task.await.unwrap().unwrap();
@@ -556,7 +560,7 @@ async fn server_restart_mid_run_loses_nothing() {
     {
         let mut conn = server.connection();
         for i in 0..20 {
-            publish(&mut conn, "rs", "evt", serde_json::json!({ "i": i }));
+            publish(&mut conn, "rs", "evt", &serde_json::json!({ "i": i }));
         }
     }
     wait_for(|| seen.lock().unwrap().len() >= 20).await;
@@ -564,7 +568,7 @@ async fn server_restart_mid_run_loses_nothing() {
     {
         let mut conn = server.connection();
         for i in 20..40 {
-            publish(&mut conn, "rs", "evt", serde_json::json!({ "i": i }));
+            publish(&mut conn, "rs", "evt", &serde_json::json!({ "i": i }));
         }
     }
     wait_for(|| seen.lock().unwrap().iter().copied().collect::<BTreeSet<_>>().len() >= 40).await;
@@ -728,18 +732,17 @@ async fn cleanup_deletes_exactly_what_a_brute_force_model_allows() {
                 }
                 3 | 4 => {
                     if last[svc].is_some() {
-                        let reply: Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>> =
-                            redis::cmd("XREADGROUP")
-                                .arg("GROUP")
-                                .arg(&group)
-                                .arg("inst")
-                                .arg("COUNT")
-                                .arg(1 + rng.below(4))
-                                .arg("STREAMS")
-                                .arg(&channel)
-                                .arg(">")
-                                .query(&mut conn)
-                                .unwrap();
+                        let reply: Option<Vec<(String, Vec<TextEntry>)>> = redis::cmd("XREADGROUP")
+                            .arg("GROUP")
+                            .arg(&group)
+                            .arg("inst")
+                            .arg("COUNT")
+                            .arg(1 + rng.below(4))
+                            .arg("STREAMS")
+                            .arg(&channel)
+                            .arg(">")
+                            .query(&mut conn)
+                            .unwrap();
                         for (_, entries) in reply.unwrap_or_default() {
                             for (id, _) in entries {
                                 let id = parse_id(&id);

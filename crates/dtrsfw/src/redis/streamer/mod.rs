@@ -564,19 +564,18 @@ impl Consumer {
         let mut stats = ConsumerStats::default();
         for ch in channels {
             let mut s = ch.counters.snapshot(ch.group.clone());
-            if let Ok(info) = redis::cmd("XINFO")
+            let info = redis::cmd("XINFO")
                 .arg("GROUPS")
                 .arg(&*ch.name)
                 .query_async::<Value>(&mut client)
-                .await
-            {
-                if let Some(r) = reply::records(&info)
+                .await;
+            if let Ok(info) = info
+                && let Some(r) = reply::records(&info)
                     .into_iter()
                     .find(|r| r.string("name").as_deref() == Some(ch.group.as_str()))
-                {
-                    s.lag = r.u64("lag");
-                    s.pending = r.u64("pending");
-                }
+            {
+                s.lag = r.u64("lag");
+                s.pending = r.u64("pending");
             }
             stats.channels.insert(ch.name.to_string(), s);
         }

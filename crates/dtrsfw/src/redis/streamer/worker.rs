@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
@@ -136,8 +136,9 @@ impl Work {
     fn start(&mut self, ch: &Arc<Channel>) {
         let parallel = ch.opts.parallelism;
         while self.running.len() < parallel && !self.queue.is_empty() {
-            let free_slots = parallel - self.running.len();
-            let take = self.queue.len().div_ceil(free_slots);
+            // An even share of the queue per slot: the whole queue with one slot (order
+            // kept), one entry each when the queue is no longer than the slots.
+            let take = self.queue.len().div_ceil(parallel);
             let chunk: Vec<Delivery> = self.queue.drain(..take).collect();
             let retried = chunk.iter().filter(|d| d.deliveries() > 1).count() as u64;
             if retried > 0 {
@@ -213,10 +214,10 @@ async fn absorb(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut 
             if let Some(chunk) = work.chunks.remove(&task) {
                 work.in_flight -= chunk.remaining;
             }
-            if let Err(e) = joined {
-                if !e.is_cancelled() {
-                    warn!(channel = %ch.name, error = %join_error_text(e), "handler slot failed; its unfinished entries stay pending");
-                }
+            if let Err(e) = joined
+                && !e.is_cancelled()
+            {
+                warn!(channel = %ch.name, error = %join_error_text(e), "handler slot failed; its unfinished entries stay pending");
             }
             work.start(ch);
         }
@@ -359,7 +360,13 @@ async fn admit(
 }
 
 /// Acts on one entry's outcome: acknowledge, leave pending for a retry, or dead-letter.
-async fn settle(shared: &Shared, ch: &Arc<Channel>, acks: &mut Vec<String>, delivery: &Delivery, outcome: Result<(), String>) -> Result<()> {
+async fn settle(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    acks: &mut Vec<String>,
+    delivery: &Delivery,
+    outcome: Result<(), String>,
+) -> Result<()> {
     match outcome {
         Ok(()) => {
             Counters::add(&ch.counters.processed, 1);
@@ -372,7 +379,16 @@ async fn settle(shared: &Shared, ch: &Arc<Channel>, acks: &mut Vec<String>, deli
                     .message()
                     .get_json_encoded()
                     .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()));
-                dead_letter(shared, ch, delivery.id(), &fields, REASON_MAX_DELIVERIES, &error, delivery.deliveries()).await?;
+                dead_letter(
+                    shared,
+                    ch,
+                    delivery.id(),
+                    &fields,
+                    REASON_MAX_DELIVERIES,
+                    &error,
+                    delivery.deliveries(),
+                )
+                .await?;
                 acks.push(delivery.id().to_owned());
             } else {
                 warn!(channel = %ch.name, id = %delivery.id(), deliveries = delivery.deliveries(), %error,
@@ -519,7 +535,12 @@ async fn renew(shared: &Shared, ch: &Channel, ids: &[String]) -> Result<()> {
 /// Runs the loop of one channel: one batch, or until `stop` turns true. Then drains:
 /// in-flight handlers get the shutdown timeout, acknowledgements are flushed.
 /// Returns the number of entries whose handlers succeeded.
-pub(crate) async fn run(shared: &Shared, ch: &Arc<Channel>, mode: RunMode, mut stop: watch::Receiver<bool>) -> Result<u64> {
+pub(crate) async fn run(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    mode: RunMode,
+    mut stop: watch::Receiver<bool>,
+) -> Result<u64> {
     let mut guard = ch.state.lock().await;
     let state = &mut *guard;
     let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
