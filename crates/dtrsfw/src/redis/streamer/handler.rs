@@ -103,7 +103,8 @@ pub(crate) enum Handler {
 /// the first failure. A sync handler runs inline when the channel handles one entry at a
 /// time (no thread hop, order kept); with parallelism it runs on tokio's blocking pool so
 /// that several blocking handlers really run at once without starving the runtime.
-/// A panic anywhere unwinds the task this runs in; the caller turns that into a failure.
+/// A panic inline is caught by the caller's `catch_unwind` wrapper, one on the blocking
+/// pool by its `JoinError`; both become a failure of this entry only.
 pub(crate) async fn run_handlers(handlers: &[Handler], delivery: &Delivery, blocking_pool: bool) -> Result<(), String> {
     for handler in handlers {
         match handler {

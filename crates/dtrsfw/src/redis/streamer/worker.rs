@@ -374,7 +374,7 @@ async fn settle(
         }
         Err(error) => {
             Counters::add(&ch.counters.failed, 1);
-            if delivery.deliveries() >= ch.opts.max_deliveries {
+            if exhausted_after_failure(delivery.deliveries(), ch.opts.max_deliveries) {
                 let fields = delivery
                     .message()
                     .get_json_encoded()
@@ -397,6 +397,18 @@ async fn settle(
         }
     }
     Ok(())
+}
+
+/// A failed delivery is the last one when it reached the maximum: dead-letter it now
+/// rather than wait for the idle time only to give up.
+pub(crate) fn exhausted_after_failure(deliveries: u64, max_deliveries: u64) -> bool {
+    deliveries >= max_deliveries
+}
+
+/// A reclaimed entry already delivered more than the maximum (its instances kept dying
+/// on it, so no failure was ever recorded) is dead-lettered without running again.
+pub(crate) fn exhausted_before_running(deliveries: u64, max_deliveries: u64) -> bool {
+    deliveries > max_deliveries
 }
 
 /// What a read produced.
@@ -486,7 +498,7 @@ async fn reclaim(
     debug!(channel = %ch.name, count = claimed.len(), "reclaimed pending entries");
     for entry in claimed {
         let deliveries = counts.get(&entry.id).copied().unwrap_or(2);
-        if deliveries > ch.opts.max_deliveries {
+        if exhausted_before_running(deliveries, ch.opts.max_deliveries) {
             // Delivered often enough without success (typically: it crashes its instance).
             let error = format!(
                 "delivered {deliveries} times without success (max {})",
@@ -757,5 +769,29 @@ async fn read_new(
             }
             Err(err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_decisions_give_exactly_max_deliveries_runs() {
+        // With max 3: runs on deliveries 1, 2, 3; the third failure dead-letters.
+        let max = 3;
+        assert!(!exhausted_after_failure(1, max));
+        assert!(!exhausted_after_failure(2, max));
+        assert!(exhausted_after_failure(3, max));
+        // A reclaimed entry on its 3rd delivery still runs; on its 4th it does not.
+        assert!(!exhausted_before_running(3, max));
+        assert!(exhausted_before_running(4, max));
+    }
+
+    #[test]
+    fn block_zero_means_no_block_argument() {
+        assert_eq!(block_ms(Duration::ZERO), None);
+        assert_eq!(block_ms(Duration::from_micros(500)), None);
+        assert_eq!(block_ms(Duration::from_millis(1500)), Some(1500));
     }
 }
