@@ -899,3 +899,52 @@ async fn cleanup_cost_does_not_depend_on_the_number_of_entries() {
     );
     assert!(counts[0] <= 6, "XINFO GROUPS + 3 XPENDING + XTRIM, got {}", counts[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallelism_bounds_handlers_and_reads_only_for_free_slots() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let c = Consumer::new(&redis, "par").unwrap();
+    c.register_channel("k", opts().parallelism(4)).await.unwrap();
+    let (now, max, done) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let (n, m, d) = (now.clone(), max.clone(), done.clone());
+    c.register_async_handler("k", move |_| {
+        let (n, m, d) = (n.clone(), m.clone(), d.clone());
+        async move {
+            let current = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(current, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            d.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), String>(())
+        }
+    })
+    .unwrap();
+    publish_n(&mut conn, "k", 24);
+    let task = {
+        let c = c.clone();
+        tokio::spawn(async move { c.persist_consume_all_channels(REST, BLOCK).await })
+    };
+    let mut most_pending = 0;
+    while done.load(Ordering::SeqCst) < 24 {
+        most_pending = most_pending.max(pending_count(&mut conn, "k", "k:par:cg"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.shutdown();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        max.load(Ordering::SeqCst),
+        4,
+        "exactly the configured number of handlers at once"
+    );
+    assert!(
+        most_pending <= 4,
+        "read only for free slots, saw {most_pending} pending"
+    );
+    assert_eq!(pending_count(&mut conn, "k", "k:par:cg"), 0);
+}
