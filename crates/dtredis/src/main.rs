@@ -1,9 +1,5 @@
 //! `dtredis`: the command-line tool of dtrsfw.
 
-#[expect(
-    dead_code,
-    reason = "the area benchmarks (publish, consume, cache) are filled in by their issues"
-)]
 mod bench;
 mod commands;
 mod terminal;

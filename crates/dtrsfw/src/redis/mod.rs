@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod message;
 pub mod sender;
+pub mod streamer;
 
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
@@ -23,3 +24,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;
 pub use sender::{EntryId, Retention, Sender, SenderOptions};
+pub use streamer::{
+    BlockingConsumer, ChannelOptions, ChannelStats, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle,
+    StartFrom,
+};

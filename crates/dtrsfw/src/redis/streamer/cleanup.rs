@@ -1,0 +1,135 @@
+//! `clean_up_consumed_messages`: the arithmetic, once, and the few commands it needs.
+//!
+//! An entry may go when every listed service has received it (ID ≤ its group's
+//! last-delivered ID) and acknowledged it (not in its pending list). Per group, the
+//! oldest entry still needed is the smaller of its smallest pending ID and the first ID
+//! after its last-delivered one; everything below the smallest of those over the listed
+//! groups is deletable, and nothing at or above it is. So the work is `XINFO GROUPS`, one
+//! `XPENDING` summary per listed group with something pending, and one `XTRIM MINID`: a
+//! number of commands that depends on the number of groups, never on the entries.
+
+use redis::Value;
+
+use super::reply::{self, StreamId};
+use super::worker::{Channel, Shared};
+use crate::redis::error::{Error, Result};
+
+/// Where one group stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GroupPosition {
+    pub(crate) last_delivered: StreamId,
+    pub(crate) smallest_pending: Option<StreamId>,
+}
+
+/// The `MINID` to trim to: entries with a smaller ID are consumed by every listed group.
+/// `None` (delete nothing) when no service is listed or a listed group does not exist.
+pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<StreamId> {
+    if groups.is_empty() {
+        return None;
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let g = (*g)?;
+            let first_undelivered = g.last_delivered.next();
+            Some(
+                g.smallest_pending
+                    .map_or(first_undelivered, |p| p.min(first_undelivered)),
+            )
+        })
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+}
+
+/// Cleans one channel; returns the number of entries deleted.
+pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> {
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let info: Value = match redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&*ch.name)
+        .query_async(&mut client)
+        .await
+    {
+        Ok(v) => v,
+        // No stream: nothing to clean.
+        Err(e) if e.code() == Some("ERR") || e.code() == Some("NOGROUP") => return Ok(0),
+        Err(e) => return Err(Error::redis(format!("reading the groups of {}", ch.name), e)),
+    };
+    let records = reply::records(&info);
+    let mut positions = Vec::with_capacity(ch.opts.consumers.len());
+    for service in &ch.opts.consumers {
+        let group = super::group_name(&ch.name, service);
+        let Some(record) = records
+            .iter()
+            .find(|r| r.string("name").as_deref() == Some(group.as_str()))
+        else {
+            positions.push(None);
+            continue;
+        };
+        let Some(last_delivered) = record.string("last-delivered-id").as_deref().and_then(StreamId::parse) else {
+            positions.push(None);
+            continue;
+        };
+        let smallest_pending = if record.u64("pending").unwrap_or(1) > 0 {
+            let summary: Value = redis::cmd("XPENDING")
+                .arg(&*ch.name)
+                .arg(&group)
+                .query_async(&mut client)
+                .await
+                .map_err(|e| Error::redis(format!("reading the pending summary of {group}"), e))?;
+            reply::xpending_smallest(&summary).as_deref().and_then(StreamId::parse)
+        } else {
+            None
+        };
+        positions.push(Some(GroupPosition {
+            last_delivered,
+            smallest_pending,
+        }));
+    }
+    let Some(threshold) = trim_threshold(&positions) else {
+        tracing::debug!(channel = %ch.name, "cleanup: a listed service has no group yet (or none listed); nothing deleted");
+        return Ok(0);
+    };
+    // Exact (not `~`) trimming: approximate trimming would leave consumed entries behind.
+    let deleted: u64 = redis::cmd("XTRIM")
+        .arg(&*ch.name)
+        .arg("MINID")
+        .arg(threshold.to_string())
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("trimming {}", ch.name), e))?;
+    tracing::debug!(channel = %ch.name, %threshold, deleted, "cleanup");
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> StreamId {
+        StreamId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn threshold_is_the_oldest_entry_still_needed() {
+        let g = |last: &str, pending: Option<&str>| {
+            Some(GroupPosition {
+                last_delivered: id(last),
+                smallest_pending: pending.map(id),
+            })
+        };
+        assert_eq!(trim_threshold(&[]), None);
+        assert_eq!(trim_threshold(&[g("5-0", None), None]), None);
+        assert_eq!(trim_threshold(&[g("5-0", None)]), Some(id("5-1")));
+        assert_eq!(
+            trim_threshold(&[g("5-0", Some("3-0")), g("9-0", None)]),
+            Some(id("3-0"))
+        );
+        assert_eq!(
+            trim_threshold(&[g("5-0", None), g("2-7", Some("1-0"))]),
+            Some(id("1-0"))
+        );
+        assert_eq!(trim_threshold(&[g("0-0", None)]), Some(id("0-1")));
+    }
+}

@@ -1,0 +1,214 @@
+//! Options of the consumer and of each registered channel.
+
+use std::time::Duration;
+
+/// Where a newly created consumer group starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartFrom {
+    /// Only entries added after the group is created (`$`), the Python package's default.
+    #[default]
+    NewMessages,
+    /// Every entry already in the stream (`0`).
+    Beginning,
+}
+
+impl StartFrom {
+    pub(crate) fn as_id(self) -> &'static str {
+        match self {
+            StartFrom::NewMessages => "$",
+            StartFrom::Beginning => "0",
+        }
+    }
+}
+
+/// How one channel is consumed and cleaned up: the four parameters of the seed's
+/// `register_channel(channel, read_messages, consumers, message_cleanup)` plus the
+/// delivery knobs.
+///
+/// ```
+/// use std::time::Duration;
+/// use dtrsfw::redis::{ChannelOptions, StartFrom};
+///
+/// let opts = ChannelOptions::new()
+///     .consumers(["billing", "mailer"])
+///     .message_cleanup(true)
+///     .start_from(StartFrom::Beginning)
+///     .parallelism(8)
+///     .max_deliveries(5)
+///     .reclaim_idle(Duration::from_secs(30));
+/// assert_eq!(opts.get_parallelism(), 8);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ChannelOptions {
+    pub(crate) read_messages: bool,
+    pub(crate) consumers: Vec<String>,
+    pub(crate) message_cleanup: bool,
+    pub(crate) start_from: StartFrom,
+    pub(crate) parallelism: usize,
+    pub(crate) read_ahead: usize,
+    pub(crate) max_deliveries: u64,
+    pub(crate) reclaim_idle: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            read_messages: true,
+            consumers: Vec::new(),
+            message_cleanup: false,
+            start_from: StartFrom::NewMessages,
+            parallelism: 1,
+            read_ahead: 0,
+            max_deliveries: 5,
+            reclaim_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// The defaults: read, no cleanup, new messages only, one handler at a time, five
+    /// deliveries, reclaim after 60 s idle.
+    pub fn new() -> Self {
+        ChannelOptions::default()
+    }
+
+    /// Whether this instance reads the channel (`false`: the channel is registered for
+    /// [`clean_up_consumed_messages`](super::Consumer::clean_up_consumed_messages) only).
+    /// By default, `true`.
+    pub fn read_messages(mut self, read: bool) -> Self {
+        self.read_messages = read;
+        self
+    }
+
+    /// The services whose acknowledgement an entry needs before cleanup may delete it.
+    /// By default, none (and cleanup then deletes nothing).
+    pub fn consumers<S: Into<String>>(mut self, services: impl IntoIterator<Item = S>) -> Self {
+        self.consumers = services.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether `clean_up_consumed_messages` trims this channel. By default, `false`.
+    pub fn message_cleanup(mut self, cleanup: bool) -> Self {
+        self.message_cleanup = cleanup;
+        self
+    }
+
+    /// Where the group starts when `register_channel` creates it (an existing group keeps
+    /// its position). By default, [`StartFrom::NewMessages`].
+    pub fn start_from(mut self, start: StartFrom) -> Self {
+        self.start_from = start;
+        self
+    }
+
+    /// The most entries whose handlers run at once in this instance (at least 1). With 1,
+    /// entries are handled one after the other in stream order. By default, 1.
+    pub fn parallelism(mut self, handlers: usize) -> Self {
+        self.parallelism = handlers.max(1);
+        self
+    }
+
+    /// How many entries beyond the free handler slots one read may fetch, to save round
+    /// trips when handlers are fast. They wait locally (their claim renewed like running
+    /// ones) and are handed to free slots in order. Keep it 0 when several instances
+    /// share the work and handlers are slow, so that idle instances get the entries. By
+    /// default, 0.
+    pub fn read_ahead(mut self, entries: usize) -> Self {
+        self.read_ahead = entries;
+        self
+    }
+
+    /// Deliveries after which a still-failing entry goes to the dead-letter stream (at
+    /// least 1). By default, 5.
+    pub fn max_deliveries(mut self, deliveries: u64) -> Self {
+        self.max_deliveries = deliveries.max(1);
+        self
+    }
+
+    /// How long an entry stays pending, unacknowledged and unrenewed, before any instance
+    /// of the service reclaims (`XAUTOCLAIM`) and retries it. Entries in progress renew
+    /// their claim at a third of this, so only failed entries and those of dead instances
+    /// are taken. By default, 60 seconds.
+    pub fn reclaim_idle(mut self, idle: Duration) -> Self {
+        self.reclaim_idle = idle.max(Duration::from_millis(10));
+        self
+    }
+
+    /// See [`read_messages`](Self::read_messages).
+    pub fn get_read_messages(&self) -> bool {
+        self.read_messages
+    }
+
+    /// See [`consumers`](Self::consumers).
+    pub fn get_consumers(&self) -> &[String] {
+        &self.consumers
+    }
+
+    /// See [`message_cleanup`](Self::message_cleanup).
+    pub fn get_message_cleanup(&self) -> bool {
+        self.message_cleanup
+    }
+
+    /// See [`parallelism`](Self::parallelism).
+    pub fn get_parallelism(&self) -> usize {
+        self.parallelism
+    }
+}
+
+/// Options of a [`Consumer`](super::Consumer) as a whole.
+///
+/// ```
+/// use std::time::Duration;
+/// use dtrsfw::redis::ConsumerOptions;
+///
+/// let opts = ConsumerOptions::new().shutdown_timeout(Duration::from_secs(10));
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerOptions {
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) idle_consumer_timeout: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            shutdown_timeout: Duration::from_secs(30),
+            idle_consumer_timeout: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConsumerOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        ConsumerOptions::default()
+    }
+
+    /// How long shutdown waits for in-flight handlers; those still running then are
+    /// abandoned and their entries stay pending for another instance. By default, 30
+    /// seconds.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Consumers of this service's groups idle longer than this with nothing pending are
+    /// removed by housekeeping (dead instances leave their names behind). By default, 24
+    /// hours.
+    pub fn idle_consumer_timeout(mut self, idle: Duration) -> Self {
+        self.idle_consumer_timeout = idle;
+        self
+    }
+
+    /// The longest pause between reconnection attempts after Redis failed. By default, 5
+    /// seconds.
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff.max(Duration::from_millis(10));
+        self
+    }
+}

@@ -1,0 +1,213 @@
+//! Decoding of the stream replies we use (`XREADGROUP`, `XAUTOCLAIM`, `XPENDING`,
+//! `XINFO`), from raw [`redis::Value`]s so entry fields stay bytes (a non-UTF-8 body must
+//! reach the dead-letter stream verbatim, not fail the whole batch). Both RESP2 arrays and
+//! RESP3 maps are accepted.
+
+use redis::Value;
+
+/// One stream entry as read: its ID and its raw fields.
+#[derive(Debug, Clone)]
+pub(crate) struct RawEntry {
+    pub(crate) id: String,
+    pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+pub(crate) fn as_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+pub(crate) fn as_string(v: &Value) -> Option<String> {
+    as_bytes(v).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+pub(crate) fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        _ => as_bytes(v).and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
+    }
+}
+
+/// The items of an array-like value (arrays, sets, and maps flattened to k, v, k, v).
+fn items(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) | Value::Set(a) => a.iter().collect(),
+        Value::Map(m) => m.iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Attribute { data, .. } => items(data),
+        _ => Vec::new(),
+    }
+}
+
+/// `[id, [field, value, ...]]` → entry; a nil field list (entry deleted, Redis < 7
+/// XAUTOCLAIM) gives an entry with no fields.
+fn entry(v: &Value) -> Option<RawEntry> {
+    let parts = items(v);
+    let id = as_string(parts.first()?)?;
+    let flat = parts.get(1).map(|f| items(f)).unwrap_or_default();
+    let fields = flat
+        .chunks_exact(2)
+        .filter_map(|kv| Some((as_bytes(kv[0])?.to_vec(), as_bytes(kv[1])?.to_vec())))
+        .collect();
+    Some(RawEntry { id, fields })
+}
+
+fn entries(v: &Value) -> Vec<RawEntry> {
+    items(v).into_iter().filter_map(entry).collect()
+}
+
+/// `XREADGROUP` over one stream: nil (timeout) or `[[key, [entries]]]` (RESP3: a map
+/// key → entries).
+pub(crate) fn xreadgroup(v: &Value) -> Vec<RawEntry> {
+    match v {
+        Value::Map(m) => m.iter().flat_map(|(_, e)| entries(e)).collect(),
+        Value::Array(streams) => streams
+            .iter()
+            .flat_map(|s| items(s).get(1).map(|e| entries(e)).unwrap_or_default())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `XAUTOCLAIM`: `[next_cursor, [entries], [deleted ids]]` (the third part since Redis 7).
+pub(crate) fn xautoclaim(v: &Value) -> (String, Vec<RawEntry>, Vec<String>) {
+    let parts = items(v);
+    let cursor = parts.first().and_then(|c| as_string(c)).unwrap_or_else(|| "0-0".into());
+    let claimed = parts.get(1).map(|e| entries(e)).unwrap_or_default();
+    let deleted = parts
+        .get(2)
+        .map(|d| items(d).into_iter().filter_map(as_string).collect())
+        .unwrap_or_default();
+    (cursor, claimed, deleted)
+}
+
+/// One row of the extended `XPENDING`: ID, consumer, idle ms, deliveries.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRow {
+    pub(crate) id: String,
+    pub(crate) deliveries: u64,
+}
+
+pub(crate) fn xpending_rows(v: &Value) -> Vec<PendingRow> {
+    items(v)
+        .into_iter()
+        .filter_map(|row| {
+            let r = items(row);
+            Some(PendingRow {
+                id: as_string(r.first()?)?,
+                deliveries: as_u64(r.get(3)?)?,
+            })
+        })
+        .collect()
+}
+
+/// The summary `XPENDING`: the smallest pending ID, if any.
+pub(crate) fn xpending_smallest(v: &Value) -> Option<String> {
+    let parts = items(v);
+    if as_u64(parts.first()?)? == 0 {
+        return None;
+    }
+    as_string(parts.get(1)?)
+}
+
+/// A flat `key, value, ...` record (`XINFO GROUPS`/`CONSUMERS` rows) as lookups.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Record(Vec<(String, Value)>);
+
+impl Record {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub(crate) fn string(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(as_string)
+    }
+    pub(crate) fn u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(as_u64)
+    }
+}
+
+pub(crate) fn records(v: &Value) -> Vec<Record> {
+    items(v)
+        .into_iter()
+        .map(|row| {
+            let flat = items(row);
+            Record(
+                flat.chunks_exact(2)
+                    .filter_map(|kv| Some((as_string(kv[0])?, kv[1].clone())))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// A stream ID `ms-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct StreamId {
+    pub(crate) ms: u64,
+    pub(crate) seq: u64,
+}
+
+impl StreamId {
+    pub(crate) fn parse(s: &str) -> Option<StreamId> {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// The smallest ID greater than this one.
+    pub(crate) fn next(self) -> StreamId {
+        match self.seq.checked_add(1) {
+            Some(seq) => StreamId { ms: self.ms, seq },
+            None => StreamId {
+                ms: self.ms.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn xreadgroup_resp2_and_resp3() {
+        let e = Value::Array(vec![
+            b("1-0"),
+            Value::Array(vec![b("name"), b("n"), b("body"), b("{}")]),
+        ]);
+        let resp2 = Value::Array(vec![Value::Array(vec![b("s"), Value::Array(vec![e.clone()])])]);
+        let resp3 = Value::Map(vec![(b("s"), Value::Array(vec![e]))]);
+        for v in [resp2, resp3] {
+            let got = xreadgroup(&v);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].id, "1-0");
+            assert_eq!(got[0].fields[1], (b"body".to_vec(), b"{}".to_vec()));
+        }
+        assert!(xreadgroup(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn stream_id_order_and_successor() {
+        let a = StreamId::parse("5-3").unwrap();
+        assert_eq!(a.next().to_string(), "5-4");
+        assert!(StreamId::parse("5-10").unwrap() > StreamId::parse("5-9").unwrap());
+        assert_eq!(StreamId::parse("7").unwrap(), StreamId { ms: 7, seq: 0 });
+        assert_eq!(StreamId { ms: 1, seq: u64::MAX }.next(), StreamId { ms: 2, seq: 0 });
+    }
+}

@@ -1,0 +1,75 @@
+//! Counters kept by the consumer and the figures `get_stats` reports.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one channel; relaxed atomics, as they are only reported.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) processed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) reclaimed: AtomicU64,
+    pub(crate) deleted_pending: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn snapshot(&self, group: String) -> ChannelStats {
+        ChannelStats {
+            group,
+            processed: Self::get(&self.processed),
+            failed: Self::get(&self.failed),
+            retried: Self::get(&self.retried),
+            dead_lettered: Self::get(&self.dead_lettered),
+            reclaimed: Self::get(&self.reclaimed),
+            deleted_pending: Self::get(&self.deleted_pending),
+            lag: None,
+            pending: None,
+        }
+    }
+}
+
+/// Figures of one channel: this instance's counters since it started, and the group's
+/// lag and pending count as Redis reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// The consumer group (`<channel>:<service>:cg`).
+    pub group: String,
+    /// Entries whose handlers all succeeded (acknowledged).
+    pub processed: u64,
+    /// Handler runs that failed or panicked (the entry stayed pending, or was
+    /// dead-lettered).
+    pub failed: u64,
+    /// Deliveries beyond the first that reached the handlers.
+    pub retried: u64,
+    /// Entries written to the dead-letter stream.
+    pub dead_lettered: u64,
+    /// Entries taken over with `XAUTOCLAIM` (failed here, or left by a dead instance).
+    pub reclaimed: u64,
+    /// Pending IDs whose entry had been deleted from the stream; acknowledged, not run.
+    pub deleted_pending: u64,
+    /// Entries in the stream not yet delivered to the group (`XINFO GROUPS` `lag`; `None`
+    /// when Redis cannot tell, or could not be asked).
+    pub lag: Option<u64>,
+    /// Entries delivered to the group and not yet acknowledged (`None` when Redis could not
+    /// be asked).
+    pub pending: Option<u64>,
+}
+
+/// What [`Consumer::get_stats`](super::Consumer::get_stats) returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ConsumerStats {
+    /// Per channel name.
+    pub channels: BTreeMap<String, ChannelStats>,
+}
