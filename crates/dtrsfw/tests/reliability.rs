@@ -1,0 +1,714 @@
+//! Reliability under failure, against real servers: restart under load, a stalled
+//! (SIGSTOPped) server, poison and malformed entries, ACL refusals, and secrets in logs.
+//! Each scenario prints the figures it measures (run with `--nocapture`); the guarantees
+//! are asserted, never the speed. `RELIABILITY.md` at the repository root maps each
+//! guarantee to its tests. The crash of consumer *processes* is in
+//! `crates/dtredis/tests/reliability.rs`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtrsfw::redis::{
+    ChannelOptions, Consumer, Delivery, EntryId, ErrorKind, Message, RedisConfig, RedisInstance, Sender,
+    SenderOptions, StartFrom, is_redis_connected_async,
+};
+use dtrsfw_test_support::Server;
+use redis::Commands;
+
+/// Entry IDs handled, with the consumer index and when.
+type HandledLog = Arc<Mutex<Vec<(String, usize, Instant)>>>;
+
+fn instance(server: &Server) -> RedisInstance {
+    RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
+}
+
+/// An async handler that records each entry it gets as handled by consumer `index`.
+fn record_into(
+    log: &HandledLog,
+    index: usize,
+) -> impl Fn(Delivery) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static {
+    let log = log.clone();
+    move |d: Delivery| {
+        log.lock().unwrap().push((d.id().to_owned(), index, Instant::now()));
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Waits until every ID of `ids` is in `log` (or panics after `limit`).
+async fn wait_handled(log: &HandledLog, ids: &HashSet<String>, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let missing = {
+            let seen: HashSet<String> = log.lock().unwrap().iter().map(|(id, _, _)| id.clone()).collect();
+            ids.iter().filter(|id| !seen.contains(*id)).count()
+        };
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{missing} acknowledged sends never reached a handler"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A task that sends a numbered message to `channel` every `pause` until `stop`; each
+/// send is recorded as (start, latency, result).
+type SendRecord = (Instant, Duration, Result<EntryId, dtrsfw::redis::Error>);
+
+fn producer(
+    sender: Sender,
+    channel: &'static str,
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<SendRecord>> {
+    tokio::spawn(async move {
+        let mut records = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let message = Message::new("tick", &serde_json::json!({ "n": records.len() })).unwrap();
+            let start = Instant::now();
+            let result = sender.send_message(channel, &message).await;
+            records.push((start, start.elapsed(), result));
+            tokio::time::sleep(pause).await;
+        }
+        records
+    })
+}
+
+fn pending_total(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
+    let v: redis::Value = redis::cmd("XPENDING").arg(channel).arg(group).query(conn).unwrap();
+    match v {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_under_load_keeps_every_acknowledged_send_and_consumers_resume() {
+    const CHANNEL: &str = "restart";
+    let mut server = Server::builder().appendonly().start();
+    // Default options everywhere: what a service gets without tuning. Each party has its
+    // own instance (its own connections), as separate processes would.
+    let sender = Sender::new(&instance(&server));
+    sender.register_channel(CHANNEL).unwrap();
+    let log: HandledLog = Arc::default();
+    let mut consumers = Vec::new();
+    for index in 0..2 {
+        let c = Consumer::new(&instance(&server), "svc").unwrap();
+        c.register_channel(CHANNEL, ChannelOptions::new().start_from(StartFrom::Beginning))
+            .await
+            .unwrap();
+        c.register_async_handler(CHANNEL, record_into(&log, index)).unwrap();
+        consumers.push(c);
+    }
+    let loops: Vec<_> = consumers
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(500))
+                    .await
+            })
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..2)
+        .map(|_| producer(sender.clone(), CHANNEL, Duration::from_millis(2), stop.clone()))
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Down for a second, then back on the same port with its AOF.
+    let (server, down_for) = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        server.stop();
+        std::thread::sleep(Duration::from_secs(1));
+        server.restart();
+        (server, start.elapsed())
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut acknowledged = HashSet::new();
+    let mut failed = 0;
+    for p in producers {
+        for (_, _, result) in p.await.unwrap() {
+            match result {
+                Ok(id) => {
+                    acknowledged.insert(id.to_string());
+                }
+                Err(e) => {
+                    assert!(e.is_transient(), "only transient errors while down: {e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    wait_handled(&log, &acknowledged, Duration::from_secs(20)).await;
+    for c in &consumers {
+        c.shutdown();
+    }
+    for l in loops {
+        l.await.unwrap().expect("the consumer loops never gave up");
+    }
+
+    let handled = log.lock().unwrap().clone();
+    let unique: HashSet<&String> = handled.iter().map(|(id, _, _)| id).collect();
+    let resumed: Vec<Duration> = (0..2)
+        .map(|index| {
+            handled
+                .iter()
+                .filter(|(_, i, at)| *i == index && *at >= back)
+                .map(|(_, _, at)| *at - back)
+                .min()
+                .expect("each consumer handled entries after the restart")
+        })
+        .collect();
+    eprintln!(
+        "restart: down {down_for:?}; sends ok {}, failed {failed}; handled {} (unique {}, duplicates {}); \
+         consumers resumed {resumed:?} after the server's return",
+        acknowledged.len(),
+        handled.len(),
+        unique.len(),
+        handled.len() - unique.len()
+    );
+    assert!(
+        resumed.iter().all(|d| *d < Duration::from_secs(2)),
+        "consumers resume within 2 s of the server's return: {resumed:?}"
+    );
+    let mut conn = server.connection();
+    assert_eq!(pending_total(&mut conn, CHANNEL, "restart:svc:cg"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
+    const CHANNEL: &str = "stall";
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    // Generous slack for a loaded 2-core CI machine: the bound is what matters.
+    const SLACK: Duration = Duration::from_millis(1000);
+    let server = Arc::new(Server::start());
+    let config = RedisConfig::new()
+        .set_redis_url(server.url())
+        .set_redis_socket_timeout(TIMEOUT)
+        .set_redis_socket_connect_timeout(TIMEOUT);
+    let sender_options = SenderOptions::new()
+        .set_max_attempts(2)
+        .set_initial_backoff(Duration::from_millis(50))
+        .set_max_backoff(Duration::from_millis(50));
+    // Documented bound of a send: attempts × socket timeout plus the backoffs.
+    let send_bound = TIMEOUT * 2 + Duration::from_millis(50);
+    let sender = Sender::with_options(&RedisInstance::new(config.clone()).unwrap(), sender_options);
+    sender.register_channel(CHANNEL).unwrap();
+    let redis = RedisInstance::new(config.clone()).unwrap();
+    let consumer = Consumer::new(&redis, "svc").unwrap();
+    consumer
+        .register_channel(
+            CHANNEL,
+            ChannelOptions::new()
+                .start_from(StartFrom::Beginning)
+                .reclaim_idle(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    let log: HandledLog = Arc::default();
+    consumer.register_async_handler(CHANNEL, record_into(&log, 0)).unwrap();
+    let consuming = {
+        let c = consumer.clone();
+        tokio::spawn(async move {
+            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
+                .await
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sending = producer(sender.clone(), CHANNEL, Duration::from_millis(5), stop.clone());
+    // Consumer-side calls: stats and the health check, timed.
+    let probing = {
+        let (consumer, redis, stop) = (consumer.clone(), redis.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut stats, mut health) = (Vec::new(), Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let start = Instant::now();
+                let _ = consumer.get_stats().await;
+                stats.push((start, start.elapsed()));
+                let start = Instant::now();
+                let _ = is_redis_connected_async(&redis).await;
+                health.push((start, start.elapsed()));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (stats, health)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused_at = Instant::now();
+    server.pause();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.resume();
+    let resumed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let sends = sending.await.unwrap();
+    let (stats, health) = probing.await.unwrap();
+
+    // Calls that overlapped the stall.
+    let during = |start: Instant, took: Duration| start + took >= paused_at && start <= resumed_at;
+    let worst = |calls: &[(Instant, Duration)]| {
+        calls
+            .iter()
+            .filter(|(s, t)| during(*s, *t))
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or_default()
+    };
+    let send_calls: Vec<(Instant, Duration)> = sends.iter().map(|(s, t, _)| (*s, *t)).collect();
+    let (worst_send, worst_stats, worst_health) = (worst(&send_calls), worst(&stats), worst(&health));
+    let acknowledged: HashSet<String> = sends
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok().map(ToString::to_string))
+        .collect();
+    let failed = sends.iter().filter(|(_, _, r)| r.is_err()).count();
+    let failed_during = sends
+        .iter()
+        .filter(|(s, t, r)| r.is_err() && during(*s, *t))
+        .count();
+    let after: Vec<_> = sends.iter().filter(|(s, _, _)| *s > resumed_at).collect();
+    wait_handled(&log, &acknowledged, Duration::from_secs(20)).await;
+    consumer.shutdown();
+    consuming.await.unwrap().expect("the consumer loop never gave up");
+    let handled = log.lock().unwrap().len();
+    eprintln!(
+        "stall: 3 s SIGSTOP; sends ok {}, failed {failed} ({failed_during} during the stall); handled {handled}; \
+         worst latency during the stall: send {worst_send:?} (bound {send_bound:?}), get_stats {worst_stats:?}, \
+         health {worst_health:?} (timeouts {TIMEOUT:?})",
+        acknowledged.len()
+    );
+    assert!(worst_send <= send_bound + SLACK, "a send blocked {worst_send:?}");
+    assert!(
+        worst_stats <= TIMEOUT * 2 + SLACK,
+        "get_stats blocked {worst_stats:?}"
+    );
+    assert!(
+        worst_health <= TIMEOUT * 2 + SLACK,
+        "the health check blocked {worst_health:?}"
+    );
+    assert!(failed_during > 0, "the stall was noticed by the sender");
+    assert!(
+        after.iter().filter(|(_, _, r)| r.is_ok()).count() > 0,
+        "sends continue after SIGCONT"
+    );
+}
+
+/// A dead-letter entry as `XRANGE` returns it, with raw values.
+type RawEntry = (String, Vec<(String, Vec<u8>)>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_flowing() {
+    const CHANNEL: &str = "poison";
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let consumer = Consumer::new(&redis, "svc").unwrap();
+    consumer
+        .register_channel(
+            CHANNEL,
+            ChannelOptions::new()
+                .start_from(StartFrom::Beginning)
+                .reclaim_idle(Duration::from_millis(300))
+                .max_deliveries(3),
+        )
+        .await
+        .unwrap();
+    let handled: Arc<Mutex<Vec<(String, usize, u128)>>> = Arc::default();
+    {
+        let handled = handled.clone();
+        consumer
+            .register_handler(CHANNEL, move |name, payload| {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                let size = payload.as_str().map_or(0, str::len);
+                handled.lock().unwrap().push((name.to_owned(), size, now_ms));
+                if name == "always.fails" {
+                    Err("handler refuses always.fails".to_owned())
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap();
+    }
+    let big_text = "x".repeat(1 << 20);
+    let big_json = serde_json::to_string(&big_text).unwrap();
+    let mut not_json_big = big_text.clone().into_bytes();
+    not_json_big.insert(0, b'{');
+    let poison: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+        ("no name", vec![("body", b"{}".to_vec())]),
+        ("no body", vec![("name", b"n".to_vec())]),
+        (
+            "body not JSON",
+            vec![("name", b"n".to_vec()), ("body", b"{not json".to_vec())],
+        ),
+        (
+            "body not UTF-8",
+            vec![("name", b"n".to_vec()), ("body", vec![b'"', 0xff, 0xfe, b'"'])],
+        ),
+        ("empty name", vec![("name", Vec::new()), ("body", b"{}".to_vec())]),
+        (
+            "1 MiB body, not JSON",
+            vec![("name", b"n".to_vec()), ("body", not_json_big.clone())],
+        ),
+    ];
+    let mut expected: HashMap<String, (&str, &str)> = HashMap::new();
+    for (what, fields) in &poison {
+        let id: String = conn.xadd(CHANNEL, "*", fields).unwrap();
+        expected.insert(id, (what, "malformed"));
+    }
+    let failing: String = conn
+        .xadd(CHANNEL, "*", &[("name", "always.fails"), ("body", "{\"n\": 1}")])
+        .unwrap();
+    expected.insert(failing.clone(), ("always failing handler", "max_deliveries"));
+    // A valid 1 MiB body is not poison: it is delivered whole.
+    let _: String = conn
+        .xadd(CHANNEL, "*", &[("name", "big"), ("body", big_json.as_str())])
+        .unwrap();
+    let started = Instant::now();
+    let consuming = {
+        let c = consumer.clone();
+        tokio::spawn(async move {
+            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
+                .await
+        })
+    };
+    // Valid messages published while the poison is being retried.
+    const VALID: usize = 500;
+    for i in 0..VALID {
+        let m = Message::new("valid", &serde_json::json!({ "i": i })).unwrap();
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(CHANNEL).arg("*");
+        for (k, v) in m.get_json_encoded() {
+            cmd.arg(k).arg(v);
+        }
+        let _: String = cmd.query(&mut conn).unwrap();
+    }
+    let dlq_key = format!("{CHANNEL}:dlq");
+    loop {
+        let len: usize = conn.xlen(&dlq_key).unwrap();
+        let valid = handled.lock().unwrap().iter().filter(|(n, _, _)| n == "valid").count();
+        if len >= expected.len() && valid >= VALID {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "dead letters {len}/{}, valid handled {valid}/{VALID}",
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    consumer.shutdown();
+    consuming.await.unwrap().unwrap();
+
+    let dlq: Vec<RawEntry> = redis::cmd("XRANGE")
+        .arg(&dlq_key)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(dlq.len(), expected.len(), "each poison entry once, nothing else");
+    let text = |f: &HashMap<String, Vec<u8>>, k: &str| String::from_utf8_lossy(f.get(k).map_or(&[][..], |v| v)).into_owned();
+    let mut failing_dead_lettered_ms = 0;
+    for (_, fields) in &dlq {
+        let f: HashMap<String, Vec<u8>> = fields.iter().cloned().collect();
+        let original = text(&f, "id");
+        let (what, reason) = expected[&original];
+        assert_eq!(text(&f, "reason"), reason, "{what}: {}", text(&f, "error"));
+        assert_eq!(text(&f, "service"), "svc");
+        assert!(!text(&f, "error").is_empty(), "{what}: the error is stated");
+        if what == "1 MiB body, not JSON" {
+            assert_eq!(f["body"], not_json_big, "the body is kept verbatim");
+        }
+        if what == "empty name" {
+            assert!(text(&f, "error").contains("empty"), "{}", text(&f, "error"));
+        }
+        if original == failing {
+            assert_eq!(text(&f, "deliveries"), "3");
+            assert!(text(&f, "error").contains("handler refuses always.fails"));
+            failing_dead_lettered_ms = text(&f, "time").parse::<u128>().unwrap();
+        }
+    }
+    let handled = handled.lock().unwrap().clone();
+    let valid_done_ms = handled
+        .iter()
+        .filter(|(n, _, _)| n == "valid")
+        .map(|(_, _, at)| *at)
+        .max()
+        .unwrap();
+    let big = handled.iter().find(|(n, _, _)| n == "big").expect("the 1 MiB message was handled");
+    assert_eq!(big.1, 1 << 20, "delivered whole");
+    let attempts = handled.iter().filter(|(n, _, _)| n == "always.fails").count();
+    eprintln!(
+        "poison: {} dead-lettered ({} malformed, 1 after {attempts} deliveries); {VALID} valid handled, the last \
+         {} ms before the failing one was given up",
+        dlq.len(),
+        poison.len(),
+        failing_dead_lettered_ms.saturating_sub(valid_done_ms)
+    );
+    assert_eq!(attempts, 3, "exactly max_deliveries runs of the failing entry");
+    assert!(
+        valid_done_ms <= failing_dead_lettered_ms,
+        "valid messages flowed while the failing one was retried"
+    );
+    assert_eq!(pending_total(&mut conn, CHANNEL, "poison:svc:cg"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere() {
+    let server = Server::builder()
+        .acl_user("orders-app", "orders-pw", "~orders* +@all")
+        .start();
+    let redis = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_host("127.0.0.1")
+            .set_redis_port(server.port().into())
+            .set_redis_username("orders-app")
+            .set_redis_password("orders-pw"),
+    )
+    .unwrap();
+    let sender = Sender::new(&redis);
+    sender.register_channel("orders").unwrap();
+    sender.register_channel("payments").unwrap();
+    let message = Message::new("order.created", &serde_json::json!({ "id": 1 })).unwrap();
+    sender.send_message("orders", &message).await.unwrap();
+    sender.send_message_blocking("orders", &message).unwrap();
+
+    let start = Instant::now();
+    let err = sender.send_message("payments", &message).await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(err.is_permission() && !err.is_transient(), "not retried: {err}");
+    assert!(
+        err.to_string().to_lowercase().contains("noperm"),
+        "the server's reason is kept: {err}"
+    );
+    let err = sender.send_message_blocking("payments", &message).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    let err = sender.send_messages("payments", &[message.clone()]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    // A consumer of a channel outside the user's keys is refused at registration.
+    let consumer = Consumer::new(&redis, "billing").unwrap();
+    let err = consumer
+        .register_channel("payments", ChannelOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    consumer
+        .register_channel("orders", ChannelOptions::new())
+        .await
+        .unwrap();
+    eprintln!("acl: refused send answered in {took:?}: {err}");
+    assert!(took < Duration::from_secs(5), "answered, not hung: {took:?}");
+    assert!(!format!("{err} {err:?}").contains("orders-pw"));
+}
+
+/// Collects everything `tracing` emits at any level, as text.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn secrets_never_reach_logs_from_sender_and_consumer_operations() {
+    const SECRET: &str = "Rl5-stream-secret-Vw8";
+    const USER: &str = "stream-user-Jt6";
+    let server = Server::builder()
+        .acl_user(USER, SECRET, "~events* +@all -xinfo")
+        .start();
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // A current-thread runtime, so every event is emitted on this thread, under this
+    // subscriber.
+    tracing::subscriber::with_default(subscriber, || {
+        let redis = RedisInstance::new(
+            RedisConfig::new()
+                .set_redis_host("127.0.0.1")
+                .set_redis_port(server.port().into())
+                .set_redis_username(USER)
+                .set_redis_password(SECRET)
+                .set_redis_socket_timeout(Duration::from_millis(300)),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sender = Sender::with_options(&redis, SenderOptions::new().set_initial_backoff(Duration::from_millis(10)));
+            sender.register_channel("events").unwrap();
+            sender.register_channel("forbidden").unwrap();
+            let ok = Message::new("evt", &serde_json::json!({ "n": 1 })).unwrap();
+            let fail = Message::new("fail", &serde_json::json!({ "n": 2 })).unwrap();
+            sender.send_messages("events", &[ok.clone(), fail]).await.unwrap();
+            assert!(sender.send_message("forbidden", &ok).await.is_err());
+            let consumer = Consumer::new(&redis, "svc").unwrap();
+            consumer
+                .register_channel(
+                    "events",
+                    ChannelOptions::new()
+                        .start_from(StartFrom::Beginning)
+                        .read_ahead(10)
+                        .max_deliveries(1),
+                )
+                .await
+                .unwrap();
+            consumer
+                .register_handler("events", |name, _| if name == "fail" { Err("refused") } else { Ok(()) })
+                .unwrap();
+            // One batch: a success, a failure dead-lettered (warnings), stats refused by
+            // the ACL (no XINFO), a stall (timeouts and retry warnings).
+            consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
+            let _ = consumer.get_stats().await;
+            server.pause();
+            let _ = sender.send_message("events", &ok).await;
+            let _ = consumer.consume_all_channels(Duration::from_millis(100)).await;
+            server.resume();
+            let _ = consumer.clean_up_consumed_messages().await;
+        });
+    });
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("dead-letter") && text.contains("WARN"),
+        "the scenario should have logged warnings:\n{text}"
+    );
+    assert!(!text.contains(SECRET) && !text.contains(USER), "leaked:\n{text}");
+}
+
+/// Delivers a new entry to the consumer named `instance` behind its back, as when the
+/// server executed its `XREADGROUP` but the reply was lost: `XADD` and the read in one
+/// transaction, so that a blocked read of the real instance is not served first, then
+/// `XCLAIM` to the instance.
+fn deliver_behind_its_back(conn: &mut redis::Connection, channel: &str, group: &str, instance: &str) -> String {
+    let (id, _): (String, redis::Value) = redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg(channel)
+        .arg("*")
+        .arg("name")
+        .arg("lost")
+        .arg("body")
+        .arg("{}")
+        .cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(channel)
+        .arg(">")
+        .query(conn)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(channel)
+        .arg(group)
+        .arg(instance)
+        .arg(0)
+        .arg(&id)
+        .arg("JUSTID")
+        .query(conn)
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_read_reply_was_lost_is_handled_without_waiting_for_the_reclaim_time() {
+    const CHANNEL: &str = "lost";
+    let server = Server::start();
+    let mut conn = server.connection();
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    // The default reclaim idle time (60 s): far beyond this test's patience.
+    consumer
+        .register_channel(CHANNEL, ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let log: HandledLog = Arc::default();
+    consumer.register_async_handler(CHANNEL, record_into(&log, 0)).unwrap();
+    let group = consumer.group_name(CHANNEL);
+    // Case 1: delivered to this instance before its loop starts (e.g. read by a previous
+    // run of the loop, whose reply never arrived).
+    let before_start = deliver_behind_its_back(&mut conn, CHANNEL, &group, consumer.consumer_name());
+    let consuming = {
+        let c = consumer.clone();
+        tokio::spawn(async move {
+            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
+                .await
+        })
+    };
+    let started = Instant::now();
+    wait_handled(&log, &HashSet::from([before_start]), Duration::from_secs(10)).await;
+    let first = started.elapsed();
+    // Case 2: delivered while the loop runs, then the connection breaks (the reply of a
+    // read lost with it).
+    let while_running = deliver_behind_its_back(&mut conn, CHANNEL, &group, consumer.consumer_name());
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query(&mut conn)
+        .unwrap();
+    let broken = Instant::now();
+    wait_handled(&log, &HashSet::from([while_running]), Duration::from_secs(10)).await;
+    let second = broken.elapsed();
+    consumer.shutdown();
+    consuming.await.unwrap().unwrap();
+    eprintln!("lost replies: handled {first:?} after the loop started, {second:?} after the connection broke");
+    assert_eq!(pending_total(&mut conn, CHANNEL, &group), 0);
+}
+
+#[test]
+fn sent_ids_are_unique_and_ordered_even_under_concurrent_senders() {
+    // Guards the premise of every count above: an ID identifies one send.
+    let server = Server::start();
+    let sender = Sender::new(&instance(&server));
+    sender.register_channel("ids").unwrap();
+    let ids: Vec<EntryId> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let sender = sender.clone();
+                s.spawn(move || {
+                    (0..100)
+                        .map(|i| {
+                            sender
+                                .send_message_blocking("ids", &Message::new("t", &(t, i)).unwrap())
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let unique: BTreeSet<EntryId> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), 400);
+}
