@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::{
-    ChannelOptions, Consumer, Delivery, EntryId, ErrorKind, Message, RedisConfig, RedisInstance, Sender,
-    SenderOptions, StartFrom, is_redis_connected_async,
+    ChannelOptions, Consumer, Delivery, EntryId, ErrorKind, Message, RedisConfig, RedisInstance, Sender, SenderOptions,
+    StartFrom, is_redis_connected_async,
 };
 use dtrsfw_test_support::Server;
 use redis::Commands;
@@ -275,10 +275,7 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
         .filter_map(|(_, _, r)| r.as_ref().ok().map(ToString::to_string))
         .collect();
     let failed = sends.iter().filter(|(_, _, r)| r.is_err()).count();
-    let failed_during = sends
-        .iter()
-        .filter(|(s, t, r)| r.is_err() && during(*s, *t))
-        .count();
+    let failed_during = sends.iter().filter(|(s, t, r)| r.is_err() && during(*s, *t)).count();
     let after: Vec<_> = sends.iter().filter(|(s, _, _)| *s > resumed_at).collect();
     wait_handled(&log, &acknowledged, Duration::from_secs(20)).await;
     consumer.shutdown();
@@ -291,10 +288,7 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
         acknowledged.len()
     );
     assert!(worst_send <= send_bound + SLACK, "a send blocked {worst_send:?}");
-    assert!(
-        worst_stats <= TIMEOUT * 2 + SLACK,
-        "get_stats blocked {worst_stats:?}"
-    );
+    assert!(worst_stats <= TIMEOUT * 2 + SLACK, "get_stats blocked {worst_stats:?}");
     assert!(
         worst_health <= TIMEOUT * 2 + SLACK,
         "the health check blocked {worst_health:?}"
@@ -422,7 +416,8 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
         .query(&mut conn)
         .unwrap();
     assert_eq!(dlq.len(), expected.len(), "each poison entry once, nothing else");
-    let text = |f: &HashMap<String, Vec<u8>>, k: &str| String::from_utf8_lossy(f.get(k).map_or(&[][..], |v| v)).into_owned();
+    let text =
+        |f: &HashMap<String, Vec<u8>>, k: &str| String::from_utf8_lossy(f.get(k).map_or(&[][..], |v| v)).into_owned();
     let mut failing_dead_lettered_ms = 0;
     for (_, fields) in &dlq {
         let f: HashMap<String, Vec<u8>> = fields.iter().cloned().collect();
@@ -450,7 +445,10 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
         .map(|(_, _, at)| *at)
         .max()
         .unwrap();
-    let big = handled.iter().find(|(n, _, _)| n == "big").expect("the 1 MiB message was handled");
+    let big = handled
+        .iter()
+        .find(|(n, _, _)| n == "big")
+        .expect("the 1 MiB message was handled");
     assert_eq!(big.1, 1 << 20, "delivered whole");
     let attempts = handled.iter().filter(|(n, _, _)| n == "always.fails").count();
     eprintln!(
@@ -562,7 +560,10 @@ fn secrets_never_reach_logs_from_sender_and_consumer_operations() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let sender = Sender::with_options(&redis, SenderOptions::new().set_initial_backoff(Duration::from_millis(10)));
+            let sender = Sender::with_options(
+                &redis,
+                SenderOptions::new().set_initial_backoff(Duration::from_millis(10)),
+            );
             sender.register_channel("events").unwrap();
             sender.register_channel("forbidden").unwrap();
             let ok = Message::new("evt", &serde_json::json!({ "n": 1 })).unwrap();

@@ -59,6 +59,11 @@ fn entries(v: &Value) -> Vec<RawEntry> {
     items(v).into_iter().filter_map(entry).collect()
 }
 
+/// `XCLAIM` (without `JUSTID`): the claimed entries; deleted ones are left out.
+pub(crate) fn xclaim(v: &Value) -> Vec<RawEntry> {
+    entries(v)
+}
+
 /// `XREADGROUP` over one stream: nil (timeout) or `[[key, [entries]]]` (RESP3: a map
 /// key → entries).
 pub(crate) fn xreadgroup(v: &Value) -> Vec<RawEntry> {

@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::options::{ChannelOptions, ConsumerOptions};
-use super::reply::{self, RawEntry};
+use super::reply::{self, RawEntry, StreamId};
 use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
@@ -68,6 +68,10 @@ pub(crate) struct LoopState {
     next_reclaim: Option<Instant>,
     /// Acknowledgements not yet sent (kept across failures: `XACK` is idempotent).
     acks: Vec<String>,
+    /// Where to continue re-taking this instance's own pending entries, when some may
+    /// have been delivered to it without it knowing (see [`recover_own`]); `None` when
+    /// there is nothing to look for.
+    own_pending_from: Option<StreamId>,
 }
 
 /// How a loop runs.
@@ -496,6 +500,20 @@ async fn reclaim(
         .collect();
     Counters::add(&ch.counters.reclaimed, claimed.len() as u64);
     debug!(channel = %ch.name, count = claimed.len(), "reclaimed pending entries");
+    queue_taken_over(shared, ch, state, work, claimed, &counts).await?;
+    Ok(more)
+}
+
+/// Queues entries just claimed by this instance, with their delivery counts; those
+/// delivered more than the maximum are dead-lettered, malformed ones too.
+async fn queue_taken_over(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    state: &mut LoopState,
+    work: &mut Work,
+    claimed: Vec<RawEntry>,
+    counts: &HashMap<String, u64>,
+) -> Result<()> {
     for entry in claimed {
         let deliveries = counts.get(&entry.id).copied().unwrap_or(2);
         if exhausted_before_running(deliveries, ch.opts.max_deliveries) {
@@ -521,7 +539,68 @@ async fn reclaim(
             work.queue.push_back(d);
         }
     }
-    Ok(more)
+    Ok(())
+}
+
+/// Takes again the entries pending under this instance's own name that it does not
+/// hold: entries Redis delivered to a read (or a reclaim) whose reply was lost with the
+/// connection, or to an earlier run of the loop. Without this they would wait for the
+/// reclaim idle time (a minute by default) although nothing is wrong with them. Called
+/// when a loop starts and after a connection failure; one page of up to `count` per
+/// call, until the pending list is exhausted.
+async fn recover_own(
+    shared: &Shared,
+    ch: &Arc<Channel>,
+    state: &mut LoopState,
+    work: &mut Work,
+    count: usize,
+) -> Result<()> {
+    let Some(from) = state.own_pending_from else {
+        return Ok(());
+    };
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let rows: Value = redis::cmd("XPENDING")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(from.to_string())
+        .arg("+")
+        .arg(count.max(1) + work.held())
+        .arg(&shared.consumer_name)
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("listing own pending entries of {}", ch.name), e))?;
+    let rows = reply::xpending_rows(&rows);
+    state.own_pending_from = rows.last().and_then(|r| StreamId::parse(&r.id)).map(StreamId::next);
+    let lost: Vec<_> = rows.into_iter().filter(|r| !work.holds(&r.id)).collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    // XCLAIM to ourselves: the entries' fields, the idle time reset (so no other instance
+    // takes them meanwhile) and the delivery count raised, as for any redelivery.
+    let value: Value = redis::cmd("XCLAIM")
+        .arg(&*ch.name)
+        .arg(&ch.group)
+        .arg(&shared.consumer_name)
+        .arg(0)
+        .arg(lost.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("taking own pending entries of {}", ch.name), e))?;
+    let claimed: Vec<RawEntry> = reply::xclaim(&value)
+        .into_iter()
+        .filter(|e| !e.fields.is_empty())
+        .collect();
+    for row in &lost {
+        if !claimed.iter().any(|e| e.id == row.id) {
+            // Deleted from the stream: nothing to run, acknowledge (idempotent).
+            Counters::add(&ch.counters.deleted_pending, 1);
+            state.acks.push(row.id.clone());
+        }
+    }
+    let counts: HashMap<String, u64> = lost.into_iter().map(|r| (r.id, r.deliveries + 1)).collect();
+    Counters::add(&ch.counters.reclaimed, claimed.len() as u64);
+    debug!(channel = %ch.name, count = claimed.len(), "took back own pending entries");
+    queue_taken_over(shared, ch, state, work, claimed, &counts).await
 }
 
 /// Renews our claim on held entries (`XCLAIM ... JUSTID`, idle reset, delivery count
@@ -555,6 +634,11 @@ pub(crate) async fn run(
 ) -> Result<u64> {
     let mut guard = ch.state.lock().await;
     let state = &mut *guard;
+    if !mode.once {
+        // An earlier run may have left entries under our name (a read abandoned at
+        // shutdown, a lost reply).
+        state.own_pending_from = Some(StreamId { ms: 0, seq: 0 });
+    }
     let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
     let handlers = ch.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut work = Work::new(handlers);
@@ -608,7 +692,20 @@ pub(crate) async fn run(
             if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
                 warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
             }
-            // Reclaim first: old pending entries go before new ones.
+            // Our own pending entries first, then reclaim: old entries go before new ones.
+            if state.own_pending_from.is_some() {
+                match recover_own(shared, ch, state, &mut work, free).await {
+                    Ok(()) if !work.queue.is_empty() => continue,
+                    Ok(()) => {}
+                    Err(e) => {
+                        warn!(channel = %ch.name, error = %e, "could not take back own pending entries");
+                        if e.is_response() {
+                            // Not a lost connection: give up rather than fail every turn.
+                            state.own_pending_from = None;
+                        }
+                    }
+                }
+            }
             if state.next_reclaim.is_none_or(|t| now >= t) {
                 match reclaim(shared, ch, state, &mut work, free).await {
                     Ok(more) => {
@@ -620,6 +717,10 @@ pub(crate) async fn run(
                     Err(e) => {
                         if e.server_code() != Some("NOGROUP") {
                             warn!(channel = %ch.name, error = %e, "reclaim failed");
+                        }
+                        if !e.is_response() {
+                            // The reply may be lost with entries claimed to us.
+                            state.own_pending_from.get_or_insert(StreamId { ms: 0, seq: 0 });
                         }
                         state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
                     }
@@ -764,8 +865,10 @@ async fn read_new(
                 }
             }
             if !err.is_response() {
-                // The connection may be broken: open a fresh one next time.
+                // The connection may be broken: open a fresh one next time. The server may
+                // have delivered entries whose reply is lost: look for them.
                 state.conn = None;
+                state.own_pending_from.get_or_insert(StreamId { ms: 0, seq: 0 });
             }
             Err(err)
         }
