@@ -10,12 +10,14 @@
 //! # Ok::<(), dtrsfw::redis::Error>(())
 //! ```
 
+pub mod caching;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod health;
 pub mod message;
 
+pub use caching::{CacheArgs, CacheStats, CachedFunction, cache_data, cache_data_async};
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
 pub use error::{Error, ErrorKind, Result};
