@@ -158,7 +158,7 @@ impl CacheArgs {
 /// assert_eq!(cache_key("ns", &CacheArgs::new()), "ns");
 /// let key = cache_key("ns", &CacheArgs::new().arg("x", &1).arg("state", "used"));
 /// // python3 -c 'import json,hashlib; print(hashlib.sha256(json.dumps({"x": 1, "state": "used"}).encode()).hexdigest())'
-/// assert_eq!(key, "ns:5d1a2fd5ad0ee4e2ec2b89ab0e5d1e5e1b1fb8b6b0c8d3b4bb6de2c0e1f0f9a5");
+/// assert_eq!(key, "ns:35518bae13e75c666fc5e4837d43620966266d4e7cc3844b4e5f485d5da5fc5a");
 /// ```
 pub fn cache_key(namespace: &str, args: &CacheArgs) -> String {
     pyjson::cache_key(namespace, args.entries.iter().map(|(n, v)| (n.as_ref(), v.as_str())))

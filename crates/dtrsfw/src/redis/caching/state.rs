@@ -313,7 +313,9 @@ impl ServerState {
         let mut conn = match idle {
             Some((conn, t)) if t == timeout => conn,
             Some((conn, _)) => set_timeouts(conn, timeout)?,
-            None => set_timeouts(redis.get_blocking_connection(Duration::ZERO)?, timeout)?,
+            // Connecting (handshake included) is bounded by the cache timeout too, so a
+            // server that accepts but never answers costs no more than one that is gone.
+            None => redis.get_connection_with_timeout(timeout)?,
         };
         let result = f(&mut conn).map_err(|e| Error::redis("redis cache", e))?;
         let mut idle = lock(&self.idle);
