@@ -88,10 +88,12 @@ impl Parse for Condition {
             input.parse::<Token![>]>()?;
             ">"
         } else {
-            let found: TokenStream2 = input.cursor().token_tree().map(|(tt, _)| tt.into_token_stream()).unwrap_or_default();
             return Err(syn::Error::new(
                 input.span(),
-                format!("unknown operator `{found}` in cache_only_for; valid operators: {VALID_OPERATORS}"),
+                format!(
+                    "unknown operator `{}` in cache_only_for; valid operators: {VALID_OPERATORS}",
+                    operator_text(input)
+                ),
             ));
         };
         let value: Expr = input.parse()?;
@@ -101,6 +103,24 @@ impl Parse for Condition {
             value,
         })
     }
+}
+
+/// The would-be operator at the cursor, for the error message: a run of joined
+/// punctuation (`=~`), or one token.
+fn operator_text(input: ParseStream<'_>) -> String {
+    let mut cursor = input.cursor();
+    let mut text = String::new();
+    while let Some((punct, next)) = cursor.punct() {
+        text.push(punct.as_char());
+        cursor = next;
+        if punct.spacing() == proc_macro2::Spacing::Alone {
+            break;
+        }
+    }
+    if text.is_empty() {
+        text = cursor.token_tree().map(|(tt, _)| tt.into_token_stream().to_string()).unwrap_or_default();
+    }
+    text
 }
 
 /// A name in `skip_cache_keys`: `request_id` or `"request_id"`.
