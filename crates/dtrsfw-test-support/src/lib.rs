@@ -510,3 +510,142 @@ pub fn generate_unrelated_ca(dir: &Path) -> PathBuf {
     );
     dir.join("other-ca.crt")
 }
+
+/// The Python interpreter of the virtualenv holding the real `dtpyfw==0.6.51`
+/// (`$DTRSFW_PYTHON`, else the venv `scripts/ensure-servers.sh` creates under
+/// `~/.cache/dtrsfw/pyvenv`). Panics with the fix when it is missing.
+pub fn dtpyfw_python() -> PathBuf {
+    let path = std::env::var_os("DTRSFW_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        cache.join("dtrsfw/pyvenv/bin/python")
+    });
+    assert!(
+        path.exists(),
+        "no Python with dtpyfw at {} — run scripts/ensure-servers.sh (or set DTRSFW_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// A private Redis Cluster: three primaries and three replicas on free ports, created
+/// with `redis-cli --cluster create`, ready once `cluster_state:ok` and every replica is
+/// attached. Every node is killed on drop.
+#[derive(Debug)]
+pub struct Cluster {
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// Starts and creates the cluster; panics with the failing step's output.
+    pub fn start() -> Cluster {
+        let nodes: Vec<Server> = (0..6)
+            .map(|_| {
+                Server::builder()
+                    .arg("cluster-enabled", "yes")
+                    .arg("cluster-node-timeout", "1000")
+                    .arg("cluster-config-file", "nodes.conf")
+                    .arg("cluster-replica-validity-factor", "0")
+                    .start()
+            })
+            .collect();
+        let cluster = Cluster { nodes };
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new(cli_binary())
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli (it comes with redis-server; or set DTRSFW_TEST_CLI)");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_until_healthy(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Seed URLs of every node (`redis://127.0.0.1:<port>`).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// The nodes, in start order.
+    pub fn nodes(&self) -> &[Server] {
+        &self.nodes
+    }
+
+    /// Mutable access to a node (to kill or restart it).
+    pub fn node_mut(&mut self, index: usize) -> &mut Server {
+        &mut self.nodes[index]
+    }
+
+    /// The index of the live primary serving `slot`.
+    pub fn primary_for_slot(&self, slot: u16) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.pid().is_some() && owns_slot(&mut node.connection(), slot))
+            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
+    }
+
+    /// Waits for `cluster_state:ok` on every live node and an attached replica for every
+    /// primary.
+    pub fn wait_until_healthy(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let healthy = self.nodes.iter().filter(|n| n.pid().is_some()).all(|n| {
+                let mut conn = n.connection();
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).unwrap_or_default();
+                let repl: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                let replica_ok = !repl.contains("role:slave") || repl.contains("master_link_status:up");
+                info.contains("cluster_state:ok") && replica_ok
+            });
+            if healthy {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster not healthy after {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Whether the node behind `conn` is the primary of `slot` in its own view of the
+/// cluster (`CLUSTER SLOTS`, answered alike by Redis 7.0 and Valkey 8.1).
+fn owns_slot(conn: &mut redis::Connection, slot: u16) -> bool {
+    let me: String = redis::cmd("CLUSTER").arg("MYID").query(conn).unwrap_or_default();
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(conn).unwrap_or_default();
+    slots.iter().any(|range| {
+        let int = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::Int(i)) => *i,
+            _ => -1,
+        };
+        let (start, end) = (int(range.first()), int(range.get(1)));
+        let primary_id = match range.get(2) {
+            Some(redis::Value::Array(node)) => match node.get(2) {
+                Some(redis::Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        (start..=end).contains(&i64::from(slot)) && primary_id == me
+    })
+}
+
+/// `redis-cli` (or `$DTRSFW_TEST_CLI`, e.g. `valkey-cli`), for cluster creation.
+pub fn cli_binary() -> String {
+    env_or("DTRSFW_TEST_CLI", "redis-cli")
+}

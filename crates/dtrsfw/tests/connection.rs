@@ -419,3 +419,68 @@ fn secrets_never_appear_in_debug_display_or_errors() {
         "the URL itself carries the credentials"
     );
 }
+
+/// Collects everything `tracing` emits at any level, as text.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_logs_at_any_level() {
+    const SECRET: &str = "Lg7-log-secret-Qp3";
+    const USER: &str = "log-user-Mm4";
+    let server = Server::builder().acl_user(USER, SECRET, "~* &* +@all").start();
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let config = |pw: &str| {
+            RedisConfig::new()
+                .set_redis_host("127.0.0.1")
+                .set_redis_port(server.port().into())
+                .set_redis_username(USER)
+                .set_redis_password(pw)
+                .set_redis_socket_timeout(Duration::from_millis(300))
+        };
+        let good = RedisInstance::new(config(SECRET)).unwrap();
+        let bad = RedisInstance::new(config("wrong-Lg7-Qp3")).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut client = good.get_async_redis_client().await.unwrap();
+            let _: () = client.set("k", "v").await.unwrap();
+            assert!(bad.get_async_redis_client().await.is_err());
+            // A timeout on a safe command logs a retry warning.
+            server.pause();
+            let _ = client.get::<_, Option<String>>("k").await;
+            server.resume();
+        });
+        let _: Option<String> = good.get_redis_client().get("k").unwrap();
+        assert!(bad.get_redis().is_err());
+        let _ = is_redis_connected(&bad);
+    });
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("retrying a command"),
+        "the scenario should have logged something:\n{text}"
+    );
+    assert!(
+        !text.contains(SECRET) && !text.contains(USER) && !text.contains("wrong-Lg7-Qp3"),
+        "leaked:\n{text}"
+    );
+}

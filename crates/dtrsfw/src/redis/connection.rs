@@ -215,7 +215,9 @@ impl Connector {
         let conn = self
             .client
             .get_connection_with_timeout(connect_timeout)
-            .map_err(|e| Error::redis("connecting to redis", e))?;
+            .map_err(|e| Error::redis("connecting to redis", e))
+            .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
+        tracing::debug!(addr = %self.client.get_connection_info().addr(), "opened a sync connection");
         conn.set_read_timeout(Some(response_timeout))
             .and_then(|()| conn.set_write_timeout(Some(response_timeout)))
             .map_err(|e| Error::redis("setting socket timeouts", e))?;
@@ -237,10 +239,13 @@ impl Connector {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        self.client
+        let manager = self
+            .client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| Error::redis("connecting to redis", e))
+            .map_err(|e| Error::redis("connecting to redis", e))?;
+        tracing::debug!(addr = %self.client.get_connection_info().addr(), "opened the shared async connection");
+        Ok(manager)
     }
 }
 
@@ -536,6 +541,7 @@ impl RedisClient {
         let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
         match f(&mut conn) {
             Err(e) if retry && is_retryable_failure(&e) => {
+                tracing::warn!(error = %e, "retrying a command that is safe to repeat, on a fresh connection");
                 drop(conn);
                 let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
                 f(&mut conn)
@@ -612,6 +618,7 @@ impl redis::aio::ConnectionLike for AsyncRedisClient {
                             .next()
                             .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n))) =>
                 {
+                    tracing::warn!(error = %e, "retrying a command that is safe to repeat");
                     self.manager.req_packed_command(cmd).await
                 }
                 other => other,
