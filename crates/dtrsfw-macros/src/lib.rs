@@ -38,8 +38,8 @@ const VALID_OPERATORS: &str = "in, not in, not_in, ==, !=, <, <=, >, >=";
 /// conditions or skips naming an argument the function does not have are compile errors.
 #[proc_macro_attribute]
 pub fn cache_wrapper(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let item2: TokenStream2 = item.clone().into();
-    match expand(attr.into(), item2.clone()) {
+    let item2: TokenStream2 = item.into();
+    match expand(attr.into(), &item2) {
         Ok(tokens) => tokens.into(),
         // Like tokio's macros, keep the original item so that one mistake in the
         // attribute does not bury the function under unrelated errors.
@@ -118,7 +118,10 @@ fn operator_text(input: ParseStream<'_>) -> String {
         }
     }
     if text.is_empty() {
-        text = cursor.token_tree().map(|(tt, _)| tt.into_token_stream().to_string()).unwrap_or_default();
+        text = cursor
+            .token_tree()
+            .map(|(tt, _)| tt.into_token_stream().to_string())
+            .unwrap_or_default();
     }
     text
 }
@@ -166,7 +169,10 @@ impl Parse for Options {
             if seen.contains(&name) {
                 return Err(syn::Error::new(key.span(), format!("`{name}` is given twice")));
             }
-            if !matches!(name.as_str(), "redis" | "namespace" | "expire" | "cache_only_for" | "skip_cache_keys") {
+            if !matches!(
+                name.as_str(),
+                "redis" | "namespace" | "expire" | "cache_only_for" | "skip_cache_keys"
+            ) {
                 return Err(syn::Error::new(
                     key.span(),
                     format!("unknown key `{name}` in cache_wrapper; valid keys: {VALID_KEYS}"),
@@ -200,7 +206,7 @@ impl Parse for Options {
     }
 }
 
-fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> {
     let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
         syn::Error::new(
             item.span(),
@@ -230,7 +236,11 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         if names.iter().any(|n| n == name) {
             Ok(())
         } else {
-            let list = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+            let list = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            };
             Err(syn::Error::new(
                 span,
                 format!("`{name}` is not an argument of `{fn_name}`; its arguments are: {list}"),
@@ -253,7 +263,10 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         }
     }
     let Some(redis) = &options.redis else {
-        return Err(syn::Error::new(Span::call_site(), "missing `redis = ...` (a RedisInstance, or a reference to one)"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "missing `redis = ...` (a RedisInstance, or a reference to one)",
+        ));
     };
     let Some(namespace) = &options.namespace else {
         return Err(syn::Error::new(Span::call_site(), "missing `namespace = \"...\"`"));
@@ -309,9 +322,9 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         ),
     };
     let invoke = if is_async {
-        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, __dtrsfw_args, __dtrsfw_body).await)
+        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, &__dtrsfw_args, __dtrsfw_body).await)
     } else {
-        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, __dtrsfw_args, __dtrsfw_body))
+        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, &__dtrsfw_args, __dtrsfw_body))
     };
 
     let attrs = &function.attrs;

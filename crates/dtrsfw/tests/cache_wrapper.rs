@@ -30,8 +30,14 @@ fn a_wrapped_function_is_cached_under_the_python_key() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // f(x=1, state="used") in namespace ns, as the Python package keys it.
     let key = "ns:35518bae13e75c666fc5e4837d43620966266d4e7cc3844b4e5f485d5da5fc5a";
-    assert_eq!(cache_key("ns", &CacheArgs::new().arg("x", &1).arg("state", "used")), key);
-    assert_eq!(get_cached::<Vec<String>>(&redis, key).unwrap(), Some(vec!["used".to_owned()]));
+    assert_eq!(
+        cache_key("ns", &CacheArgs::new().arg("x", &1).arg("state", "used")),
+        key
+    );
+    assert_eq!(
+        get_cached::<Vec<String>>(&redis, key).unwrap(),
+        Some(vec!["used".to_owned()])
+    );
     let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut server.connection()).unwrap();
     assert!((50..=60).contains(&ttl), "TTL {ttl}");
 }
@@ -131,7 +137,10 @@ async fn methods_are_cached_without_self_in_the_key() {
     assert_eq!(service.name_async(2).await.unwrap(), "user 2");
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
     let key = cache_key("svc", &CacheArgs::new().arg("id", &1));
-    assert_eq!(get_cached::<String>(&service.redis, &key).unwrap().as_deref(), Some("user 1"));
+    assert_eq!(
+        get_cached::<String>(&service.redis, &key).unwrap().as_deref(),
+        Some("user 1")
+    );
 }
 
 #[test]

@@ -63,13 +63,17 @@ fn second_call_is_a_hit_and_the_function_runs_once() {
         calls.hit();
         x * 10
     };
-    assert_eq!(cached.call(&redis, args(1, "used"), || f(1)), 10);
-    assert_eq!(cached.call(&redis, args(1, "used"), || f(1)), 10);
-    assert_eq!(cached.call(&redis, args(2, "used"), || f(2)), 20);
+    assert_eq!(cached.call(&redis, &args(1, "used"), || f(1)), 10);
+    assert_eq!(cached.call(&redis, &args(1, "used"), || f(1)), 10);
+    assert_eq!(cached.call(&redis, &args(2, "used"), || f(2)), 20);
     assert_eq!(calls.get(), 2);
     let stats = cached.stats();
     assert_eq!((stats.hits, stats.misses, stats.errors), (1, 2, 0));
-    assert_eq!(cache_stats(&redis).hits, 1, "server-wide counters include this function");
+    assert_eq!(
+        cache_stats(&redis).hits,
+        1,
+        "server-wide counters include this function"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +84,7 @@ async fn async_calls_hit_after_the_first() {
     let calls = Calls::default();
     for _ in 0..3 {
         let v: Vec<String> = cached
-            .call_async(&redis, args(5, "new"), async {
+            .call_async(&redis, &args(5, "new"), async {
                 calls.hit();
                 vec!["a".to_owned(), "é".to_owned()]
             })
@@ -97,30 +101,33 @@ fn ttl_is_set_from_expire_and_absent_without_it() {
     let redis = instance_for(&server);
     let mut conn = server.connection();
     let with = CachedFunction::builder("ttl", ["x"]).expire(3600).build().unwrap();
-    with.call(&redis, CacheArgs::new().arg("x", &1), || 1);
+    with.call(&redis, &CacheArgs::new().arg("x", &1), || 1);
     let ttl: i64 = conn.ttl(with.key(&CacheArgs::new().arg("x", &1))).unwrap();
     assert!((3590..=3600).contains(&ttl), "TTL {ttl}");
 
     let without = CachedFunction::builder("nottl", ["x"]).build().unwrap();
-    without.call(&redis, CacheArgs::new().arg("x", &1), || 1);
+    without.call(&redis, &CacheArgs::new().arg("x", &1), || 1);
     let ttl: i64 = conn.ttl(without.key(&CacheArgs::new().arg("x", &1))).unwrap();
     assert_eq!(ttl, -1, "no expiry");
 
     cache_data(&redis, serde_json::json!({"a": 1}), "data:1", Some(60));
     let ttl: i64 = conn.ttl("data:1").unwrap();
     assert!((50..=60).contains(&ttl), "cache_data TTL {ttl}");
-    assert_eq!(get_cached::<serde_json::Value>(&redis, "data:1").unwrap(), Some(serde_json::json!({"a": 1})));
+    assert_eq!(
+        get_cached::<serde_json::Value>(&redis, "data:1").unwrap(),
+        Some(serde_json::json!({"a": 1}))
+    );
 }
 
 /// Calls twice with `value` under a single condition; whether the second call was a hit.
-fn cached_with(redis: &RedisInstance, op: &str, bound: serde_json::Value, value: serde_json::Value) -> bool {
+fn cached_with(redis: &RedisInstance, op: &str, bound: &serde_json::Value, value: &serde_json::Value) -> bool {
     let cached = CachedFunction::builder(format!("op:{op}:{bound}:{value}"), ["v"])
-        .cache_only_for("v", op, &bound)
+        .cache_only_for("v", op, bound)
         .build()
         .unwrap();
     let calls = Calls::default();
     for _ in 0..2 {
-        cached.call(redis, CacheArgs::new().arg("v", &value), || {
+        cached.call(redis, &CacheArgs::new().arg("v", value), || {
             calls.hit();
             0
         });
@@ -152,7 +159,7 @@ fn each_operator_decides_whether_a_call_is_cached() {
         (">=", json!(2020), json!(2019), false),
     ];
     for (op, bound, value, expect) in table {
-        assert_eq!(cached_with(&redis, op, bound.clone(), value.clone()), expect, "{value} {op} {bound}");
+        assert_eq!(cached_with(&redis, op, &bound, &value), expect, "{value} {op} {bound}");
     }
 }
 
@@ -168,7 +175,7 @@ fn conditions_are_ored_and_a_call_matching_none_is_not_cached() {
     let calls = Calls::default();
     let run = |x: i64, state: &str| {
         for _ in 0..2 {
-            cached.call(&redis, args(x, state), || {
+            cached.call(&redis, &args(x, state), || {
                 calls.hit();
                 x
             });
@@ -183,13 +190,25 @@ fn conditions_are_ored_and_a_call_matching_none_is_not_cached() {
 
 #[test]
 fn invalid_options_are_rejected_when_built() {
-    let unknown_op = CachedFunction::builder("v", ["x"]).cache_only_for("x", "=~", &1).build().unwrap_err();
+    let unknown_op = CachedFunction::builder("v", ["x"])
+        .cache_only_for("x", "=~", &1)
+        .build()
+        .unwrap_err();
     assert_eq!(unknown_op.kind(), ErrorKind::InvalidInput);
     assert!(unknown_op.to_string().contains("valid operators"), "{unknown_op}");
-    let unknown_arg = CachedFunction::builder("v", ["x"]).cache_only_for("y", "==", &1).build().unwrap_err();
+    let unknown_arg = CachedFunction::builder("v", ["x"])
+        .cache_only_for("y", "==", &1)
+        .build()
+        .unwrap_err();
     assert!(unknown_arg.to_string().contains("\"y\""), "{unknown_arg}");
-    assert!(unknown_arg.to_string().contains("the arguments are: x"), "{unknown_arg}");
-    let unknown_skip = CachedFunction::builder("v", ["x"]).skip_cache_keys(["z"]).build().unwrap_err();
+    assert!(
+        unknown_arg.to_string().contains("the arguments are: x"),
+        "{unknown_arg}"
+    );
+    let unknown_skip = CachedFunction::builder("v", ["x"])
+        .skip_cache_keys(["z"])
+        .build()
+        .unwrap_err();
     assert!(unknown_skip.to_string().contains("skip_cache_keys"), "{unknown_skip}");
 }
 
@@ -203,10 +222,14 @@ fn skipped_arguments_do_not_change_the_key() {
         .unwrap();
     let calls = Calls::default();
     for request_id in ["r1", "r2", "r3"] {
-        cached.call(&redis, CacheArgs::new().arg("x", &7).arg("request_id", request_id), || {
-            calls.hit();
-            7
-        });
+        cached.call(
+            &redis,
+            &CacheArgs::new().arg("x", &7).arg("request_id", request_id),
+            || {
+                calls.hit();
+                7
+            },
+        );
     }
     assert_eq!(calls.get(), 1);
     assert_eq!(
@@ -222,15 +245,18 @@ fn only_ok_results_are_cached() {
     let cached = CachedFunction::builder("err", ["x"]).build().unwrap();
     let calls = Calls::default();
     let a = || CacheArgs::new().arg("x", &1);
-    let first: Result<i32, String> = cached.try_call(&redis, a(), || {
+    let first: Result<i32, String> = cached.try_call(&redis, &a(), || {
         calls.hit();
         Err("boom".to_owned())
     });
     assert_eq!(first, Err("boom".to_owned()));
     let mut conn = server.connection();
-    assert!(!conn.exists::<_, bool>(cached.key(&a())).unwrap(), "an Err is not stored");
+    assert!(
+        !conn.exists::<_, bool>(cached.key(&a())).unwrap(),
+        "an Err is not stored"
+    );
     for _ in 0..2 {
-        let r: Result<i32, String> = cached.try_call(&redis, a(), || {
+        let r: Result<i32, String> = cached.try_call(&redis, &a(), || {
             calls.hit();
             Ok(5)
         });
@@ -245,11 +271,11 @@ async fn only_ok_results_are_cached_async() {
     let redis = instance_for(&server);
     let cached = CachedFunction::builder("err-async", ["x"]).build().unwrap();
     let a = || CacheArgs::new().arg("x", &1);
-    let r: Result<i32, &str> = cached.try_call_async(&redis, a(), async { Err("boom") }).await;
+    let r: Result<i32, &str> = cached.try_call_async(&redis, &a(), async { Err("boom") }).await;
     assert_eq!(r, Err("boom"));
-    let r: Result<i32, &str> = cached.try_call_async(&redis, a(), async { Ok(3) }).await;
+    let r: Result<i32, &str> = cached.try_call_async(&redis, &a(), async { Ok(3) }).await;
     assert_eq!(r, Ok(3));
-    let r: Result<i32, &str> = cached.try_call_async(&redis, a(), async { Ok(99) }).await;
+    let r: Result<i32, &str> = cached.try_call_async(&redis, &a(), async { Ok(99) }).await;
     assert_eq!(r, Ok(3), "the Ok was cached");
 }
 
@@ -303,11 +329,23 @@ fn keys_match_python_json_dumps_and_sha256() {
         (
             "mixed",
             "{'items': [1, 'two', [3, None], {'k': 'v'}], 'unit': None}",
-            CacheArgs::new().arg("items", &(1, "two", (3, None::<i32>), &map)).arg("unit", &()),
+            CacheArgs::new()
+                .arg("items", &(1, "two", (3, None::<i32>), &map))
+                .arg("unit", &()),
         ),
-        ("ctrl", r"{'c': '\x00\x1f\x7f\t€'}", CacheArgs::new().arg("c", "\u{0}\u{1f}\u{7f}\t€")),
+        (
+            "ctrl",
+            r"{'c': '\x00\x1f\x7f\t€'}",
+            CacheArgs::new().arg("c", "\u{0}\u{1f}\u{7f}\t€"),
+        ),
         ("", "{'year': 2020}", CacheArgs::new().arg("year", &2020)),
-        ("user:data", "{'ids': [], 'names': {}}", CacheArgs::new().arg("ids", &Vec::<i32>::new()).arg("names", &BTreeMap::<String, i32>::new())),
+        (
+            "user:data",
+            "{'ids': [], 'names': {}}",
+            CacheArgs::new()
+                .arg("ids", &Vec::<i32>::new())
+                .arg("names", &BTreeMap::<String, i32>::new()),
+        ),
     ];
     // The Python package's `_cache_key_generator` for keyword arguments, verbatim in
     // substance: namespace + ":" + sha256(json.dumps(kwargs, default=str)), rstrip(":").
@@ -326,7 +364,12 @@ for line in sys.stdin.read().splitlines():
     let python_keys: Vec<&str> = python_keys.lines().collect();
     assert_eq!(python_keys.len(), table.len());
     for ((ns, literal, rust), python_key) in table.iter().zip(python_keys) {
-        assert_eq!(cache_key(ns, rust), python_key, "{ns} {literal}: Rust JSON {}", rust.to_json());
+        assert_eq!(
+            cache_key(ns, rust),
+            python_key,
+            "{ns} {literal}: Rust JSON {}",
+            rust.to_json()
+        );
     }
 }
 
@@ -340,7 +383,7 @@ fn values_interoperate_with_the_python_format_in_both_directions() {
     let result = serde_json::json!({"price": 1.5, "name": "Zoë", "tags": ["a", null]});
 
     // Rust writes; Python (the package's formulas) finds the same key and decodes it.
-    let value = cached.call(&redis, args(1, "used"), || result.clone());
+    let value = cached.call(&redis, &args(1, "used"), || result.clone());
     assert_eq!(value, result);
     let key = cached.key(&args(1, "used"));
     let stored: Vec<u8> = conn.get(&key).unwrap();
@@ -353,7 +396,10 @@ assert key == expected_key, (key, expected_key)
 print(json.dumps(json.loads(zlib.decompress(bytes.fromhex(hexvalue)).decode("utf-8"))))
 "#;
     let decoded = python(script, &format!("{key} {hex}"));
-    assert_eq!(decoded.trim(), r#"{"name": "Zo\u00eb", "price": 1.5, "tags": ["a", null]}"#);
+    assert_eq!(
+        decoded.trim(),
+        r#"{"name": "Zo\u00eb", "price": 1.5, "tags": ["a", null]}"#
+    );
 
     // Python writes (as `_encode_result` does); Rust reads it as a hit.
     let script = r#"
@@ -367,7 +413,7 @@ print(zlib.compress(json.dumps({"from": "python", "n": [1, 2.5]}).encode("utf-8"
         .collect();
     let _: () = conn.set(&key, bytes).unwrap();
     let calls = Calls::default();
-    let value = cached.call(&redis, args(1, "used"), || {
+    let value = cached.call(&redis, &args(1, "used"), || {
         calls.hit();
         serde_json::json!(null)
     });
@@ -390,14 +436,18 @@ fn a_corrupt_or_foreign_value_is_recomputed_and_overwritten() {
     };
 
     let _: () = conn.set(&key, "not zlib").unwrap();
-    assert_eq!(cached.call(&redis, a(), compute), "fresh");
+    assert_eq!(cached.call(&redis, &a(), compute), "fresh");
     let _: () = conn.del(&key).unwrap();
     let _: () = conn.rpush(&key, "a list").unwrap(); // a foreign type: GET fails with WRONGTYPE
-    assert_eq!(cached.call(&redis, a(), compute), "fresh");
+    assert_eq!(cached.call(&redis, &a(), compute), "fresh");
     assert_eq!(calls.get(), 2);
     assert_eq!(cached.stats().errors, 2);
-    assert_eq!(get_cached::<String>(&redis, &key).unwrap().as_deref(), Some("fresh"), "overwritten");
-    assert_eq!(cached.call(&redis, a(), compute), "fresh");
+    assert_eq!(
+        get_cached::<String>(&redis, &key).unwrap().as_deref(),
+        Some("fresh"),
+        "overwritten"
+    );
+    assert_eq!(cached.call(&redis, &a(), compute), "fresh");
     assert_eq!(calls.get(), 2, "then a hit");
 }
 
@@ -414,11 +464,11 @@ fn a_stopped_server_never_fails_a_call_and_costs_little() {
     let mut server = Server::start();
     let redis = instance_for(&server);
     let cached = quick_failing("down");
-    assert_eq!(cached.call(&redis, CacheArgs::new().arg("x", &0), || 0), 0);
+    assert_eq!(cached.call(&redis, &CacheArgs::new().arg("x", &0), || 0), 0);
     server.stop();
     let start = Instant::now();
     for i in 0..100 {
-        assert_eq!(cached.call(&redis, CacheArgs::new().arg("x", &i), || i * 2), i * 2);
+        assert_eq!(cached.call(&redis, &CacheArgs::new().arg("x", &i), || i * 2), i * 2);
     }
     let elapsed = start.elapsed();
     // 100 × the 5 s socket timeout would be 500 s; the circuit keeps it to a few timeouts.
@@ -433,11 +483,11 @@ fn a_paused_server_costs_at_most_the_cache_timeout() {
     let server = Server::start();
     let redis = instance_for(&server);
     let cached = quick_failing("paused");
-    assert_eq!(cached.call(&redis, CacheArgs::new().arg("x", &0), || 0), 0);
+    assert_eq!(cached.call(&redis, &CacheArgs::new().arg("x", &0), || 0), 0);
     server.pause();
     let start = Instant::now();
     for i in 0..100 {
-        assert_eq!(cached.call(&redis, CacheArgs::new().arg("x", &i), || i), i);
+        assert_eq!(cached.call(&redis, &CacheArgs::new().arg("x", &i), || i), i);
     }
     let elapsed = start.elapsed();
     server.resume();
@@ -450,11 +500,21 @@ async fn a_paused_server_costs_at_most_the_cache_timeout_async() {
     let server = Server::start();
     let redis = instance_for(&server);
     let cached = quick_failing("paused-async");
-    assert_eq!(cached.call_async(&redis, CacheArgs::new().arg("x", &0), async { 0 }).await, 0);
+    assert_eq!(
+        cached
+            .call_async(&redis, &CacheArgs::new().arg("x", &0), async { 0 })
+            .await,
+        0
+    );
     server.pause();
     let start = Instant::now();
     for i in 0..100 {
-        assert_eq!(cached.call_async(&redis, CacheArgs::new().arg("x", &i), async move { i }).await, i);
+        assert_eq!(
+            cached
+                .call_async(&redis, &CacheArgs::new().arg("x", &i), async move { i })
+                .await,
+            i
+        );
     }
     let elapsed = start.elapsed();
     server.resume();
@@ -469,35 +529,45 @@ fn the_circuit_closes_after_the_server_returns() {
     let cached = quick_failing("circuit");
     server.stop();
     for i in 0..10 {
-        cached.call(&redis, CacheArgs::new().arg("x", &i), || i);
+        cached.call(&redis, &CacheArgs::new().arg("x", &i), || i);
     }
     assert!(cached.stats().short_circuited > 0, "{:?}", cached.stats());
     server.restart();
     let calls = Calls::default();
     let deadline = Instant::now() + Duration::from_secs(15);
     while cached.stats().hits == 0 {
-        assert!(Instant::now() < deadline, "no hit after the server returned: {:?}", cached.stats());
-        cached.call(&redis, CacheArgs::new().arg("x", &42), || {
+        assert!(
+            Instant::now() < deadline,
+            "no hit after the server returned: {:?}",
+            cached.stats()
+        );
+        cached.call(&redis, &CacheArgs::new().arg("x", &42), || {
             calls.hit();
             42
         });
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(get_cached::<i32>(&redis, &cached.key(&CacheArgs::new().arg("x", &42))).unwrap(), Some(42));
+    assert_eq!(
+        get_cached::<i32>(&redis, &cached.key(&CacheArgs::new().arg("x", &42))).unwrap(),
+        Some(42)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_concurrent_callers_on_a_cold_key_compute_once() {
     let server = Server::start();
     let redis = instance_for(&server);
-    let cached = CachedFunction::builder("flight", ["x"]).timeout(Duration::from_secs(2)).build().unwrap();
+    let cached = CachedFunction::builder("flight", ["x"])
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let calls = Calls::default();
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (redis, cached, calls) = (redis.clone(), cached.clone(), calls.clone());
         tasks.push(tokio::spawn(async move {
             cached
-                .call_async(&redis, CacheArgs::new().arg("x", &1), async {
+                .call_async(&redis, &CacheArgs::new().arg("x", &1), async {
                     calls.hit();
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     "computed".to_owned()
@@ -518,12 +588,15 @@ async fn one_hundred_concurrent_callers_on_a_cold_key_compute_once() {
 fn concurrent_threads_on_a_cold_key_compute_once() {
     let server = Server::start();
     let redis = instance_for(&server);
-    let cached = CachedFunction::builder("flight-sync", ["x"]).timeout(Duration::from_secs(2)).build().unwrap();
+    let cached = CachedFunction::builder("flight-sync", ["x"])
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let calls = Calls::default();
     std::thread::scope(|s| {
         for _ in 0..20 {
             s.spawn(|| {
-                let v = cached.call(&redis, CacheArgs::new().arg("x", &1), || {
+                let v = cached.call(&redis, &CacheArgs::new().arg("x", &1), || {
                     calls.hit();
                     std::thread::sleep(Duration::from_millis(300));
                     9
@@ -539,22 +612,31 @@ fn concurrent_threads_on_a_cold_key_compute_once() {
 async fn a_waiter_takes_over_when_the_leader_is_cancelled_or_fails() {
     let server = Server::start();
     let redis = instance_for(&server);
-    let cached = CachedFunction::builder("takeover", ["x"]).timeout(Duration::from_secs(2)).build().unwrap();
+    let cached = CachedFunction::builder("takeover", ["x"])
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
     let a = || CacheArgs::new().arg("x", &1);
 
     // The leader never finishes; it is aborted while a waiter waits.
     let leader = {
         let (redis, cached) = (redis.clone(), cached.clone());
-        tokio::spawn(async move { cached.call_async(&redis, a(), std::future::pending::<i32>()).await })
+        tokio::spawn(async move { cached.call_async(&redis, &a(), std::future::pending::<i32>()).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let waiter = {
         let (redis, cached) = (redis.clone(), cached.clone());
-        tokio::spawn(async move { cached.call_async(&redis, a(), async { 7 }).await })
+        tokio::spawn(async move { cached.call_async(&redis, &a(), async { 7 }).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     leader.abort();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap(), 7);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap(),
+        7
+    );
 
     // A failing leader: its error is its own, the waiter computes its value.
     let b = || CacheArgs::new().arg("x", &2);
@@ -562,7 +644,7 @@ async fn a_waiter_takes_over_when_the_leader_is_cancelled_or_fails() {
         let (redis, cached) = (redis.clone(), cached.clone());
         tokio::spawn(async move {
             cached
-                .try_call_async(&redis, b(), async {
+                .try_call_async(&redis, &b(), async {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     Err::<i32, String>("leader failed".into())
                 })
@@ -570,7 +652,9 @@ async fn a_waiter_takes_over_when_the_leader_is_cancelled_or_fails() {
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let waiter = cached.try_call_async(&redis, b(), async { Ok::<i32, String>(8) }).await;
+    let waiter = cached
+        .try_call_async(&redis, &b(), async { Ok::<i32, String>(8) })
+        .await;
     assert_eq!(waiter, Ok(8));
     assert_eq!(failing.await.unwrap(), Err("leader failed".into()));
     assert_eq!(cached.stats().joins, 0, "nothing was shared");
@@ -583,7 +667,7 @@ fn invalidating_one_call_removes_only_its_entry() {
     let cached = CachedFunction::builder("inv", ["x", "state"]).build().unwrap();
     let calls = Calls::default();
     let run = |x: i64| {
-        cached.call(&redis, args(x, "used"), || {
+        cached.call(&redis, &args(x, "used"), || {
             calls.hit();
             x
         })
@@ -618,11 +702,17 @@ async fn invalidating_a_namespace_unlinks_all_its_keys_and_nothing_else() {
 
     let cached = CachedFunction::builder("a*sync", ["x"]).build().unwrap();
     for x in 0..5 {
-        cached.call_async(&redis, CacheArgs::new().arg("x", &x), async move { x }).await;
+        cached
+            .call_async(&redis, &CacheArgs::new().arg("x", &x), async move { x })
+            .await;
     }
     let _: () = conn.set("aXsync:1", 1).unwrap(); // glob characters in the namespace are literal
     assert_eq!(invalidate_namespace_async(&redis, "a*sync").await.unwrap(), 5);
-    assert!(!invalidate_async(&redis, "a*sync", &CacheArgs::new().arg("x", &0)).await.unwrap());
+    assert!(
+        !invalidate_async(&redis, "a*sync", &CacheArgs::new().arg("x", &0))
+            .await
+            .unwrap()
+    );
     assert!(conn.exists::<_, bool>("aXsync:1").unwrap());
 }
 

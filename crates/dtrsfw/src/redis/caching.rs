@@ -42,7 +42,7 @@
 //!     .expire(3600)
 //!     .cache_only_for("state", "in", &["used", "new"])
 //!     .build()?;
-//! let count = cached.call(&redis, CacheArgs::new().arg("year", &2020).arg("state", &"used"), || 42_u64);
+//! let count = cached.call(&redis, &CacheArgs::new().arg("year", &2020).arg("state", &"used"), || 42_u64);
 //! # let _ = count; Ok(()) }
 //! ```
 
@@ -61,10 +61,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use self::condition::{OPERATORS, Operator};
 use self::condition::Condition;
-use self::state::{CircuitSettings, Counters, Event, Outcome, Role, ServerState};
+pub use self::condition::{OPERATORS, Operator};
 pub use self::state::CacheStats;
+use self::state::{CircuitSettings, Counters, Event, Outcome, Role, ServerState};
 use super::connection::{RedisInstance, with_deadline};
 use super::error::{Error, Result};
 
@@ -124,7 +124,8 @@ impl CacheArgs {
         match pyjson::to_python_json(value) {
             Ok(json) => self.entries.push((name, json)),
             Err(e) => {
-                self.error.get_or_insert_with(|| format!("argument {name:?} cannot be serialized: {e}"));
+                self.error
+                    .get_or_insert_with(|| format!("argument {name:?} cannot be serialized: {e}"));
             }
         }
     }
@@ -245,7 +246,9 @@ impl CachedFunctionBuilder {
             known(argument, "cache_only_for")?;
             let operator: Operator = operator.parse()?;
             let value = value.clone().map_err(|e| {
-                Error::invalid_input(format!("cache_only_for value for {argument:?} cannot be serialized: {e}"))
+                Error::invalid_input(format!(
+                    "cache_only_for value for {argument:?} cannot be serialized: {e}"
+                ))
             })?;
             conditions.push(Condition {
                 argument: argument.clone(),
@@ -358,7 +361,11 @@ impl CachedFunction {
             self.record(server, Event::Error);
             return None;
         }
-        if let Some((name, _)) = args.entries.iter().find(|(n, _)| !spec.arguments.iter().any(|a| a == n)) {
+        if let Some((name, _)) = args
+            .entries
+            .iter()
+            .find(|(n, _)| !spec.arguments.iter().any(|a| a == n))
+        {
             tracing::warn!(
                 namespace = %spec.namespace, argument = %name,
                 "redis cache: call not cached, argument not declared in the builder"
@@ -366,7 +373,12 @@ impl CachedFunction {
             self.record(server, Event::Error);
             return None;
         }
-        if !spec.conditions.is_empty() && !spec.conditions.iter().any(|c| c.holds(&argument_value(args, &c.argument))) {
+        if !spec.conditions.is_empty()
+            && !spec
+                .conditions
+                .iter()
+                .any(|c| c.holds(&argument_value(args, &c.argument)))
+        {
             self.record(server, Event::Bypass);
             return None;
         }
@@ -447,16 +459,19 @@ impl CachedFunction {
     /// use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
     /// let cached = CachedFunction::builder("user", ["id"]).expire(60).build()?;
     /// let name: String = cached
-    ///     .call_async(&redis, CacheArgs::new().arg("id", &7), async { "Ada".to_owned() })
+    ///     .call_async(&redis, &CacheArgs::new().arg("id", &7), async { "Ada".to_owned() })
     ///     .await;
     /// # Ok(()) }
     /// ```
-    pub async fn call_async<T, Fut>(&self, redis: &RedisInstance, args: CacheArgs, fut: Fut) -> T
+    pub async fn call_async<T, Fut>(&self, redis: &RedisInstance, args: &CacheArgs, fut: Fut) -> T
     where
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = T>,
     {
-        match self.try_call_async(redis, args, async { Ok::<T, Infallible>(fut.await) }).await {
+        match self
+            .try_call_async(redis, args, async { Ok::<T, Infallible>(fut.await) })
+            .await
+        {
             Ok(value) => value,
             Err(never) => match never {},
         }
@@ -465,20 +480,20 @@ impl CachedFunction {
     /// Like [`call_async`](Self::call_async) for a computation that may fail: only `Ok`
     /// values are cached (and shared with concurrent callers); an `Err` is returned to
     /// this caller alone.
-    pub async fn try_call_async<T, E, Fut>(&self, redis: &RedisInstance, args: CacheArgs, fut: Fut) -> Result<T, E>
+    pub async fn try_call_async<T, E, Fut>(&self, redis: &RedisInstance, args: &CacheArgs, fut: Fut) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
         let server = ServerState::of(redis);
-        let Some(key) = self.prepare(&server, &args) else {
+        let Some(key) = self.prepare(&server, args) else {
             return fut.await;
         };
         loop {
             let guard = match server.join(&key) {
                 Role::Leader(guard) => guard,
                 Role::Waiter(flight) => match flight.wait().await {
-                    Outcome::Done(json) => return Ok(self.joined(&server, &json, fut).await?),
+                    Outcome::Done(json) => return self.joined(&server, &json, fut).await,
                     // The leader failed or was cancelled: try to lead.
                     Outcome::Abandoned | Outcome::Pending => continue,
                 },
@@ -539,7 +554,12 @@ impl CachedFunction {
 
     // ---- sync edge ----
 
-    fn query_sync<R: redis::FromRedisValue>(&self, redis: &RedisInstance, server: &ServerState, cmd: &redis::Cmd) -> Result<R> {
+    fn query_sync<R: redis::FromRedisValue>(
+        &self,
+        redis: &RedisInstance,
+        server: &ServerState,
+        cmd: &redis::Cmd,
+    ) -> Result<R> {
         server.with_sync_connection(redis, self.inner.timeout, |conn| cmd.query(conn))
     }
 
@@ -549,10 +569,10 @@ impl CachedFunction {
     /// # fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
     /// use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
     /// let cached = CachedFunction::builder("square", ["x"]).build()?;
-    /// let y: i64 = cached.call(&redis, CacheArgs::new().arg("x", &12), || 144);
+    /// let y: i64 = cached.call(&redis, &CacheArgs::new().arg("x", &12), || 144);
     /// # Ok(()) }
     /// ```
-    pub fn call<T, F>(&self, redis: &RedisInstance, args: CacheArgs, f: F) -> T
+    pub fn call<T, F>(&self, redis: &RedisInstance, args: &CacheArgs, f: F) -> T
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
@@ -565,13 +585,13 @@ impl CachedFunction {
 
     /// Like [`call`](Self::call) for a computation that may fail: only `Ok` values are
     /// cached (and shared with concurrent callers).
-    pub fn try_call<T, E, F>(&self, redis: &RedisInstance, args: CacheArgs, f: F) -> Result<T, E>
+    pub fn try_call<T, E, F>(&self, redis: &RedisInstance, args: &CacheArgs, f: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Result<T, E>,
     {
         let server = ServerState::of(redis);
-        let Some(key) = self.prepare(&server, &args) else {
+        let Some(key) = self.prepare(&server, args) else {
             return f();
         };
         loop {
@@ -655,7 +675,8 @@ fn set_cmd(key: &str, value: &[u8], expire: Option<u64>) -> redis::Cmd {
 /// the JSON, which single-flight waiters decode.
 fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<(Arc<[u8]>, Vec<u8>)> {
     let json = pyjson::to_python_json(value).map_err(|e| Error::serialization("encoding the cached value", e))?;
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::with_capacity(json.len() / 2 + 16), flate2::Compression::default());
+    let mut encoder =
+        flate2::write::ZlibEncoder::new(Vec::with_capacity(json.len() / 2 + 16), flate2::Compression::default());
     encoder
         .write_all(json.as_bytes())
         .and_then(|()| encoder.finish())
@@ -812,7 +833,9 @@ pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u6
             .query(&mut client)
             .map_err(|e| Error::redis("SCAN", e))?;
         if !keys.is_empty() {
-            let n: u64 = unlink_cmd(&keys).query(&mut client).map_err(|e| Error::redis("UNLINK", e))?;
+            let n: u64 = unlink_cmd(&keys)
+                .query(&mut client)
+                .map_err(|e| Error::redis("UNLINK", e))?;
             deleted += n;
         }
         if next == 0 {

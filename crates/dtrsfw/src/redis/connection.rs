@@ -211,7 +211,11 @@ impl Connector {
         self.connect_sync_with_timeouts(self.connect_timeout, response_timeout)
     }
 
-    fn connect_sync_with_timeouts(&self, connect_timeout: Duration, response_timeout: Duration) -> Result<redis::Connection> {
+    fn connect_sync_with_timeouts(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<redis::Connection> {
         let conn = self
             .client
             .get_connection_with_timeout(connect_timeout)

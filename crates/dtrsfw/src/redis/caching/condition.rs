@@ -152,28 +152,28 @@ mod tests {
 
     use super::*;
 
-    fn holds(op: &str, arg: Value, value: Value) -> bool {
+    fn holds(op: &str, arg: &Value, value: Value) -> bool {
         Condition {
             argument: "a".into(),
             operator: op.parse().unwrap(),
             value,
         }
-        .holds(&arg)
+        .holds(arg)
     }
 
     #[test]
     fn operators_follow_python() {
-        assert!(holds("in", json!("used"), json!(["used", "new"])));
-        assert!(!holds("in", json!("old"), json!(["used", "new"])));
-        assert!(holds("in", json!(1.0), json!([1, 2])));
-        assert!(holds("in", json!("se"), json!("used")));
-        assert!(holds("not in", json!("old"), json!(["used"])));
-        assert!(holds("==", json!(2), json!(2.0)));
-        assert!(holds("!=", json!("a"), json!("b")));
-        assert!(holds("<", json!(1), json!(1.5)));
-        assert!(holds("<=", json!("a"), json!("a")));
-        assert!(holds(">", json!(u64::MAX), json!(-1)));
-        assert!(holds(">=", json!(2020), json!(2020)));
-        assert!(!holds("<", json!("a"), json!(1)), "mixed types never order");
+        assert!(holds("in", &json!("used"), json!(["used", "new"])));
+        assert!(!holds("in", &json!("old"), json!(["used", "new"])));
+        assert!(holds("in", &json!(1.0), json!([1, 2])));
+        assert!(holds("in", &json!("se"), json!("used")));
+        assert!(holds("not in", &json!("old"), json!(["used"])));
+        assert!(holds("==", &json!(2), json!(2.0)));
+        assert!(holds("!=", &json!("a"), json!("b")));
+        assert!(holds("<", &json!(1), json!(1.5)));
+        assert!(holds("<=", &json!("a"), json!("a")));
+        assert!(holds(">", &json!(u64::MAX), json!(-1)));
+        assert!(holds(">=", &json!(2020), json!(2020)));
+        assert!(!holds("<", &json!("a"), json!(1)), "mixed types never order");
     }
 }
