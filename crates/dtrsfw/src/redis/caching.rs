@@ -66,7 +66,7 @@ pub use self::condition::{OPERATORS, Operator};
 pub use self::state::CacheStats;
 use self::state::{CircuitSettings, Counters, Event, Outcome, Role, ServerState};
 use super::connection::{RedisInstance, with_deadline};
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 
 /// The attribute macro: caches a function's results in Redis. See the crate README
 /// section "Caching" and [`dtrsfw_macros::cache_wrapper`].
@@ -681,7 +681,7 @@ fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<(Arc<[u8]>, Vec<u8>)
         .write_all(json.as_bytes())
         .and_then(|()| encoder.finish())
         .map(|compressed| (Arc::from(json.into_bytes()), compressed))
-        .map_err(|e| Error::invalid_input(format!("compressing the cached value: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Serialization, format!("compressing the cached value: {e}")))
 }
 
 /// The value stored in `raw` (zlib-compressed JSON, any formatting), with its JSON.
@@ -689,7 +689,7 @@ fn decode_value<T: DeserializeOwned>(raw: &[u8]) -> Result<(T, Arc<[u8]>)> {
     let mut json = Vec::with_capacity(raw.len() * 4);
     flate2::read::ZlibDecoder::new(raw)
         .read_to_end(&mut json)
-        .map_err(|e| Error::invalid_input(format!("cached value is not zlib data: {e}")))?;
+        .map_err(|e| Error::new(ErrorKind::Serialization, format!("cached value is not zlib data: {e}")))?;
     let value = serde_json::from_slice(&json).map_err(|e| Error::serialization("decoding the cached value", e))?;
     Ok((value, Arc::from(json)))
 }
