@@ -724,3 +724,82 @@ async fn cache_data_async_writes_the_python_format() {
     assert_eq!(value, [1, 2]);
     assert_eq!(get_cached::<Vec<i32>>(&redis, "data:async").unwrap(), Some(vec![1, 2]));
 }
+
+/// A small deterministic generator (xorshift), so the sweep below is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn string(&mut self) -> String {
+        let len = self.next() % 12;
+        (0..len)
+            .filter_map(|_| {
+                let r = self.next();
+                let c = match r % 5 {
+                    0 => (r >> 8) % 0x20,              // control characters
+                    1 => 0x20 + (r >> 8) % 0x60,       // printable ASCII and DEL
+                    2 => 0x80 + (r >> 8) % 0x780,      // Latin, Greek, Cyrillic, ...
+                    3 => 0x800 + (r >> 8) % 0xF000,    // the rest of the BMP
+                    _ => 0x10000 + (r >> 8) % 0x10000, // astral: surrogate pairs in Python
+                };
+                char::from_u32(c as u32)
+            })
+            .collect()
+    }
+
+    fn float(&mut self) -> f64 {
+        loop {
+            let f = f64::from_bits(self.next());
+            if f.is_finite() {
+                return f;
+            }
+        }
+    }
+}
+
+#[test]
+fn random_strings_integers_and_floats_give_python_keys() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rust_keys = Vec::new();
+    let mut input = String::new();
+    for _ in 0..2000 {
+        let (s, i, f) = (rng.string(), rng.next() as i64, rng.float());
+        let small = (rng.next() % 2_000_000) as f64 / 1000.0 - 1000.0; // everyday values like 12.345
+        let args = CacheArgs::new()
+            .arg("s", &s)
+            .arg("i", &i)
+            .arg("f", &f)
+            .arg("small", &small)
+            .arg("list", &(s.as_str(), f, i));
+        rust_keys.push(cache_key("r", &args));
+        // Handed to Python as standard JSON pairs: json.loads gives the same str and the
+        // same double, and dict() keeps the order.
+        let pairs = serde_json::json!([["s", s], ["i", i], ["f", f], ["small", small], ["list", [s, f, i]]]);
+        input.push_str(&pairs.to_string());
+        input.push('\n');
+    }
+    let script = r#"
+import hashlib, json, sys
+# split("\n"), not splitlines(): the strings may hold U+2028 or U+0085.
+for line in sys.stdin.read().split("\n")[:-1]:
+    kwargs = dict(json.loads(line))
+    print("r:" + hashlib.sha256(json.dumps(kwargs, default=str).encode("utf-8")).hexdigest())
+"#;
+    let python_keys = python(script, &input);
+    let python_keys: Vec<&str> = python_keys.lines().collect();
+    assert_eq!(python_keys.len(), rust_keys.len());
+    for (n, (rust, python)) in rust_keys.iter().zip(python_keys).enumerate() {
+        assert_eq!(
+            rust,
+            python,
+            "case {n}: {}",
+            input.split('\n').nth(n).unwrap_or_default()
+        );
+    }
+}
