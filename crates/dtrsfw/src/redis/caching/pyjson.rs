@@ -134,8 +134,10 @@ pub(crate) fn cache_key<'a>(namespace: &str, args: impl Iterator<Item = (&'a str
         key.push_str(namespace);
         key.push(':');
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in hash {
-        key.push_str(&format!("{byte:02x}"));
+        key.push(HEX[usize::from(byte >> 4)] as char);
+        key.push(HEX[usize::from(byte & 0xf)] as char);
     }
     key
 }
