@@ -4,9 +4,8 @@ mod bench;
 mod commands;
 mod terminal;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dtrsfw::redis::{RedisConfig, RedisInstance, is_redis_connected_async};
 use dtrsfw_test_support::Server;
@@ -93,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Cached calls: read one, or invalidate one or a whole namespace.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Length, first/last ID, consumer groups (consumers, pending, last delivered, lag)
     /// and the dead-letter stream's length.
     Info {
@@ -130,6 +134,27 @@ enum DlqAction {
     },
     /// Deletes the dead-letter stream; prints how many entries it held.
     Purge,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheAction {
+    /// Prints the cached value of a call (as JSON), or `miss`.
+    Get {
+        /// The cache namespace.
+        namespace: String,
+        /// The call's keyword arguments, a JSON object in declaration order.
+        #[arg(long)]
+        args: String,
+    },
+    /// Removes one call's entry (`--args`), or every key of the namespace; prints the
+    /// number removed.
+    Invalidate {
+        /// The cache namespace.
+        namespace: String,
+        /// The call's keyword arguments; without it the whole namespace goes.
+        #[arg(long)]
+        args: Option<String>,
+    },
 }
 
 /// The URL a command uses when neither `--url` nor `REDIS_URL` is set.
@@ -261,6 +286,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print!("{}", with_newline(out));
         }
+        Command::Cache { action } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let out = match action {
+                CacheAction::Get { namespace, args } => commands::cache::get(&redis, &namespace, &args).await?,
+                CacheAction::Invalidate { namespace, args } => {
+                    commands::cache::invalidate(&redis, &namespace, args.as_deref()).await?
+                }
+            };
+            println!("{out}");
+        }
         Command::Info { channel, json } => {
             let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
@@ -283,23 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             interruptible(async {
                 let (_server, url) = private_server_unless(cli.url)?;
                 let redis = instance(&url)?;
-                let (ok, err) = is_redis_connected_async(&redis).await;
-                anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
-                println!("health: ok ({redis})");
-                let mut client = redis.get_async_redis_client().await?;
-                let start = Instant::now();
-                redis::cmd("SET")
-                    .arg("dtredis:demo")
-                    .arg("hello")
-                    .exec_async(&mut client)
-                    .await
-                    .context("SET")?;
-                let value: String = redis::cmd("GET")
-                    .arg("dtredis:demo")
-                    .query_async(&mut client)
-                    .await
-                    .context("GET")?;
-                println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+                print!("{}", commands::demo::run(&redis).await?);
                 Ok(())
             })
             .await?

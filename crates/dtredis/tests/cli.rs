@@ -436,3 +436,84 @@ fn dlq_list_replay_purge() {
     let len: u64 = redis::cmd("XLEN").arg("orders:dlq").query(&mut conn).unwrap();
     assert_eq!(len, 0);
 }
+
+#[test]
+fn cache_get_and_invalidate_use_the_python_keys() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    // The key dtpyfw derives for f(x=1, state="used") in namespace "ns", and a value in
+    // its format (zlib-compressed JSON) written by hand.
+    let key = "ns:35518bae13e75c666fc5e4837d43620966266d4e7cc3844b4e5f485d5da5fc5a";
+    let value = {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(br#"{"price": 10, "tags": ["a"]}"#).unwrap();
+        z.finish().unwrap()
+    };
+    redis::cmd("SET").arg(key).arg(value).exec(&mut conn).unwrap();
+    redis::cmd("SET").arg("ns:other").arg("x").exec(&mut conn).unwrap();
+    redis::cmd("SET").arg("nsx:kept").arg("x").exec(&mut conn).unwrap();
+
+    let out = dtredis(
+        &server.url(),
+        &["cache", "get", "ns", "--args", r#"{"x": 1, "state": "used"}"#],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"price\":10,\"tags\":[\"a\"]}\n");
+    let out = dtredis(
+        &server.url(),
+        &["cache", "get", "ns", "--args", r#"{"state": "used", "x": 1}"#],
+    );
+    assert_eq!(
+        stdout(&out),
+        "miss\n",
+        "argument order is part of the key, as in Python"
+    );
+    let out = dtredis(&server.url(), &["cache", "get", "ns", "--args", "[1]"]);
+    assert_one_line_error(&out, "--args is not a JSON object");
+
+    let out = dtredis(
+        &server.url(),
+        &["cache", "invalidate", "ns", "--args", r#"{"x": 1, "state": "used"}"#],
+    );
+    assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+    let out = dtredis(&server.url(), &["cache", "invalidate", "ns"]);
+    assert_eq!(stdout(&out), "1\n", "the rest of the namespace: ns:other");
+    let kept: bool = redis::cmd("EXISTS").arg("nsx:kept").query(&mut conn).unwrap();
+    assert!(kept, "another namespace with the same prefix is untouched");
+}
+
+#[test]
+fn demo_starts_its_own_server_and_shows_every_part_of_the_job() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .arg("demo")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run dtredis demo");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for part in [
+        "published 3000 order events",
+        "billing, 2 instances:",
+        // At-least-once: under load a slow instance's entry may be handled twice, so the
+        // exact counts are not asserted; the dead letter and the cleanup are exact.
+        "1 dead-lettered",
+        "audit, 1 instance:",
+        "dead letter",
+        "max_deliveries after 3 deliveries to billing",
+        "cleanup: deleted 3000 entries",
+        "hits 1, misses 1",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+    let port = stderr(&out)
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the demo says which private server it started");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the private server is stopped at the end"
+    );
+}
