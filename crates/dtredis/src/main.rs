@@ -211,6 +211,13 @@ async fn server_version(url: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    // Library logs (retries, dead letters, circuit changes) go to stderr when asked for
+    // with RUST_LOG (e.g. RUST_LOG=dtrsfw=debug); by default stderr carries only errors.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     if let Err(err) = run(cli).await {
         eprintln!("dtredis: {err:#}");
         std::process::exit(2);
