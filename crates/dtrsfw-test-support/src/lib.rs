@@ -649,3 +649,32 @@ fn owns_slot(conn: &mut redis::Connection, slot: u16) -> bool {
 pub fn cli_binary() -> String {
     env_or("DTRSFW_TEST_CLI", "redis-cli")
 }
+
+/// The interoperability peer: `tests/python/peer.py` of the `dtrsfw` crate, run with the
+/// real `dtpyfw` against `url`. See that script for the commands.
+pub fn python_peer_command(url: &str, args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dtrsfw/tests/python/peer.py");
+    let mut cmd = Command::new(dtpyfw_python());
+    cmd.arg(script).arg(url).args(args);
+    cmd
+}
+
+/// Runs the Python peer to the end; its stdout lines parsed as JSON. Panics with its
+/// stderr when it fails.
+pub fn python_peer(url: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = python_peer_command(url, args).output().expect("run the Python peer");
+    assert!(
+        out.status.success(),
+        "Python peer {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_json_lines(&out.stdout)
+}
+
+/// JSON lines as values; panics naming the bad line.
+pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}")))
+        .collect()
+}
