@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
 use dtrsfw::redis::sender::{Message, Sender};
-use dtrsfw::redis::{ChannelOptions, Consumer, Delivery, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw::redis::{ChannelOptions, Consumer, RedisConfig, RedisInstance, StartFrom};
 use dtrsfw_test_support::{Server, parse_json_lines, python_peer, python_peer_command};
 use serde_json::{Value, json};
 
