@@ -20,9 +20,19 @@ use std::time::{Duration, Instant};
 /// How long a server may take to become ready (AOF loading included).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The server binary: `$DTRSFW_TEST_SERVER`, else `redis-server`.
+/// The server binary: `$DTRSFW_TEST_SERVER`, else `redis-server` on `PATH`, else
+/// `valkey-server` on `PATH` (else `redis-server`, whose absence is then reported).
 pub fn server_binary() -> String {
-    env_or("DTRSFW_TEST_SERVER", "redis-server")
+    let fallback = if !on_path("redis-server") && on_path("valkey-server") {
+        "valkey-server"
+    } else {
+        "redis-server"
+    };
+    env_or("DTRSFW_TEST_SERVER", fallback)
+}
+
+fn on_path(binary: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
 }
 
 /// The binary for TLS servers: `$DTRSFW_TEST_TLS_SERVER`, else `redis-server`. Separate
