@@ -208,9 +208,17 @@ impl Connector {
     }
 
     fn connect_sync_with_response_timeout(&self, response_timeout: Duration) -> Result<redis::Connection> {
+        self.connect_sync_with_timeouts(self.connect_timeout, response_timeout)
+    }
+
+    fn connect_sync_with_timeouts(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<redis::Connection> {
         let conn = self
             .client
-            .get_connection_with_timeout(self.connect_timeout)
+            .get_connection_with_timeout(connect_timeout)
             .map_err(|e| Error::redis("connecting to redis", e))
             .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
         tracing::debug!(addr = %self.client.get_connection_info().addr(), "opened a sync connection");
@@ -464,6 +472,12 @@ impl RedisInstance {
             .get_multiplexed_async_connection_with_config(&connector.async_config(connector.response_timeout + block))
             .await
             .map_err(|e| Error::redis("connecting to redis", e))
+    }
+
+    /// A connection outside the pool whose connect (handshake included) and response
+    /// timeouts are both `timeout`: the cache's short-timeout connections.
+    pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<redis::Connection> {
+        self.inner.connector.connect_sync_with_timeouts(timeout, timeout)
     }
 
     /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
