@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::{Message, RedisConfig, RedisInstance, Sender};
 use dtrsfw_test_support::Server;
 
-/// A consumer process of `service` on `channel` that prints every entry as a JSON line
-/// `{"id", "name", "body"}`, flushed before it acknowledges, and exits 0 on SIGTERM.
+/// `dtredis consume <channel> --service <service> --json`: prints every entry as a JSON
+/// line `{"id", "name", "body"}`, flushed before it acknowledges, and exits 0 on SIGTERM.
+/// Entries pending 1 s are taken over by the other instances; eight handled at a time.
 fn consumer_process(url: &str, channel: &str, service: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dtredis-test-consumer"))
-        .args(["--url", url, "--channel", channel, "--service", service])
-        .args(["--reclaim-idle-ms", "1000", "--read-ahead", "100"])
+    Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .args(["--url", url, "consume", channel, "--service", service, "--json", "--from-start"])
+        .args(["--reclaim-idle", "1", "--parallel", "8"])
         .env_remove("REDIS_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
