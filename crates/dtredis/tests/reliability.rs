@@ -17,7 +17,16 @@ use dtrsfw_test_support::Server;
 /// Entries pending 1 s are taken over by the other instances; eight handled at a time.
 fn consumer_process(url: &str, channel: &str, service: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_dtredis"))
-        .args(["--url", url, "consume", channel, "--service", service, "--json", "--from-start"])
+        .args([
+            "--url",
+            url,
+            "consume",
+            channel,
+            "--service",
+            service,
+            "--json",
+            "--from-start",
+        ])
         .args(["--reclaim-idle", "1", "--parallel", "8"])
         .env_remove("REDIS_URL")
         .stdin(Stdio::null())

@@ -1,4 +1,5 @@
-//! Properties over arbitrary inputs: decoding never panics, credentials survive the URL.
+//! Properties over arbitrary inputs: decoding never panics, credentials survive the URL,
+//! cache keys equal the Python package's for random JSON-like arguments.
 
 use dtrsfw::redis::message::Message;
 use dtrsfw::redis::{RedisConfig, RedisInstance};
@@ -70,4 +71,104 @@ proptest! {
         // And nothing of them shows when the instance is printed.
         prop_assert_eq!(redis.to_string(), format!("redis://***@cache.internal:6390/{db}"));
     }
+}
+
+/// JSON-like values as a Python caller passes them: null, booleans, integers (beyond
+/// 32 bits), finite floats, text with any Unicode, lists and string-keyed dicts, nested.
+fn json_like() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        (-1_000_000i64..1_000_000).prop_map(|n| Value::from(n as f64 / 1000.0)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,16}".prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec(("\\PC{0,8}", inner), 0..4)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+/// One `python3` for every case: it reads a JSON line `[[name, value], ...]` and answers
+/// with the key the Python package derives for those keyword arguments.
+struct PythonKeys {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonKeys {
+    fn start() -> PythonKeys {
+        let script = r#"
+import hashlib, json, sys
+while True:
+    line = sys.stdin.buffer.readline()
+    if not line:
+        break
+    kwargs = dict(json.loads(line.decode("utf-8")))
+    # dtpyfw's _cache_key_generator for namespace "r" and these keyword arguments.
+    key = "r:"
+    if kwargs:
+        key += hashlib.sha256(json.dumps(kwargs, default=str).encode("utf-8")).hexdigest() + ":"
+    sys.stdout.write(key.rstrip(":") + "\n")
+    sys.stdout.flush()
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 on PATH (scripts/ensure-servers.sh installs it)");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        PythonKeys { child, out }
+    }
+
+    fn key(&mut self, pairs: &serde_json::Value) -> String {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        // serde_json escapes control characters, so one value is one line.
+        writeln!(stdin, "{pairs}").and_then(|()| stdin.flush()).unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    }
+}
+
+impl Drop for PythonKeys {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn cache_keys_equal_python_ones_for_random_json_like_arguments() {
+    use dtrsfw::redis::caching::{CacheArgs, cache_key};
+    use proptest::test_runner::{Config, TestRunner};
+    let python = std::cell::RefCell::new(PythonKeys::start());
+    let mut runner = TestRunner::new(Config::with_cases(300));
+    let arguments = proptest::collection::vec(("[a-z_]{1,8}", json_like()), 0..4);
+    runner
+        .run(&arguments, |args| {
+            // Python kwargs have unique names; the first occurrence keeps its place.
+            let mut seen = std::collections::HashSet::new();
+            let args: Vec<_> = args.into_iter().filter(|(n, _)| seen.insert(n.clone())).collect();
+            let mut cache_args = CacheArgs::new();
+            for (name, value) in &args {
+                cache_args.push(name.clone(), value);
+            }
+            let pairs = serde_json::Value::Array(args.iter().map(|(n, v)| serde_json::json!([n, v])).collect());
+            let ours = cache_key("r", &cache_args);
+            let expected = python.borrow_mut().key(&pairs);
+            prop_assert_eq!(ours, expected, "arguments {}", pairs);
+            Ok(())
+        })
+        .unwrap();
 }
