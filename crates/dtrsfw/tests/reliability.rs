@@ -1,5 +1,6 @@
 //! Reliability under failure, against real servers: restart under load, a stalled
-//! (SIGSTOPped) server, poison and malformed entries, ACL refusals, and secrets in logs.
+//! (SIGSTOPped) server, lost read replies, poison and malformed entries, the cache with its
+//! server down, ACL refusals, and secrets in logs.
 //! Each scenario prints the figures it measures (run with `--nocapture`); the guarantees
 //! are asserted, never the speed. `RELIABILITY.md` at the repository root maps each
 //! guarantee to its tests. The crash of consumer *processes* is in
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dtrsfw::redis::caching::{CacheArgs, CachedFunction, DEFAULT_CACHE_TIMEOUT, get_cached};
 use dtrsfw::redis::{
     ChannelOptions, Consumer, Delivery, EntryId, ErrorKind, Message, RedisConfig, RedisInstance, Sender, SenderOptions,
     StartFrom, is_redis_connected_async,
@@ -229,12 +231,22 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let sending = producer(sender.clone(), CHANNEL, Duration::from_millis(5), stop.clone());
-    // Consumer-side calls: stats and the health check, timed.
+    // Consumer-side calls (stats, the health check) and a cached function with the
+    // default cache options, timed.
+    let cached = CachedFunction::builder("stall-cache", ["n"]).build().unwrap();
     let probing = {
         let (consumer, redis, stop) = (consumer.clone(), redis.clone(), stop.clone());
         tokio::spawn(async move {
-            let (mut stats, mut health) = (Vec::new(), Vec::new());
+            let (mut stats, mut health, mut cache) = (Vec::new(), Vec::new(), Vec::new());
+            let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let start = Instant::now();
+                let value = cached
+                    .call_async(&redis, &CacheArgs::new().arg("n", &(n % 10)), async move { n % 10 })
+                    .await;
+                cache.push((start, start.elapsed()));
+                assert_eq!(value, n % 10, "the cache returns the function's value");
                 let start = Instant::now();
                 let _ = consumer.get_stats().await;
                 stats.push((start, start.elapsed()));
@@ -243,7 +255,7 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
                 health.push((start, start.elapsed()));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            (stats, health)
+            (stats, health, cache)
         })
     };
 
@@ -256,7 +268,7 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::SeqCst);
     let sends = sending.await.unwrap();
-    let (stats, health) = probing.await.unwrap();
+    let (stats, health, cache) = probing.await.unwrap();
 
     // Calls that overlapped the stall.
     let during = |start: Instant, took: Duration| start + took >= paused_at && start <= resumed_at;
@@ -269,7 +281,8 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
             .unwrap_or_default()
     };
     let send_calls: Vec<(Instant, Duration)> = sends.iter().map(|(s, t, _)| (*s, *t)).collect();
-    let (worst_send, worst_stats, worst_health) = (worst(&send_calls), worst(&stats), worst(&health));
+    let (worst_send, worst_stats, worst_health, worst_cache) =
+        (worst(&send_calls), worst(&stats), worst(&health), worst(&cache));
     let acknowledged: HashSet<String> = sends
         .iter()
         .filter_map(|(_, _, r)| r.as_ref().ok().map(ToString::to_string))
@@ -284,7 +297,8 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
     eprintln!(
         "stall: 3 s SIGSTOP; sends ok {}, failed {failed} ({failed_during} during the stall); handled {handled}; \
          worst latency during the stall: send {worst_send:?} (bound {send_bound:?}), get_stats {worst_stats:?}, \
-         health {worst_health:?} (timeouts {TIMEOUT:?})",
+         health {worst_health:?} (timeouts {TIMEOUT:?}), cached call {worst_cache:?} (cache timeout \
+         {DEFAULT_CACHE_TIMEOUT:?})",
         acknowledged.len()
     );
     assert!(worst_send <= send_bound + SLACK, "a send blocked {worst_send:?}");
@@ -292,6 +306,10 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
     assert!(
         worst_health <= TIMEOUT * 2 + SLACK,
         "the health check blocked {worst_health:?}"
+    );
+    assert!(
+        worst_cache <= DEFAULT_CACHE_TIMEOUT + SLACK,
+        "a cached call blocked {worst_cache:?}"
     );
     assert!(failed_during > 0, "the stall was noticed by the sender");
     assert!(
@@ -466,6 +484,115 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
     assert_eq!(pending_total(&mut conn, CHANNEL, "poison:svc:cg"), 0);
 }
 
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(data).unwrap();
+    z.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_answering_while_the_server_is_down_and_recloses_when_it_returns() {
+    let mut server = Server::start();
+    let redis = instance(&server);
+    // Default cache options: a 250 ms bound per command, the circuit opening after 3
+    // failures and probing again after 1 s.
+    let cached = CachedFunction::builder("price", ["id"]).build().unwrap();
+    let price = |id: u64| async move { id * 10 };
+    let args = |id: u64| CacheArgs::new().arg("id", &id);
+    assert_eq!(cached.call_async(&redis, &args(1), price(1)).await, 10);
+    assert_eq!(cached.call_async(&redis, &args(1), price(1)).await, 10);
+    assert_eq!(cached.stats().hits, 1);
+
+    server.stop();
+    let mut worst_down = Duration::ZERO;
+    let down_start = Instant::now();
+    let mut calls = 0u64;
+    while down_start.elapsed() < Duration::from_millis(1500) {
+        let id = calls % 20;
+        let start = Instant::now();
+        assert_eq!(cached.call_async(&redis, &args(id), price(id)).await, id * 10);
+        worst_down = worst_down.max(start.elapsed());
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The blocking API too, on its own connections.
+    let (sync_cached, sync_redis) = (cached.clone(), redis.clone());
+    let worst_down_sync = tokio::task::spawn_blocking(move || {
+        (0..50u64)
+            .map(|id| {
+                let start = Instant::now();
+                assert_eq!(
+                    sync_cached.call(&sync_redis, &CacheArgs::new().arg("id", &id), || id * 10),
+                    id * 10
+                );
+                start.elapsed()
+            })
+            .max()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let down_stats = cached.stats();
+
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    let hits_before = cached.stats().hits;
+    while cached.stats().hits == hits_before {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "the cache was not used again after the server returned: {:?}",
+            cached.stats()
+        );
+        assert_eq!(cached.call_async(&redis, &args(7), price(7)).await, 70);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reclosed = back.elapsed();
+
+    // Foreign bytes under a key: recomputed, and overwritten with the right value.
+    let mut conn = server.connection();
+    let key = cached.key(&args(2));
+    let foreign: [(&str, Vec<u8>); 4] = [
+        ("raw bytes", vec![0xde, 0xad, 0xbe, 0xef]),
+        ("zlib of text that is not JSON", zlib(b"<html>")),
+        ("zlib of JSON of another type", zlib(b"{\"price\": \"twenty\"}")),
+        ("empty", Vec::new()),
+    ];
+    for (what, bytes) in &foreign {
+        let _: () = conn.set(&key, bytes.as_slice()).unwrap();
+        assert_eq!(cached.call_async(&redis, &args(2), price(2)).await, 20, "{what}");
+        assert_eq!(
+            get_cached::<u64>(&redis, &key).unwrap(),
+            Some(20),
+            "{what}: overwritten"
+        );
+    }
+    let _: () = conn.del(&key).unwrap();
+    let _: () = conn.rpush(&key, "a list").unwrap();
+    assert_eq!(
+        cached.call_async(&redis, &args(2), price(2)).await,
+        20,
+        "a foreign type"
+    );
+    drop(conn);
+    server.stop();
+    eprintln!(
+        "cache: {calls} async + 50 sync calls while down, all answered; worst call {worst_down:?} async, \
+         {worst_down_sync:?} sync (cache timeout {DEFAULT_CACHE_TIMEOUT:?}); {} errors, {} short-circuited; \
+         cache used again {reclosed:?} after the server returned",
+        down_stats.errors, down_stats.short_circuited
+    );
+    const SLACK: Duration = Duration::from_millis(1000);
+    assert!(worst_down <= DEFAULT_CACHE_TIMEOUT + SLACK, "{worst_down:?}");
+    assert!(worst_down_sync <= DEFAULT_CACHE_TIMEOUT + SLACK, "{worst_down_sync:?}");
+    assert!(down_stats.short_circuited > 0, "the circuit opened: {down_stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere() {
     let server = Server::builder()
@@ -530,7 +657,7 @@ impl std::io::Write for LogBuffer {
 }
 
 #[test]
-fn secrets_never_reach_logs_from_sender_and_consumer_operations() {
+fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
     const SECRET: &str = "Rl5-stream-secret-Vw8";
     const USER: &str = "stream-user-Jt6";
     let server = Server::builder()
@@ -588,8 +715,19 @@ fn secrets_never_reach_logs_from_sender_and_consumer_operations() {
             // the ACL (no XINFO), a stall (timeouts and retry warnings).
             consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
             let _ = consumer.get_stats().await;
+            // A cached call refused by the ACL (the key is outside ~events*), then a hit.
+            let cached = CachedFunction::builder("events-cache", ["n"]).build().unwrap();
+            assert_eq!(
+                cached
+                    .call_async(&redis, &CacheArgs::new().arg("n", &1), async { 1 })
+                    .await,
+                1
+            );
             server.pause();
             let _ = sender.send_message("events", &ok).await;
+            let _ = cached
+                .call_async(&redis, &CacheArgs::new().arg("n", &2), async { 2 })
+                .await;
             let _ = consumer.consume_all_channels(Duration::from_millis(100)).await;
             server.resume();
             let _ = consumer.clean_up_consumed_messages().await;
