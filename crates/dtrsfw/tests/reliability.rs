@@ -593,6 +593,38 @@ async fn the_cache_keeps_answering_while_the_server_is_down_and_recloses_when_it
     assert!(down_stats.short_circuited > 0, "the circuit opened: {down_stats:?}");
 }
 
+#[test]
+fn a_cached_call_on_a_stalled_server_gives_up_on_the_cache_after_one_timeout() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let timeout = Duration::from_millis(400);
+    let cached = CachedFunction::builder("stalled", ["x"])
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    let args = |x: u64| CacheArgs::new().arg("x", &x);
+    assert_eq!(cached.call(&redis, &args(0), || 0), 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(cached.call_async(&redis, &args(0), async { 0 })), 0);
+    server.pause();
+    let start = Instant::now();
+    assert_eq!(cached.call(&redis, &args(1), || 1), 1);
+    let took_sync = start.elapsed();
+    let errors_sync = cached.stats().errors;
+    let start = Instant::now();
+    assert_eq!(rt.block_on(cached.call_async(&redis, &args(2), async { 2 })), 2);
+    let took_async = start.elapsed();
+    let errors_async = cached.stats().errors - errors_sync;
+    server.resume();
+    eprintln!("stalled cache: one call took {took_sync:?} sync, {took_async:?} async (cache timeout {timeout:?})");
+    // The read timed out: the call gave up on the cache, it did not also wait for a write.
+    assert_eq!((errors_sync, errors_async), (1, 1), "{:?}", cached.stats());
+    assert!(took_sync < timeout * 2 && took_async < timeout * 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere() {
     let server = Server::builder()
