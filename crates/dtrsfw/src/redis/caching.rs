@@ -208,7 +208,9 @@ impl CachedFunctionBuilder {
     }
 
     /// The longest one cache command (GET, SET) may take before the call gives up on the
-    /// cache and runs the function. By default, [`DEFAULT_CACHE_TIMEOUT`] (250 ms).
+    /// cache and runs the function. A call whose read timed out or could not connect
+    /// does not try to write either, so an unreachable or stalled server costs a call at
+    /// most this much. By default, [`DEFAULT_CACHE_TIMEOUT`] (250 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -298,6 +300,13 @@ pub struct CachedFunction {
 }
 
 /// What a leader's cache lookup found.
+/// Whether a cache read failed because the server is unreachable or too slow (not
+/// because of what it answered): the call then gives up on the cache for its write too,
+/// so that one call costs at most one cache timeout, not one per command.
+fn gave_up<R>(read: &Result<R>) -> bool {
+    matches!(read, Err(e) if e.is_transient())
+}
+
 enum Lookup<T> {
     Hit(T, Arc<[u8]>),
     Miss,
@@ -498,8 +507,10 @@ impl CachedFunction {
                     Outcome::Abandoned | Outcome::Pending => continue,
                 },
             };
+            let mut reachable = true;
             if self.allowed(&server) {
                 let raw = self.query_async(redis, &get_cmd(&key)).await;
+                reachable = !gave_up(&raw);
                 if let Some(raw) = self.settle(&server, "read", raw)
                     && let Lookup::Hit(value, json) = self.interpret(&server, &key, raw)
                 {
@@ -511,7 +522,7 @@ impl CachedFunction {
             // Cancelled here, `guard` drops and a waiter takes over.
             let value = fut.await?;
             if let Some((json, compressed)) = self.encode(&server, &value) {
-                if self.allowed(&server) {
+                if reachable && self.allowed(&server) {
                     let written = self.query_async::<()>(redis, &self.set_cmd(&key, &compressed)).await;
                     self.settle(&server, "write", written);
                 }
@@ -614,8 +625,10 @@ impl CachedFunction {
                     Outcome::Abandoned | Outcome::Pending => continue,
                 },
             };
+            let mut reachable = true;
             if self.allowed(&server) {
                 let raw = self.query_sync(redis, &server, &get_cmd(&key));
+                reachable = !gave_up(&raw);
                 if let Some(raw) = self.settle(&server, "read", raw)
                     && let Lookup::Hit(value, json) = self.interpret(&server, &key, raw)
                 {
@@ -626,7 +639,7 @@ impl CachedFunction {
             self.record(&server, Event::Miss);
             let value = f()?;
             if let Some((json, compressed)) = self.encode(&server, &value) {
-                if self.allowed(&server) {
+                if reachable && self.allowed(&server) {
                     let written = self.query_sync::<()>(redis, &server, &self.set_cmd(&key, &compressed));
                     self.settle(&server, "write", written);
                 }
