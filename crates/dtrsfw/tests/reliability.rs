@@ -125,11 +125,12 @@ async fn server_restart_under_load_keeps_every_acknowledged_send_and_consumers_r
         .collect();
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // Down for a second, then back on the same port with its AOF.
+    // Down for several seconds (long enough for reconnection backoffs to grow), then back
+    // on the same port with its AOF.
     let (server, down_for) = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
         server.stop();
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(3));
         server.restart();
         (server, start.elapsed())
     })

@@ -572,7 +572,13 @@ async fn recover_own(
         .map_err(|e| Error::redis(format!("listing own pending entries of {}", ch.name), e))?;
     let rows = reply::xpending_rows(&rows);
     state.own_pending_from = rows.last().and_then(|r| StreamId::parse(&r.id)).map(StreamId::next);
-    let lost: Vec<_> = rows.into_iter().filter(|r| !work.holds(&r.id)).collect();
+    // Not the ones held here, nor those done whose acknowledgement waits to be sent.
+    let acked: std::collections::HashSet<&str> = state.acks.iter().map(String::as_str).collect();
+    let lost: Vec<_> = rows
+        .into_iter()
+        .filter(|r| !work.holds(&r.id) && !acked.contains(r.id.as_str()))
+        .collect();
+    drop(acked);
     if lost.is_empty() {
         return Ok(());
     }
