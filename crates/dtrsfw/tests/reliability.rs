@@ -319,6 +319,9 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
     );
 }
 
+/// The raw fields of an entry to write.
+type Fields = Vec<(&'static str, Vec<u8>)>;
+
 /// A dead-letter entry as `XRANGE` returns it, with raw values.
 type RawEntry = (String, Vec<(String, Vec<u8>)>);
 
@@ -362,7 +365,7 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
     let big_json = serde_json::to_string(&big_text).unwrap();
     let mut not_json_big = big_text.clone().into_bytes();
     not_json_big.insert(0, b'{');
-    let poison: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    let poison: Vec<(&str, Fields)> = vec![
         ("no name", vec![("body", b"{}".to_vec())]),
         ("no body", vec![("name", b"n".to_vec())]),
         (
@@ -649,6 +652,7 @@ async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere()
     let start = Instant::now();
     let err = sender.send_message("payments", &message).await.unwrap_err();
     let took = start.elapsed();
+    let refused_send = err.to_string();
     assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
     assert!(err.is_permission() && !err.is_transient(), "not retried: {err}");
     assert!(
@@ -657,7 +661,10 @@ async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere()
     );
     let err = sender.send_message_blocking("payments", &message).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
-    let err = sender.send_messages("payments", &[message.clone()]).await.unwrap_err();
+    let err = sender
+        .send_messages("payments", std::slice::from_ref(&message))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
     // A consumer of a channel outside the user's keys is refused at registration.
     let consumer = Consumer::new(&redis, "billing").unwrap();
@@ -670,7 +677,7 @@ async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere()
         .register_channel("orders", ChannelOptions::new())
         .await
         .unwrap();
-    eprintln!("acl: refused send answered in {took:?}: {err}");
+    eprintln!("acl: refused send answered in {took:?}: {refused_send}");
     assert!(took < Duration::from_secs(5), "answered, not hung: {took:?}");
     assert!(!format!("{err} {err:?}").contains("orders-pw"));
 }
