@@ -204,10 +204,12 @@ fn kill_9_of_one_of_three_consumer_processes_loses_nothing() {
         }
         sent.is_subset(&seen)
     };
-    while !covered(&tails) {
+    // Done when every entry was printed and none is pending: what the victim held (printed
+    // or not) was reclaimed by a survivor, handled again and acknowledged.
+    while !covered(&tails) || pending_by_consumer(&mut conn, channel, &group).values().sum::<u64>() > 0 {
         assert!(
             killed_at.elapsed() < Duration::from_secs(40),
-            "not every entry was processed after the kill"
+            "not every entry was processed and acknowledged after the kill"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -239,6 +241,6 @@ fn kill_9_of_one_of_three_consumer_processes_loses_nothing() {
     assert_eq!(
         pending_by_consumer(&mut conn, channel, &group).values().sum::<u64>(),
         0,
-        "every entry acknowledged in the end"
+        "nothing pending after the survivors stopped"
     );
 }
