@@ -865,6 +865,44 @@ async fn an_entry_whose_read_reply_was_lost_is_handled_without_waiting_for_the_r
     assert_eq!(pending_total(&mut conn, CHANNEL, &group), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_handled_during_a_blocking_read_is_acknowledged_before_the_read_ends() {
+    // What a crash can repeat is what is handled but not yet acknowledged: that window
+    // must not stretch to the block time of the read that runs beside the handlers.
+    const CHANNEL: &str = "ack-window";
+    const BLOCK: Duration = Duration::from_secs(5);
+    let server = Server::start();
+    let mut conn = server.connection();
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    consumer
+        .register_channel(
+            CHANNEL,
+            ChannelOptions::new().start_from(StartFrom::Beginning).parallelism(2),
+        )
+        .await
+        .unwrap();
+    let log: HandledLog = Arc::default();
+    consumer.register_async_handler(CHANNEL, record_into(&log, 0)).unwrap();
+    let consuming = {
+        let c = consumer.clone();
+        tokio::spawn(async move { c.persist_consume_all_channels(Duration::from_millis(20), BLOCK).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id: String = conn.xadd(CHANNEL, "*", &[("name", "n"), ("body", "{}")]).unwrap();
+    wait_handled(&log, &HashSet::from([id]), Duration::from_secs(10)).await;
+    let handled = Instant::now();
+    while pending_total(&mut conn, CHANNEL, &consumer.group_name(CHANNEL)) > 0 {
+        assert!(
+            handled.elapsed() < BLOCK / 2,
+            "the acknowledgement waited for the blocking read"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("ack window: acknowledged {:?} after the handler ran", handled.elapsed());
+    consumer.shutdown();
+    consuming.await.unwrap().unwrap();
+}
+
 #[test]
 fn sent_ids_are_unique_under_concurrent_senders() {
     // Guards the premise of every count above: an ID identifies one send.
