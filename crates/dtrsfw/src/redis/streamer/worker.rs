@@ -848,9 +848,18 @@ async fn read_new(
         loop {
             tokio::select! {
                 value = &mut read => break value,
-                event = next_event(work) => absorb(shared, ch, work, &mut state.acks, event).await,
+                event = next_event(work) => {
+                    absorb(shared, ch, work, &mut state.acks, event).await;
+                    absorb_ready(shared, ch, work, &mut state.acks).await;
+                    // Acknowledge now (on the shared connection), not when the read
+                    // returns: an entry handled during a long BLOCK would otherwise stay
+                    // unacknowledged for up to the block time, and be redone after a crash.
+                    if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
+                        debug!(channel = %ch.name, error = %e, "acknowledgement failed; kept for the next flush");
+                    }
+                }
                 // Shutdown interrupts the block; anything Redis delivered to the abandoned read
-                // stays pending under our name and is reclaimed later.
+                // stays pending under our name and is taken back when a loop runs again.
                 _ = wait_stop(stop) => return Ok(ReadOutcome::Stopped),
             }
         }
