@@ -416,6 +416,10 @@ pub(crate) fn exhausted_before_running(deliveries: u64, max_deliveries: u64) -> 
     deliveries > max_deliveries
 }
 
+/// How long a read may wait before the acknowledgements gathered meanwhile are sent
+/// without waiting for it (see `read_new`).
+const ACK_DURING_READ: Duration = Duration::from_millis(10);
+
 /// What a read produced.
 enum ReadOutcome {
     Entries(Vec<RawEntry>),
@@ -845,18 +849,22 @@ async fn read_new(
     let value = {
         let read = cmd.query_async::<Value>(conn);
         tokio::pin!(read);
+        // Entries that finish while the read waits are acknowledged once it has waited
+        // ACK_DURING_READ (an idle BLOCK), on the shared connection; a busy stream answers
+        // sooner and keeps its acknowledgements batched for the next turn. Otherwise an
+        // entry handled during a long BLOCK would stay unacknowledged for up to the block
+        // time, and be redone after a crash.
+        let flush = tokio::time::sleep(ACK_DURING_READ);
+        tokio::pin!(flush);
         loop {
             tokio::select! {
                 value = &mut read => break value,
-                event = next_event(work) => {
-                    absorb(shared, ch, work, &mut state.acks, event).await;
-                    absorb_ready(shared, ch, work, &mut state.acks).await;
-                    // Acknowledge now (on the shared connection), not when the read
-                    // returns: an entry handled during a long BLOCK would otherwise stay
-                    // unacknowledged for up to the block time, and be redone after a crash.
+                event = next_event(work) => absorb(shared, ch, work, &mut state.acks, event).await,
+                () = &mut flush, if !state.acks.is_empty() => {
                     if let Err(e) = flush_acks(shared, ch, &mut state.acks).await {
                         debug!(channel = %ch.name, error = %e, "acknowledgement failed; kept for the next flush");
                     }
+                    flush.as_mut().reset(tokio::time::Instant::now() + ACK_DURING_READ);
                 }
                 // Shutdown interrupts the block; anything Redis delivered to the abandoned read
                 // stays pending under our name and is taken back when a loop runs again.
