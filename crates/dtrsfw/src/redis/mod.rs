@@ -19,7 +19,9 @@ pub mod sender;
 pub mod streamer;
 
 pub use config::{ConfigValue, RedisConfig};
-pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
+pub use connection::{
+    AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;

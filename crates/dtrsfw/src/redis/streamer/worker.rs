@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
+use crate::redis::connection::AsyncBlockingConnection;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span, warn};
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Channel {
 #[derive(Default)]
 pub(crate) struct LoopState {
     /// The dedicated connection for blocking reads, and the block it was sized for.
-    conn: Option<(MultiplexedConnection, Duration)>,
+    conn: Option<(AsyncBlockingConnection, Duration)>,
     reclaim_cursor: Option<String>,
     next_reclaim: Option<Instant>,
     /// Acknowledgements not yet sent (kept across failures: `XACK` is idempotent).
