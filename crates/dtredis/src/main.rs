@@ -4,9 +4,8 @@ mod bench;
 mod commands;
 mod terminal;
 
-use std::time::Instant;
+use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dtrsfw::redis::{RedisConfig, RedisInstance, is_redis_connected_async};
 use dtrsfw_test_support::Server;
@@ -47,6 +46,57 @@ enum Command {
         #[arg(long)]
         stdin: bool,
     },
+    /// Runs a consumer of `channel` for a service: one line per message on stdout
+    /// (flushed before the entry is acknowledged). Stops after `--count` messages, or
+    /// gracefully on SIGTERM/Ctrl-C.
+    Consume {
+        /// The stream.
+        channel: String,
+        /// The service (consumer group `<channel>:<service>:cg`).
+        #[arg(long)]
+        service: String,
+        /// Create the group at the start of the stream instead of at its end (only when
+        /// the group does not exist yet).
+        #[arg(long)]
+        from_start: bool,
+        /// Exit 0 after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Handlers in flight at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        /// `{"id":..,"name":..,"body":..}` per line.
+        #[arg(long)]
+        json: bool,
+        /// Seconds an entry stays pending before this service retries it (or takes it
+        /// over from a dead instance).
+        #[arg(long, default_value_t = 60.0)]
+        reclaim_idle: f64,
+        /// Deliveries before an entry goes to the dead-letter stream.
+        #[arg(long, default_value_t = 5)]
+        max_deliveries: u64,
+    },
+    /// Deletes the entries every listed service has received and acknowledged; prints
+    /// the number deleted.
+    Cleanup {
+        /// The stream.
+        channel: String,
+        /// Services whose acknowledgement is needed, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        consumers: Vec<String>,
+    },
+    /// The dead-letter stream `<channel>:dlq`.
+    Dlq {
+        /// The stream whose dead letters to handle.
+        channel: String,
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// Cached calls: read one, or invalidate one or a whole namespace.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Length, first/last ID, consumer groups (consumers, pending, last delivered, lag)
     /// and the dead-letter stream's length.
     Info {
@@ -67,6 +117,46 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// One line per dead letter.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-publishes dead letters to the channel, then removes them from the dead-letter
+    /// stream.
+    Replay {
+        /// Only this one (its dead-letter ID or its original ID).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Deletes the dead-letter stream; prints how many entries it held.
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheAction {
+    /// Prints the cached value of a call (as JSON), or `miss`.
+    Get {
+        /// The cache namespace.
+        namespace: String,
+        /// The call's keyword arguments, a JSON object in declaration order.
+        #[arg(long)]
+        args: String,
+    },
+    /// Removes one call's entry (`--args`), or every key of the namespace; prints the
+    /// number removed.
+    Invalidate {
+        /// The cache namespace.
+        namespace: String,
+        /// The call's keyword arguments; without it the whole namespace goes.
+        #[arg(long)]
+        args: Option<String>,
+    },
+}
+
 /// The URL a command uses when neither `--url` nor `REDIS_URL` is set.
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
@@ -84,7 +174,7 @@ async fn interruptible(job: impl Future<Output = anyhow::Result<()>>) -> anyhow:
 }
 
 fn with_newline(mut text: String) -> String {
-    if !text.ends_with('\n') {
+    if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     text
@@ -121,6 +211,13 @@ async fn server_version(url: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    // Library logs (retries, dead letters, circuit changes) go to stderr when asked for
+    // with RUST_LOG (e.g. RUST_LOG=dtrsfw=debug); by default stderr carries only errors.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     if let Err(err) = run(cli).await {
         eprintln!("dtredis: {err:#}");
         std::process::exit(2);
@@ -158,6 +255,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             println!("{}", commands::send::run(&redis, &channel, source).await?);
         }
+        Command::Consume {
+            channel,
+            service,
+            from_start,
+            count,
+            parallel,
+            json,
+            reclaim_idle,
+            max_deliveries,
+        } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let reclaim_idle = Duration::try_from_secs_f64(reclaim_idle)
+                .map_err(|_| anyhow::anyhow!("--reclaim-idle must be a positive number of seconds"))?;
+            let args = commands::consume::ConsumeArgs {
+                channel,
+                service,
+                from_start,
+                count,
+                parallel,
+                json,
+                reclaim_idle,
+                max_deliveries,
+            };
+            commands::consume::run(&redis, args).await?;
+        }
+        Command::Cleanup { channel, consumers } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            println!("{}", commands::cleanup::run(&redis, &channel, &consumers).await?);
+        }
+        Command::Dlq { channel, action } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let out = match action {
+                DlqAction::List { json } => commands::dlq::list(&redis, &channel, json).await?,
+                DlqAction::Replay { id } => commands::dlq::replay(&redis, &channel, id.as_deref()).await?,
+                DlqAction::Purge => commands::dlq::purge(&redis, &channel).await?,
+            };
+            print!("{}", with_newline(out));
+        }
+        Command::Cache { action } => {
+            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let out = match action {
+                CacheAction::Get { namespace, args } => commands::cache::get(&redis, &namespace, &args).await?,
+                CacheAction::Invalidate { namespace, args } => {
+                    commands::cache::invalidate(&redis, &namespace, args.as_deref()).await?
+                }
+            };
+            println!("{out}");
+        }
         Command::Info { channel, json } => {
             let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
@@ -180,23 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             interruptible(async {
                 let (_server, url) = private_server_unless(cli.url)?;
                 let redis = instance(&url)?;
-                let (ok, err) = is_redis_connected_async(&redis).await;
-                anyhow::ensure!(ok, "server at {redis} is not reachable: {err:?}");
-                println!("health: ok ({redis})");
-                let mut client = redis.get_async_redis_client().await?;
-                let start = Instant::now();
-                redis::cmd("SET")
-                    .arg("dtredis:demo")
-                    .arg("hello")
-                    .exec_async(&mut client)
-                    .await
-                    .context("SET")?;
-                let value: String = redis::cmd("GET")
-                    .arg("dtredis:demo")
-                    .query_async(&mut client)
-                    .await
-                    .context("GET")?;
-                println!("SET/GET round trip: {value:?} in {:?}", start.elapsed());
+                print!("{}", commands::demo::run(&redis).await?);
                 Ok(())
             })
             .await?

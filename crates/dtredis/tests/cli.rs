@@ -203,3 +203,317 @@ fn send_errors_name_the_problem() {
     let out = dtredis(&dead, &["send", "orders", "--name", "n", "--body", "{}"]);
     assert_one_line_error(&out, "onnect");
 }
+
+fn xadd(conn: &mut redis::Connection, key: &str, fields: &[(&str, &[u8])]) -> String {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key).arg("*");
+    for (k, v) in fields {
+        cmd.arg(*k).arg(*v);
+    }
+    cmd.query(conn).unwrap()
+}
+
+fn pending(conn: &mut redis::Connection, key: &str, group: &str) -> u64 {
+    let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(key).query(conn).unwrap();
+    groups
+        .groups
+        .iter()
+        .find(|g| g.name == group)
+        .map(|g| g.pending as u64)
+        .unwrap()
+}
+
+#[test]
+fn consume_json_count_prints_each_message_once_then_exits_with_nothing_pending() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(xadd(
+            &mut conn,
+            "orders",
+            &[
+                ("name", b"order.created"),
+                ("body", format!("{{\"id\": {i}, \"s\": \"é\"}}").as_bytes()),
+            ],
+        ));
+    }
+    let out = dtredis(
+        &server.url(),
+        &[
+            "consume",
+            "orders",
+            "--service",
+            "billing",
+            "--from-start",
+            "--count",
+            "20",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 20);
+    for (i, (line, id)) in lines.iter().zip(&ids).enumerate() {
+        assert_eq!(line["id"], id.as_str());
+        assert_eq!(line["name"], "order.created");
+        assert_eq!(line["body"], serde_json::json!({"id": i, "s": "é"}));
+    }
+    assert_eq!(
+        pending(&mut conn, "orders", "orders:billing:cg"),
+        0,
+        "everything printed was acknowledged"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn consume_exits_0_on_sigterm_with_every_printed_entry_acknowledged() {
+    use std::io::BufRead;
+    let server = Server::start();
+    let mut conn = server.connection();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .args([
+            "--url",
+            &server.url(),
+            "consume",
+            "orders",
+            "--service",
+            "audit",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The group is created at the end of the stream: wait for it, then publish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("orders")
+        .query::<redis::Value>(&mut conn)
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "consumer never created its group");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..50 {
+        xadd(
+            &mut conn,
+            "orders",
+            &[("name", b"n"), ("body", format!("{i}").as_bytes())],
+        );
+    }
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut printed = Vec::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        printed.push(line);
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let total = printed.len() + rest.lines().count();
+    assert!(total >= 10);
+    // Whatever was printed is acknowledged; what remains unacknowledged was never printed.
+    let acked_or_undelivered = 50 - pending(&mut conn, "orders", "orders:audit:cg");
+    assert!(
+        acked_or_undelivered as usize >= total,
+        "printed {total}, but only {acked_or_undelivered} acknowledged/undelivered"
+    );
+}
+
+#[test]
+fn cleanup_deletes_what_every_listed_service_acknowledged() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    for group in ["orders:billing:cg", "orders:audit:cg"] {
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg("orders")
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .exec(&mut conn)
+            .unwrap();
+    }
+    for i in 0..10 {
+        xadd(
+            &mut conn,
+            "orders",
+            &[("name", b"n"), ("body", format!("{i}").as_bytes())],
+        );
+    }
+    // billing read and acknowledged everything; audit read 4 and acknowledged 4.
+    let out = dtredis(
+        &server.url(),
+        &["consume", "orders", "--service", "billing", "--count", "10"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = dtredis(
+        &server.url(),
+        &["consume", "orders", "--service", "audit", "--count", "4"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = dtredis(&server.url(), &["cleanup", "orders", "--consumers", "billing,audit"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deleted: u64 = stdout(&out).trim().parse().unwrap();
+    let len: u64 = redis::cmd("XLEN").arg("orders").query(&mut conn).unwrap();
+    assert_eq!(deleted, 10 - len);
+    assert!(len >= 6, "entries audit has not acknowledged are kept (len {len})");
+    assert!(deleted >= 3, "acknowledged by both: deleted {deleted}");
+
+    let out = dtredis(&server.url(), &["cleanup", "orders", "--consumers", "billing,nobody"]);
+    assert_eq!(stdout(&out).trim(), "0", "a service without a group blocks deletion");
+}
+
+#[test]
+fn dlq_list_replay_purge() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    let good = xadd(
+        &mut conn,
+        "orders:dlq",
+        &[
+            ("name", b"order.created"),
+            ("body", b"{\"id\": 7}"),
+            ("id", b"1-1"),
+            ("reason", b"max_deliveries"),
+            ("error", b"boom"),
+            ("service", b"billing"),
+            ("deliveries", b"5"),
+            ("time", b"1700000000000"),
+        ],
+    );
+    xadd(
+        &mut conn,
+        "orders:dlq",
+        &[
+            ("body", b"{}"),
+            ("id", b"1-2"),
+            ("reason", b"malformed"),
+            ("error", b"entry has no `name` field"),
+            ("service", b"billing"),
+            ("deliveries", b"1"),
+            ("time", b"1700000000001"),
+        ],
+    );
+
+    let out = dtredis(&server.url(), &["dlq", "orders", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let letters: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0]["dlq_id"], good.as_str());
+    assert_eq!(letters[0]["reason"], "max_deliveries");
+    assert_eq!(letters[0]["deliveries"], 5);
+    assert_eq!(letters[1]["name"], serde_json::Value::Null);
+
+    let out = dtredis(&server.url(), &["dlq", "orders", "replay", "--id", "no-such"]);
+    assert_one_line_error(&out, "no-such");
+
+    let out = dtredis(&server.url(), &["dlq", "orders", "replay"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "replayed 1, kept 1 malformed (not replayable)");
+    let entries = xrange(&server, "orders");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].1,
+        vec![
+            ("body".to_owned(), "{\"id\": 7}".to_owned()),
+            ("name".to_owned(), "order.created".to_owned())
+        ]
+    );
+
+    let out = dtredis(&server.url(), &["dlq", "orders", "purge"]);
+    assert_eq!(stdout(&out).trim(), "1");
+    let len: u64 = redis::cmd("XLEN").arg("orders:dlq").query(&mut conn).unwrap();
+    assert_eq!(len, 0);
+}
+
+#[test]
+fn cache_get_and_invalidate_use_the_python_keys() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    // The key dtpyfw derives for f(x=1, state="used") in namespace "ns", and a value in
+    // its format (zlib-compressed JSON) written by hand.
+    let key = "ns:35518bae13e75c666fc5e4837d43620966266d4e7cc3844b4e5f485d5da5fc5a";
+    let value = {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(br#"{"price": 10, "tags": ["a"]}"#).unwrap();
+        z.finish().unwrap()
+    };
+    redis::cmd("SET").arg(key).arg(value).exec(&mut conn).unwrap();
+    redis::cmd("SET").arg("ns:other").arg("x").exec(&mut conn).unwrap();
+    redis::cmd("SET").arg("nsx:kept").arg("x").exec(&mut conn).unwrap();
+
+    let out = dtredis(
+        &server.url(),
+        &["cache", "get", "ns", "--args", r#"{"x": 1, "state": "used"}"#],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"price\":10,\"tags\":[\"a\"]}\n");
+    let out = dtredis(
+        &server.url(),
+        &["cache", "get", "ns", "--args", r#"{"state": "used", "x": 1}"#],
+    );
+    assert_eq!(
+        stdout(&out),
+        "miss\n",
+        "argument order is part of the key, as in Python"
+    );
+    let out = dtredis(&server.url(), &["cache", "get", "ns", "--args", "[1]"]);
+    assert_one_line_error(&out, "--args is not a JSON object");
+
+    let out = dtredis(
+        &server.url(),
+        &["cache", "invalidate", "ns", "--args", r#"{"x": 1, "state": "used"}"#],
+    );
+    assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+    let out = dtredis(&server.url(), &["cache", "invalidate", "ns"]);
+    assert_eq!(stdout(&out), "1\n", "the rest of the namespace: ns:other");
+    let kept: bool = redis::cmd("EXISTS").arg("nsx:kept").query(&mut conn).unwrap();
+    assert!(kept, "another namespace with the same prefix is untouched");
+}
+
+#[test]
+fn demo_starts_its_own_server_and_shows_every_part_of_the_job() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .arg("demo")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run dtredis demo");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for part in [
+        "published 3000 order events",
+        "billing, 2 instances:",
+        // At-least-once: under load a slow instance's entry may be handled twice, so the
+        // exact counts are not asserted; the dead letter and the cleanup are exact.
+        "1 dead-lettered",
+        "audit, 1 instance:",
+        "dead letter",
+        "max_deliveries after 3 deliveries to billing",
+        "cleanup: deleted 3000 entries",
+        "hits 1, misses 1",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from:\n{text}");
+    }
+    let port = stderr(&out)
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the demo says which private server it started");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the private server is stopped at the end"
+    );
+}

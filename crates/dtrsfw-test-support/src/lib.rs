@@ -20,9 +20,19 @@ use std::time::{Duration, Instant};
 /// How long a server may take to become ready (AOF loading included).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The server binary: `$DTRSFW_TEST_SERVER`, else `redis-server`.
+/// The server binary: `$DTRSFW_TEST_SERVER`, else `redis-server` on `PATH`, else
+/// `valkey-server` on `PATH` (else `redis-server`, whose absence is then reported).
 pub fn server_binary() -> String {
-    env_or("DTRSFW_TEST_SERVER", "redis-server")
+    let fallback = if !on_path("redis-server") && on_path("valkey-server") {
+        "valkey-server"
+    } else {
+        "redis-server"
+    };
+    env_or("DTRSFW_TEST_SERVER", fallback)
+}
+
+fn on_path(binary: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(binary).is_file()))
 }
 
 /// The binary for TLS servers: `$DTRSFW_TEST_TLS_SERVER`, else `redis-server`. Separate
@@ -648,4 +658,33 @@ fn owns_slot(conn: &mut redis::Connection, slot: u16) -> bool {
 /// `redis-cli` (or `$DTRSFW_TEST_CLI`, e.g. `valkey-cli`), for cluster creation.
 pub fn cli_binary() -> String {
     env_or("DTRSFW_TEST_CLI", "redis-cli")
+}
+
+/// The interoperability peer: `tests/python/peer.py` of the `dtrsfw` crate, run with the
+/// real `dtpyfw` against `url`. See that script for the commands.
+pub fn python_peer_command(url: &str, args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dtrsfw/tests/python/peer.py");
+    let mut cmd = Command::new(dtpyfw_python());
+    cmd.arg(script).arg(url).args(args);
+    cmd
+}
+
+/// Runs the Python peer to the end; its stdout lines parsed as JSON. Panics with its
+/// stderr when it fails.
+pub fn python_peer(url: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = python_peer_command(url, args).output().expect("run the Python peer");
+    assert!(
+        out.status.success(),
+        "Python peer {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_json_lines(&out.stdout)
+}
+
+/// JSON lines as values; panics naming the bad line.
+pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}")))
+        .collect()
 }

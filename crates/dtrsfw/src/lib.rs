@@ -9,3 +9,7 @@
 
 #[cfg(feature = "redis")]
 pub mod redis;
+
+/// Caches a function's results in Redis: see [`redis::caching`].
+#[cfg(feature = "redis")]
+pub use dtrsfw_macros::cache_wrapper;

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dtrsfw::redis::caching::{CacheArgs, CachedFunction, invalidate_namespace, invalidate_namespace_async};
 use dtrsfw::redis::{
-    ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, Sender, StartFrom, is_redis_connected,
-    is_redis_connected_async,
+    ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, Sender, StartFrom,
+    is_redis_connected, is_redis_connected_async,
 };
 use dtrsfw_test_support::Cluster;
 use redis::Commands;
@@ -130,6 +131,40 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
         .collect();
     assert_eq!(owners.len(), 3, "the keys landed on every primary");
 
+    // Caching: entries spread over every primary; namespace invalidation scans them all.
+    let cached = CachedFunction::builder("cl-ns", ["x"]).expire(60).build().unwrap();
+    let calls = AtomicU64::new(0);
+    let run = |x: u64| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        x * 10
+    };
+    let key_args = |x: u64| CacheArgs::new().arg("x", &x);
+    tokio::task::block_in_place(|| {
+        for round in 0..2 {
+            for x in 0..60 {
+                assert_eq!(cached.call(&redis, &key_args(x), || run(x)), x * 10, "round {round}");
+            }
+        }
+    });
+    assert_eq!(calls.load(Ordering::Relaxed), 60, "the second round hit every key");
+    let cache_owners: BTreeSet<usize> = (0..60)
+        .map(|x| cluster.primary_for_slot(key_slot(&cluster, &cached.key(&key_args(x)))))
+        .collect();
+    assert_eq!(cache_owners.len(), 3, "cache entries on every primary");
+    for x in 0..60 {
+        assert_eq!(cached.call_async(&redis, &key_args(x), async { run(x) }).await, x * 10);
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 60, "async calls hit too");
+    assert!(cached.invalidate_async(&redis, &key_args(0)).await.unwrap());
+    let removed = tokio::task::block_in_place(|| invalidate_namespace(&redis, "cl-ns")).unwrap();
+    assert_eq!(removed, 59, "every primary was scanned");
+    for x in 0..60 {
+        cached.call_async(&redis, &key_args(x), async { run(x) }).await;
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 120, "all misses after invalidation");
+    assert_eq!(invalidate_namespace_async(&redis, "cl-ns").await.unwrap(), 60);
+    assert_eq!(cached.stats().errors, 0);
+
     // Sender: single and batched sends (one pipeline per channel) to three channels on
     // three primaries, async and blocking.
     let channels = channels_on_distinct_primaries(&cluster, "orders");
@@ -194,9 +229,7 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
                 .sum::<u64>()
         }
     };
-    while Instant::now() < deadline
-        && !(done() && dead_lettered(&a).await == 3 && dead_lettered(&b).await == 3)
-    {
+    while Instant::now() < deadline && !(done() && dead_lettered(&a).await == 3 && dead_lettered(&b).await == 3) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     a.shutdown();
@@ -214,14 +247,20 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
     }
     for ch in &channels {
         let dlq: Vec<(String, BTreeMap<String, String>)> =
-            redis::AsyncCommands::xrange_all(&mut client, format!("{ch}:dlq")).await.unwrap();
+            redis::AsyncCommands::xrange_all(&mut client, format!("{ch}:dlq"))
+                .await
+                .unwrap();
         assert_eq!(dlq.len(), 2, "{ch}: one dead letter per service");
         assert!(dlq.iter().all(|(_, f)| f["reason"] == "max_deliveries"), "{dlq:?}");
     }
     let stats = a.get_stats().await.unwrap();
     for ch in &channels {
         let s = &stats.channels[ch.as_str()];
-        assert_eq!((s.processed, s.dead_lettered, s.lag, s.pending), (120, 1, Some(0), Some(0)), "{ch}");
+        assert_eq!(
+            (s.processed, s.dead_lettered, s.lag, s.pending),
+            (120, 1, Some(0), Some(0)),
+            "{ch}"
+        );
     }
 
     // Cleanup: both services acknowledged everything, so every channel is emptied.
@@ -246,7 +285,10 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
     // failover promptly: the resume bound below is the failover time plus 2 s.
     let options = ConsumerOptions::new().max_backoff(Duration::from_secs(1));
     let consumer = Consumer::with_options(&redis, "svc", options).unwrap();
-    consumer.register_channel(&channel, opts().max_deliveries(100)).await.unwrap();
+    consumer
+        .register_channel(&channel, opts().max_deliveries(100))
+        .await
+        .unwrap();
     let processed: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
     let record = processed.clone();
     consumer
@@ -268,8 +310,13 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
     let acknowledged: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let producers: Vec<_> = (0..2)
         .map(|_| {
-            let (sender, channel, stop, next, acknowledged) =
-                (sender.clone(), channel.clone(), stop.clone(), next.clone(), acknowledged.clone());
+            let (sender, channel, stop, next, acknowledged) = (
+                sender.clone(),
+                channel.clone(),
+                stop.clone(),
+                next.clone(),
+                acknowledged.clone(),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -332,7 +379,11 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
     let missing = loop {
         let missing: Vec<u64> = {
             let processed = processed.lock().unwrap();
-            acknowledged.iter().filter(|i| !processed.contains_key(i)).copied().collect()
+            acknowledged
+                .iter()
+                .filter(|i| !processed.contains_key(i))
+                .copied()
+                .collect()
         };
         if missing.is_empty() || Instant::now() > deadline {
             break missing;
@@ -346,5 +397,38 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
         "{} acknowledged sends never processed, e.g. {:?} (failover {failover:?})",
         missing.len(),
         &missing[..missing.len().min(10)]
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_fails_open_quickly_and_opens_the_circuit() {
+    // Seeds on free ports with nothing listening: the cache must run the function and
+    // not wait the full socket timeout on every call.
+    let ports: Vec<u16> = (0..3).map(|_| dtrsfw_test_support::free_port()).collect();
+    let url = format!(
+        "redis+cluster://{}",
+        ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let redis = RedisInstance::new(RedisConfig::new().set_redis_url(url)).unwrap();
+    let (ok, err) = is_redis_connected(&redis);
+    assert!(!ok && err.is_some());
+    let cached = CachedFunction::builder("down", ["x"])
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for x in 0..20u64 {
+        assert_eq!(cached.call(&redis, &CacheArgs::new().arg("x", &x), || x + 1), x + 1);
+    }
+    let stats = cached.stats();
+    assert!(stats.errors >= 1 && stats.short_circuited >= 1, "{stats:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "fail-open stayed bounded: {:?}",
+        started.elapsed()
     );
 }

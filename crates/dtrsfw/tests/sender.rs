@@ -467,22 +467,7 @@ async fn a_timed_out_send_is_retried_and_may_write_a_duplicate() {
 
 /// Runs the Python peer (the real `dtpyfw` 0.6.51) with `args`; its stdout lines as JSON.
 fn python_peer(server: &Server, args: &[&str]) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new(dtrsfw_test_support::dtpyfw_python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/peer.py"))
-        .arg(server.url())
-        .args(args)
-        .output()
-        .expect("run the Python peer");
-    assert!(
-        out.status.success(),
-        "peer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    dtrsfw_test_support::python_peer(&server.url(), args)
 }
 
 #[tokio::test]

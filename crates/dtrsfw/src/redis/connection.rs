@@ -20,8 +20,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
-use redis::io::tcp::TcpSettings;
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::io::tcp::TcpSettings;
 use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
 use self::pool::SyncPool;
@@ -108,9 +109,18 @@ fn is_cluster_url(url: &str) -> bool {
 /// error rather than silently ignored.
 fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let node_scheme = if scheme == CLUSTER_TLS_SCHEME { "rediss" } else { "redis" };
+    let node_scheme = if scheme == CLUSTER_TLS_SCHEME {
+        "rediss"
+    } else {
+        "redis"
+    };
     let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let db = path.strip_prefix('/').unwrap_or("").split(['?', '#']).next().unwrap_or("");
+    let db = path
+        .strip_prefix('/')
+        .unwrap_or("")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
     if !db.is_empty() && db != "0" {
         return Err(Error::config(
             "redis_url",
@@ -130,12 +140,18 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     if seeds.is_empty() {
         return Err(Error::config(
             "redis_url",
-            format!("{:?} lists no seed node (redis+cluster://host:port,host:port)", redact_url(url)),
+            format!(
+                "{:?} lists no seed node (redis+cluster://host:port,host:port)",
+                redact_url(url)
+            ),
         ));
     }
     for seed in &seeds {
         seed.as_str().into_connection_info().map_err(|e| {
-            Error::config("redis_url", format!("seed {:?} cannot be parsed: {e}", redact_url(seed)))
+            Error::config(
+                "redis_url",
+                format!("seed {:?} cannot be parsed: {e}", redact_url(seed)),
+            )
         })?;
     }
     Ok(seeds)
@@ -343,18 +359,29 @@ impl Connector {
     }
 
     fn connect_sync_with_response_timeout(&self, response_timeout: Duration) -> Result<SyncConnection> {
+        self.connect_sync_with_timeouts(self.connect_timeout, response_timeout)
+    }
+
+    fn connect_sync_with_timeouts(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<SyncConnection> {
         let conn = match &self.target {
             Target::Single(client) => {
                 let conn = client
-                    .get_connection_with_timeout(self.connect_timeout)
+                    .get_connection_with_timeout(connect_timeout)
                     .map_err(|e| Error::redis("connecting to redis", e))
                     .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
                 tracing::debug!(addr = %client.get_connection_info().addr(), "opened a sync connection");
                 SyncInner::Single(conn)
             }
             Target::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(response_timeout);
                 let conn = client
-                    .get_connection_with_config(self.cluster_config(response_timeout))
+                    .get_connection_with_config(config)
                     .map_err(|e| Error::redis("connecting to the redis cluster", e))
                     .inspect_err(|e| tracing::debug!(error = %e, "sync cluster connection failed"))?;
                 tracing::debug!("opened a sync cluster connection");
@@ -645,6 +672,12 @@ impl RedisInstance {
             ),
         };
         Ok(AsyncBlockingConnection { inner })
+    }
+
+    /// A connection outside the pool whose connect (handshake included) and response
+    /// timeouts are both `timeout`: the cache's short-timeout connections.
+    pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<SyncConnection> {
+        self.inner.connector.connect_sync_with_timeouts(timeout, timeout)
     }
 
     /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
@@ -1004,6 +1037,114 @@ impl redis::aio::ConnectionLike for AsyncBlockingConnection {
     }
 }
 
+/// One node of a cluster, by address: for the few commands that must run on every
+/// primary (a `SCAN` cursor belongs to one node). redis-rs sends the command there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct NodeAddr {
+    host: String,
+    port: u16,
+}
+
+impl NodeAddr {
+    fn routing(&self) -> RoutingInfo {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        })
+    }
+}
+
+/// The primaries in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id], replicas...], ...]`),
+/// each once.
+fn primaries_from_slots(reply: &Value) -> Vec<NodeAddr> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<NodeAddr> = ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(range) = range else { return None };
+            let Some(Value::Array(primary)) = range.get(2) else {
+                return None;
+            };
+            let host = match primary.first()? {
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                Value::SimpleString(s) => s.clone(),
+                _ => return None,
+            };
+            let port = match primary.get(1)? {
+                Value::Int(p) => u16::try_from(*p).ok()?,
+                _ => return None,
+            };
+            Some(NodeAddr { host, port })
+        })
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+const NOT_A_CLUSTER: &str = "a node address given for a one-server connection";
+
+impl AsyncRedisClient {
+    /// Where to run a per-node command such as `SCAN`: `[None]` (the server) for one
+    /// server, every primary for a cluster.
+    pub(crate) async fn scan_targets(&mut self) -> redis::RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.inner {
+            AsyncInner::Single(_) => Ok(vec![None]),
+            AsyncInner::Cluster(conn) => {
+                let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+                Ok(primaries_from_slots(&reply).into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// Runs `cmd` on `node` (a primary from [`scan_targets`](Self::scan_targets)).
+    pub(crate) async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&NodeAddr>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (&mut self.inner, node) {
+            (AsyncInner::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd.clone(), node.routing()).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (AsyncInner::Single(_), Some(_)) => Err((redis::ErrorKind::InvalidClientConfig, NOT_A_CLUSTER).into()),
+            (_, None) => cmd.query_async(self).await,
+        }
+    }
+}
+
+impl SyncConnection {
+    /// The sync twin of [`AsyncRedisClient::scan_targets`].
+    pub(crate) fn scan_targets(&mut self) -> redis::RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.inner {
+            SyncInner::Single(_) => Ok(vec![None]),
+            SyncInner::Cluster(conn) => {
+                let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query(conn)?;
+                Ok(primaries_from_slots(&reply).into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// The sync twin of [`AsyncRedisClient::query_on`].
+    pub(crate) fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&NodeAddr>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (&mut self.inner, node) {
+            (SyncInner::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd, node.routing())?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (SyncInner::Single(_), Some(_)) => Err((redis::ErrorKind::InvalidClientConfig, NOT_A_CLUSTER).into()),
+            (_, None) => cmd.query(self),
+        }
+    }
+}
+
 /// Runs `f` and maps "took longer than `limit`" to a timeout error naming `what`.
 pub(crate) async fn with_deadline<T>(limit: Duration, what: &str, f: impl Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, f).await {
@@ -1022,6 +1163,51 @@ mod tests {
         assert_eq!(packed_command_name(&packed), Some(&b"get"[..]));
         assert!(is_safe_to_retry(b"get"));
         assert!(!is_safe_to_retry(b"XADD"));
+    }
+
+    #[test]
+    fn cluster_primaries_are_read_from_cluster_slots_once_each() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let range = |start: i64, end: i64, primary: Value, replica: Value| {
+            Value::Array(vec![Value::Int(start), Value::Int(end), primary, replica])
+        };
+        let reply = Value::Array(vec![
+            range(0, 100, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+            range(101, 200, node("10.0.0.2", 7001), node("10.0.0.5", 7004)),
+            range(201, 300, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+        ]);
+        let ports: Vec<u16> = primaries_from_slots(&reply).iter().map(|n| n.port).collect();
+        assert_eq!(ports, [7000, 7001]);
+        assert!(primaries_from_slots(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn cluster_urls_give_one_seed_url_per_node_with_shared_credentials() {
+        assert!(is_cluster_url("redis+cluster://a:1"));
+        assert!(is_cluster_url("rediss+cluster://a:1"));
+        assert!(!is_cluster_url("redis://a:1"));
+        assert_eq!(
+            cluster_seed_urls("redis+cluster://u:p%40@a:7000, b:7001,").unwrap(),
+            ["redis://u:p%40@a:7000", "redis://u:p%40@b:7001"]
+        );
+        assert_eq!(
+            cluster_seed_urls("rediss+cluster://a:7000/0").unwrap(),
+            ["rediss://a:7000"]
+        );
+        let err = cluster_seed_urls("redis+cluster://a:7000/2").unwrap_err();
+        assert!(
+            err.is_configuration() && err.to_string().contains("database 0"),
+            "{err}"
+        );
+        let err = cluster_seed_urls("redis+cluster://u:secret@").unwrap_err();
+        assert!(err.to_string().contains("no seed"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

@@ -112,7 +112,9 @@ mod tests {
 
     #[test]
     fn cluster_state_is_read_from_cluster_info() {
-        assert!(check_cluster_state("cluster_enabled:1\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\n").is_ok());
+        assert!(
+            check_cluster_state("cluster_enabled:1\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\n").is_ok()
+        );
         let err = check_cluster_state("cluster_state:fail\r\n").unwrap_err();
         assert!(err.to_string().contains("fail"), "{err}");
         assert!(check_cluster_state("").is_err());

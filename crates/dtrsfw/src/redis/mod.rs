@@ -10,6 +10,7 @@
 //! # Ok::<(), dtrsfw::redis::Error>(())
 //! ```
 
+pub mod caching;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod message;
 pub mod sender;
 pub mod streamer;
 
+pub use caching::{CacheArgs, CacheStats, CachedFunction, cache_data, cache_data_async};
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{
     AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,

@@ -6,7 +6,8 @@ Usage: peer.py URL COMMAND ARGS...   (one JSON document per line on stdout)
                                 RedisStreamer.send_message
   consume CHANNEL SERVICE N SECS
                                 subscribe SERVICE (from the start of the stream), run the
-                                handler until N messages arrived or SECS passed; print one
+                                handler until N messages arrived or SECS passed (N = 0: until
+                                1 s passes without a message, after the first); print one
                                 {"name", "body"} line per message
   cache NAMESPACE KWARGS_JSON [skip,keys]
                                 call a cache_wrapper function with the keyword arguments;
@@ -48,15 +49,20 @@ def main():
         streamer = RedisStreamer(redis, consumer_name=service)
         streamer.subscribe(channel, start_from_latest=False)
         got = [0]
+        last = [None]
 
         def handler(name, payload):
             out({"name": name, "body": payload})
             got[0] += 1
+            last[0] = time.monotonic()
 
         streamer.register_handler(channel, handler)
         group = streamer._group_name(channel, streamer.listener_name)
         deadline = time.monotonic() + secs
-        while got[0] < n and time.monotonic() < deadline:
+        def idle():
+            return n == 0 and last[0] is not None and time.monotonic() - last[0] > 1.0
+
+        while (n == 0 or got[0] < n) and time.monotonic() < deadline and not idle():
             # The package's own batch step (read, handle, ack), without its loop's sleeps.
             streamer._consume_one(channel, group, streamer.listener_name, 0.2, 32)
     elif command in ("cache", "cache-key"):

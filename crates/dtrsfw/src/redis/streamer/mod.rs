@@ -80,6 +80,7 @@
 
 mod blocking;
 mod cleanup;
+mod dead_letter;
 mod handler;
 mod options;
 mod reply;
@@ -97,6 +98,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 pub use self::blocking::BlockingConsumer;
+pub use self::dead_letter::{
+    DeadLetter, ReplayReport, dead_letter_stream, list_dead_letters, purge_dead_letters, replay_dead_letters,
+};
 pub use self::handler::Delivery;
 use self::handler::Handler;
 pub use self::options::{ChannelOptions, ConsumerOptions, StartFrom};

@@ -10,12 +10,13 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::Value;
 use crate::redis::connection::AsyncBlockingConnection;
+use redis::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use super::dead_letter;
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::options::{ChannelOptions, ConsumerOptions};
 use super::reply::{self, RawEntry};
@@ -271,17 +272,17 @@ async fn dead_letter(
             cmd.arg(key).arg(value);
         }
     }
-    cmd.arg("id")
+    cmd.arg(dead_letter::FIELD_ID)
         .arg(id)
-        .arg("reason")
+        .arg(dead_letter::FIELD_REASON)
         .arg(reason)
-        .arg("error")
+        .arg(dead_letter::FIELD_ERROR)
         .arg(error)
-        .arg("service")
+        .arg(dead_letter::FIELD_SERVICE)
         .arg(&shared.service)
-        .arg("deliveries")
+        .arg(dead_letter::FIELD_DELIVERIES)
         .arg(deliveries)
-        .arg("time")
+        .arg(dead_letter::FIELD_TIME)
         .arg(now_ms());
     let mut client = shared.redis.get_async_redis_client().await?;
     let _: Value = cmd

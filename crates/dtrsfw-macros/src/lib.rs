@@ -1,0 +1,359 @@
+//! The `#[cache_wrapper]` attribute macro of `dtrsfw`. Use it as
+//! `dtrsfw::cache_wrapper` (or `dtrsfw::redis::caching::cache_wrapper`): the expansion
+//! calls into `dtrsfw::redis::caching`, where all the caching logic lives; the macro only
+//! gathers argument names and values and the options, and checks the options against the
+//! function at compile time.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, bracketed};
+
+/// The keys `cache_wrapper` accepts, for error messages.
+const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_keys";
+/// The operators of `cache_only_for`, for error messages.
+const VALID_OPERATORS: &str = "in, not in, not_in, ==, !=, <, <=, >, >=";
+
+/// Caches a function's results in Redis, keyed by its arguments (the Python
+/// `@cache_wrapper`).
+///
+/// ```text
+/// #[cache_wrapper(
+///     redis = REDIS,                      // any expression giving a RedisInstance or a reference to one
+///     namespace = "cars",                 // key prefix
+///     expire = 3600,                      // optional TTL in seconds
+///     cache_only_for = [state in ["used", "new"], year >= 2020],  // optional; cached if any holds
+///     skip_cache_keys = [request_id],     // optional; left out of the key
+/// )]
+/// ```
+///
+/// A condition is `argument operator value`, with `operator` one of `in`, `not in` (or
+/// `not_in`), `==`, `!=`, `<`, `<=`, `>`, `>=` and `value` any serializable expression.
+/// Works on sync and async functions and methods (`self` is never part of the key);
+/// every other argument must be `Serialize` unless skipped. A function returning
+/// `Result<T, E>` caches `Ok` values only. Unknown keys, unknown operators and
+/// conditions or skips naming an argument the function does not have are compile errors.
+#[proc_macro_attribute]
+pub fn cache_wrapper(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item2: TokenStream2 = item.into();
+    match expand(attr.into(), &item2) {
+        Ok(tokens) => tokens.into(),
+        // Like tokio's macros, keep the original item so that one mistake in the
+        // attribute does not bury the function under unrelated errors.
+        Err(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #item2).into()
+        }
+    }
+}
+
+struct Condition {
+    argument: Ident,
+    operator: &'static str,
+    value: Expr,
+}
+
+impl Parse for Condition {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let argument: Ident = input.parse()?;
+        let operator = if input.peek(Token![in]) {
+            input.parse::<Token![in]>()?;
+            "in"
+        } else if input.peek(Ident) && input.fork().parse::<Ident>()? == "not" && input.peek2(Token![in]) {
+            input.parse::<Ident>()?;
+            input.parse::<Token![in]>()?;
+            "not_in"
+        } else if input.peek(Ident) && input.fork().parse::<Ident>()? == "not_in" {
+            input.parse::<Ident>()?;
+            "not_in"
+        } else if input.peek(Token![==]) {
+            input.parse::<Token![==]>()?;
+            "=="
+        } else if input.peek(Token![!=]) {
+            input.parse::<Token![!=]>()?;
+            "!="
+        } else if input.peek(Token![<=]) {
+            input.parse::<Token![<=]>()?;
+            "<="
+        } else if input.peek(Token![>=]) {
+            input.parse::<Token![>=]>()?;
+            ">="
+        } else if input.peek(Token![<]) {
+            input.parse::<Token![<]>()?;
+            "<"
+        } else if input.peek(Token![>]) {
+            input.parse::<Token![>]>()?;
+            ">"
+        } else {
+            return Err(syn::Error::new(
+                input.span(),
+                format!(
+                    "unknown operator `{}` in cache_only_for; valid operators: {VALID_OPERATORS}",
+                    operator_text(input)
+                ),
+            ));
+        };
+        let value: Expr = input.parse()?;
+        Ok(Condition {
+            argument,
+            operator,
+            value,
+        })
+    }
+}
+
+/// The would-be operator at the cursor, for the error message: a run of joined
+/// punctuation (`=~`), or one token.
+fn operator_text(input: ParseStream<'_>) -> String {
+    let mut cursor = input.cursor();
+    let mut text = String::new();
+    while let Some((punct, next)) = cursor.punct() {
+        text.push(punct.as_char());
+        cursor = next;
+        if punct.spacing() == proc_macro2::Spacing::Alone {
+            break;
+        }
+    }
+    if text.is_empty() {
+        text = cursor
+            .token_tree()
+            .map(|(tt, _)| tt.into_token_stream().to_string())
+            .unwrap_or_default();
+    }
+    text
+}
+
+/// A name in `skip_cache_keys`: `request_id` or `"request_id"`.
+struct Name {
+    name: String,
+    span: Span,
+}
+
+impl Parse for Name {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            Ok(Name {
+                name: lit.value(),
+                span: lit.span(),
+            })
+        } else {
+            let ident = Ident::parse_any(input)?;
+            Ok(Name {
+                name: ident.unraw().to_string(),
+                span: ident.span(),
+            })
+        }
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    redis: Option<Expr>,
+    namespace: Option<Expr>,
+    expire: Option<Expr>,
+    conditions: Vec<Condition>,
+    skip: Vec<Name>,
+}
+
+impl Parse for Options {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut options = Options::default();
+        let mut seen: Vec<String> = Vec::new();
+        while !input.is_empty() {
+            let key = Ident::parse_any(input)?;
+            let name = key.to_string();
+            if seen.contains(&name) {
+                return Err(syn::Error::new(key.span(), format!("`{name}` is given twice")));
+            }
+            if !matches!(
+                name.as_str(),
+                "redis" | "namespace" | "expire" | "cache_only_for" | "skip_cache_keys"
+            ) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("unknown key `{name}` in cache_wrapper; valid keys: {VALID_KEYS}"),
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            match name.as_str() {
+                "redis" => options.redis = Some(input.parse()?),
+                "namespace" => options.namespace = Some(input.parse()?),
+                "expire" => options.expire = Some(input.parse()?),
+                "cache_only_for" => {
+                    let content;
+                    bracketed!(content in input);
+                    options.conditions = content
+                        .parse_terminated(Condition::parse, Token![,])?
+                        .into_iter()
+                        .collect();
+                }
+                _ => {
+                    let content;
+                    bracketed!(content in input);
+                    options.skip = content.parse_terminated(Name::parse, Token![,])?.into_iter().collect();
+                }
+            }
+            seen.push(name);
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> {
+    let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
+        syn::Error::new(
+            item.span(),
+            "#[cache_wrapper] applies to functions with a body (free functions and methods)",
+        )
+    })?;
+    let options: Options = syn::parse2(attr)?;
+    let fn_name = &function.sig.ident;
+
+    // Argument names in declaration order; `self` is never part of the key.
+    let mut arguments: Vec<Ident> = Vec::new();
+    for input in &function.sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            match &*typed.pat {
+                Pat::Ident(pat) => arguments.push(pat.ident.clone()),
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "#[cache_wrapper] needs every argument bound to a plain name (it keys the cache by name)",
+                    ));
+                }
+            }
+        }
+    }
+    let names: Vec<String> = arguments.iter().map(|a| a.unraw().to_string()).collect();
+    let check = |name: &str, span: Span| -> syn::Result<()> {
+        if names.iter().any(|n| n == name) {
+            Ok(())
+        } else {
+            let list = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            };
+            Err(syn::Error::new(
+                span,
+                format!("`{name}` is not an argument of `{fn_name}`; its arguments are: {list}"),
+            ))
+        }
+    };
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+    for condition in &options.conditions {
+        if let Err(e) = check(&condition.argument.unraw().to_string(), condition.argument.span()) {
+            push(e);
+        }
+    }
+    for skipped in &options.skip {
+        if let Err(e) = check(&skipped.name, skipped.span) {
+            push(e);
+        }
+    }
+    let Some(redis) = &options.redis else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "missing `redis = ...` (a RedisInstance, or a reference to one)",
+        ));
+    };
+    let Some(namespace) = &options.namespace else {
+        return Err(syn::Error::new(Span::call_site(), "missing `namespace = \"...\"`"));
+    };
+    if let Some(errors) = errors {
+        return Err(errors);
+    }
+
+    let dtrsfw = quote!(::dtrsfw::redis::caching);
+    let n = names.len();
+    let expire = options.expire.iter().map(|e| quote!(.expire(#e)));
+    let conditions = options.conditions.iter().map(|c| {
+        let argument = c.argument.unraw().to_string();
+        let operator = c.operator;
+        let value = &c.value;
+        quote!(.cache_only_for(#argument, #operator, &(#value)))
+    });
+    let skipped: Vec<&String> = options.skip.iter().map(|s| &s.name).collect();
+    let skip = (!skipped.is_empty()).then(|| quote!(.skip_cache_keys([#(#skipped),*])));
+    let keyed = arguments
+        .iter()
+        .zip(&names)
+        .filter(|(_, name)| !skipped.contains(name))
+        .map(|(ident, name)| quote!(.arg(#name, &#ident)));
+
+    let returns_result = match &function.sig.output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path.path.segments.last().is_some_and(|s| s.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    };
+    let ret = match &function.sig.output {
+        ReturnType::Type(_, ty) => quote!(#ty),
+        ReturnType::Default => quote!(()),
+    };
+    let block = &function.block;
+    let is_async = function.sig.asyncness.is_some();
+    let (body, call, direct) = match (is_async, returns_result) {
+        (false, r) => (
+            quote!(move || -> #ret #block),
+            if r { quote!(try_call) } else { quote!(call) },
+            quote!(__dtrsfw_body()),
+        ),
+        (true, r) => (
+            quote!(async move {
+                let __dtrsfw_ret: #ret = #block;
+                #[allow(unreachable_code)]
+                __dtrsfw_ret
+            }),
+            if r { quote!(try_call_async) } else { quote!(call_async) },
+            quote!(__dtrsfw_body.await),
+        ),
+    };
+    let invoke = if is_async {
+        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, &__dtrsfw_args, __dtrsfw_body).await)
+    } else {
+        quote!(__dtrsfw_cache.#call(__dtrsfw_redis, &__dtrsfw_args, __dtrsfw_body))
+    };
+
+    let attrs = &function.attrs;
+    let vis = &function.vis;
+    let sig = &function.sig;
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            static __DTRSFW_CACHE: ::std::sync::OnceLock<::core::option::Option<#dtrsfw::CachedFunction>> =
+                ::std::sync::OnceLock::new();
+            let __dtrsfw_cache = __DTRSFW_CACHE.get_or_init(|| {
+                #dtrsfw::__private::build(
+                    #dtrsfw::CachedFunction::builder(#namespace, ::core::convert::identity::<[&'static str; #n]>([#(#names),*]))
+                        #(#expire)*
+                        #(#conditions)*
+                        #skip
+                )
+            });
+            let __dtrsfw_args = __dtrsfw_cache.as_ref().map(|_| #dtrsfw::CacheArgs::new() #(#keyed)*);
+            let __dtrsfw_body = #body;
+            match (__dtrsfw_cache, __dtrsfw_args) {
+                (::core::option::Option::Some(__dtrsfw_cache), ::core::option::Option::Some(__dtrsfw_args)) => {
+                    // Bound first so a temporary `RedisInstance` lives through the call.
+                    let __dtrsfw_redis_owner = &(#redis);
+                    let __dtrsfw_redis = #dtrsfw::__private::instance(__dtrsfw_redis_owner);
+                    #invoke
+                }
+                _ => #direct,
+            }
+        }
+    })
+}

@@ -1,0 +1,219 @@
+//! Reading and operating the dead-letter stream `<channel>:dlq`: list, replay, purge.
+//!
+//! The consumer writes there (see the module docs of [`streamer`](super) for the field
+//! contract); these functions are for operators and tools such as `dtredis dlq`.
+
+use redis::Value;
+use redis::streams::StreamRangeReply;
+
+use crate::redis::connection::RedisInstance;
+use crate::redis::error::{Error, Result};
+use crate::redis::message::Message;
+
+/// Field: the original entry ID.
+pub(crate) const FIELD_ID: &str = "id";
+/// Field: `malformed` or `max_deliveries`.
+pub(crate) const FIELD_REASON: &str = "reason";
+/// Field: the last handler error, or what is malformed.
+pub(crate) const FIELD_ERROR: &str = "error";
+/// Field: the service that gave up.
+pub(crate) const FIELD_SERVICE: &str = "service";
+/// Field: deliveries to that service.
+pub(crate) const FIELD_DELIVERIES: &str = "deliveries";
+/// Field: dead-lettered at, ms since the Unix epoch.
+pub(crate) const FIELD_TIME: &str = "time";
+
+/// The dead-letter stream of `channel`: `<channel>:dlq`.
+///
+/// ```
+/// assert_eq!(dtrsfw::redis::streamer::dead_letter_stream("orders"), "orders:dlq");
+/// ```
+pub fn dead_letter_stream(channel: &str) -> String {
+    format!("{channel}:dlq")
+}
+
+/// One entry of a dead-letter stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// This entry's ID in the dead-letter stream.
+    pub dlq_id: String,
+    /// The original entry's ID in the channel.
+    pub id: String,
+    /// The original `name`, when it had one and it was UTF-8.
+    pub name: Option<String>,
+    /// The original `body` as text (invalid UTF-8 replaced), when it had one.
+    pub body: Option<String>,
+    /// `malformed` or `max_deliveries`.
+    pub reason: String,
+    /// The last handler error, or what is malformed.
+    pub error: String,
+    /// The service that gave up on it.
+    pub service: String,
+    /// How many times it was delivered to that service.
+    pub deliveries: u64,
+    /// When it was dead-lettered, milliseconds since the Unix epoch.
+    pub time: u64,
+    /// The original fields decoded as a message, if they are a valid one (what replay
+    /// re-publishes).
+    #[serde(skip)]
+    message: Option<Message>,
+}
+
+impl DeadLetter {
+    fn from_entry(dlq_id: String, fields: &[(String, Value)]) -> Self {
+        let bytes = |key: &str| {
+            fields.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
+                Value::BulkString(b) => Some(b.clone()),
+                Value::SimpleString(s) => Some(s.clone().into_bytes()),
+                _ => None,
+            })
+        };
+        let text = |key: &str| bytes(key).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let (name, body) = (bytes("name"), bytes("body"));
+        let message = match (&name, &body) {
+            (Some(n), Some(b)) => {
+                Message::from_fields([(&b"name"[..], n.as_slice()), (&b"body"[..], b.as_slice())]).ok()
+            }
+            _ => None,
+        };
+        DeadLetter {
+            dlq_id,
+            id: text(FIELD_ID).unwrap_or_default(),
+            name: name.and_then(|n| String::from_utf8(n).ok()),
+            body: body.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            reason: text(FIELD_REASON).unwrap_or_default(),
+            error: text(FIELD_ERROR).unwrap_or_default(),
+            service: text(FIELD_SERVICE).unwrap_or_default(),
+            deliveries: text(FIELD_DELIVERIES).and_then(|d| d.parse().ok()).unwrap_or(0),
+            time: text(FIELD_TIME).and_then(|t| t.parse().ok()).unwrap_or(0),
+            message,
+        }
+    }
+
+    /// Whether [`replay_dead_letters`] can re-publish it (it holds a valid message).
+    pub fn is_replayable(&self) -> bool {
+        self.message.is_some()
+    }
+}
+
+/// What [`replay_dead_letters`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplayReport {
+    /// Re-published to the channel and removed from the dead-letter stream.
+    pub replayed: u64,
+    /// Left in the dead-letter stream: not a valid message (malformed), so replaying it
+    /// would only dead-letter it again.
+    pub skipped: u64,
+}
+
+async fn range(
+    redis: &RedisInstance,
+    channel: &str,
+    start: &str,
+    end: &str,
+    count: Option<usize>,
+) -> Result<Vec<DeadLetter>> {
+    let dlq = dead_letter_stream(channel);
+    let mut cmd = redis::cmd("XRANGE");
+    cmd.arg(&dlq).arg(start).arg(end);
+    if let Some(count) = count {
+        cmd.arg("COUNT").arg(count);
+    }
+    let mut client = redis.get_async_redis_client().await?;
+    let reply: StreamRangeReply = cmd
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("reading dead-letter stream {dlq}"), e))?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let fields: Vec<(String, Value)> = entry.map.into_iter().collect();
+            DeadLetter::from_entry(entry.id, &fields)
+        })
+        .collect())
+}
+
+/// The first `count` entries (oldest first) of `channel`'s dead-letter stream; all of
+/// them when `count` is `None`.
+///
+/// ```no_run
+/// # async fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
+/// for letter in dtrsfw::redis::streamer::list_dead_letters(&redis, "orders", Some(100)).await? {
+///     println!("{} {:?}: {} ({})", letter.id, letter.name, letter.reason, letter.error);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Option<usize>) -> Result<Vec<DeadLetter>> {
+    range(redis, channel, "-", "+", count).await
+}
+
+/// Re-publishes dead letters to `channel` (fields `name` and `body` as they were) and
+/// removes each from the dead-letter stream once it is re-published: all of them, or
+/// only the one whose dead-letter ID or original ID is `only`. Entries that are not a
+/// valid message stay (see [`ReplayReport::skipped`]).
+///
+/// A failure between the re-publish and the removal leaves the letter in place, so a
+/// second replay may publish it twice; nothing is ever lost.
+pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Option<&str>) -> Result<ReplayReport> {
+    let dlq = dead_letter_stream(channel);
+    let mut report = ReplayReport::default();
+    let mut client = redis.get_async_redis_client().await?;
+    // Pages of 500 so a large dead-letter stream is not read into memory at once.
+    let mut start = "-".to_owned();
+    loop {
+        let page = range(redis, channel, &start, "+", Some(500)).await?;
+        let Some(last) = page.last() else { break };
+        start = format!("({}", last.dlq_id);
+        for letter in &page {
+            if only.is_some_and(|id| id != letter.dlq_id && id != letter.id) {
+                continue;
+            }
+            let Some(message) = &letter.message else {
+                report.skipped += 1;
+                continue;
+            };
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(channel).arg("*");
+            for (field, value) in message.get_json_encoded() {
+                xadd.arg(field).arg(value);
+            }
+            let _: Value = xadd
+                .query_async(&mut client)
+                .await
+                .map_err(|e| Error::redis(format!("re-publishing dead letter {} to {channel}", letter.dlq_id), e))?;
+            let _: Value = redis::cmd("XDEL")
+                .arg(&dlq)
+                .arg(&letter.dlq_id)
+                .query_async(&mut client)
+                .await
+                .map_err(|e| Error::redis(format!("removing dead letter {} from {dlq}", letter.dlq_id), e))?;
+            report.replayed += 1;
+        }
+    }
+    if let Some(id) = only
+        && report.replayed + report.skipped == 0
+    {
+        return Err(Error::invalid_input(format!("no dead letter with id {id:?} in {dlq}")));
+    }
+    Ok(report)
+}
+
+/// Deletes `channel`'s dead-letter stream; returns how many entries it held.
+pub async fn purge_dead_letters(redis: &RedisInstance, channel: &str) -> Result<u64> {
+    let dlq = dead_letter_stream(channel);
+    let mut client = redis.get_async_redis_client().await?;
+    // One transaction, so the count is exactly what was deleted.
+    let (len, _): (u64, Value) = redis::pipe()
+        .atomic()
+        .cmd("XLEN")
+        .arg(&dlq)
+        .cmd("UNLINK")
+        .arg(&dlq)
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("purging {dlq}"), e))?;
+    Ok(len)
+}
