@@ -208,10 +208,7 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
         "a dead-letter stream lives on another slot than its channel"
     );
     let expected = 3 * 120; // 121 per channel, less the poisoned one
-    let done = || {
-        let stats_done = seen_a.lock().unwrap().len() >= expected && seen_b.lock().unwrap().len() >= expected;
-        stats_done
-    };
+    let done = || seen_a.lock().unwrap().len() >= expected && seen_b.lock().unwrap().len() >= expected;
     let tasks: Vec<_> = [a.clone(), b.clone()]
         .into_iter()
         .map(|c| tokio::spawn(async move { c.persist_consume_all_channels(REST, BLOCK).await }))

@@ -243,6 +243,8 @@ pub(crate) fn percent_encode(s: &str) -> String {
 
 /// What the connections go to: one server, or a cluster reached through its seeds.
 #[derive(Clone)]
+// One per `RedisInstance` (and its rare clones): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -385,7 +387,7 @@ impl Connector {
                     .map_err(|e| Error::redis("connecting to the redis cluster", e))
                     .inspect_err(|e| tracing::debug!(error = %e, "sync cluster connection failed"))?;
                 tracing::debug!("opened a sync cluster connection");
-                SyncInner::Cluster(conn)
+                SyncInner::Cluster(Box::new(conn))
             }
         };
         let conn = SyncConnection { inner: conn };
@@ -698,7 +700,9 @@ pub struct SyncConnection {
 
 enum SyncInner {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    // Boxed: a cluster connection (a connection per node plus the slot map) is much
+    // larger than a one-server connection.
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl fmt::Debug for SyncConnection {
