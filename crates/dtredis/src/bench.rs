@@ -219,15 +219,30 @@ pub(crate) async fn timed<F: Future<Output = anyhow::Result<()>>>(ops: usize, ro
     Ok(per_second(ops, start.elapsed()))
 }
 
-/// Runs every area and returns the rows in table order.
-pub(crate) async fn run_all(ctx: &BenchContext, progress: &dyn Fn(&str)) -> anyhow::Result<Vec<BenchRow>> {
+/// The areas, in table order.
+pub(crate) const AREAS: [&str; 3] = ["publish", "consume", "cache"];
+
+/// Runs every area (or those in `only`) and returns the rows in table order.
+pub(crate) async fn run_all(
+    ctx: &BenchContext,
+    only: &[String],
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Vec<BenchRow>> {
+    if let Some(unknown) = only.iter().find(|a| !AREAS.contains(&a.as_str())) {
+        anyhow::bail!("unknown bench area {unknown:?} (areas: {})", AREAS.join(", "));
+    }
     let mut rows = Vec::new();
-    progress("publish");
-    rows.extend(publish::run(ctx).await?);
-    progress("consume");
-    rows.extend(consume::run(ctx).await?);
-    progress("cache");
-    rows.extend(cache::run(ctx).await?);
+    for area in AREAS {
+        if !only.is_empty() && !only.iter().any(|a| a == area) {
+            continue;
+        }
+        progress(area);
+        rows.extend(match area {
+            "publish" => publish::run(ctx).await?,
+            "consume" => consume::run(ctx).await?,
+            _ => cache::run(ctx).await?,
+        });
+    }
     Ok(rows)
 }
 

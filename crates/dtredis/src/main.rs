@@ -115,6 +115,9 @@ enum Command {
         /// Fewer operations and rounds (a smoke run).
         #[arg(long)]
         quick: bool,
+        /// Only these areas (`publish`, `consume`, `cache`), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -311,19 +314,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
-        Command::Bench { json, quick } => {
-            let (_server, url) = private_server_unless(cli.url)?;
-            let ctx = bench::BenchContext {
-                url: url.clone(),
-                quick,
-            };
-            let server_version = server_version(&url).await?;
-            let rows = bench::run_all(&ctx, &|area| eprintln!("bench: {area} ...")).await?;
-            if json {
-                println!("{}", bench::render_json(&server_version, &rows));
-            } else {
-                print!("{}", bench::render_table(&server_version, &rows));
-            }
+        Command::Bench { json, quick, only } => {
+            interruptible(async {
+                let (_server, url) = private_server_unless(cli.url)?;
+                let ctx = bench::BenchContext {
+                    url: url.clone(),
+                    quick,
+                };
+                let server_version = server_version(&url).await?;
+                let rows = bench::run_all(&ctx, &only, &|area| eprintln!("bench: {area} ...")).await?;
+                if json {
+                    println!("{}", bench::render_json(&server_version, &rows));
+                } else {
+                    print!("{}", bench::render_table(&server_version, &rows));
+                }
+                Ok(())
+            })
+            .await?;
         }
         Command::Demo => {
             interruptible(async {
