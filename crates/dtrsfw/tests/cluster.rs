@@ -429,3 +429,37 @@ fn an_unreachable_cluster_fails_open_quickly_and_opens_the_circuit() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_cluster_url_comes_from_the_environment_and_is_validated() {
+    let env = |url: &'static str| move |name: &str| (name == "REDIS_URL").then(|| url.to_owned());
+    let config = RedisConfig::from_lookup(env("redis+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001")).unwrap();
+    let redis = RedisInstance::new(config).unwrap();
+    assert!(redis.is_cluster());
+    assert_eq!(redis.to_string(), "redis+cluster://***@10.0.0.1:7000,10.0.0.2:7001");
+    assert!(!format!("{redis:?}").contains("s%40cret"));
+
+    let err = RedisInstance::new(RedisConfig::new().set_redis_url("redis+cluster://10.0.0.1:7000/3")).unwrap_err();
+    assert!(err.is_configuration() && err.to_string().contains("redis_url"), "{err}");
+    let err = RedisInstance::new(RedisConfig::new().set_redis_url("redis+cluster://")).unwrap_err();
+    assert!(err.is_configuration(), "{err}");
+    let err = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url("redis+cluster://10.0.0.1:7000")
+            .set_redis_ssl(true),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("redis_ssl"), "{err}");
+    let tls = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url("rediss+cluster://10.0.0.1:7000")
+            .set_redis_ssl(true),
+    )
+    .unwrap();
+    assert!(tls.is_cluster());
+    assert!(
+        !RedisInstance::new(RedisConfig::new().set_redis_host("h"))
+            .unwrap()
+            .is_cluster()
+    );
+}
