@@ -551,7 +551,9 @@ impl RedisInstance {
     }
 
     /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
-    /// at most the connect timeout when every connection is lent out.
+    /// at most the connect timeout when every connection is lent out. The guard
+    /// dereferences to a [`SyncConnection`]: a one-server connection, or on a cluster a
+    /// redis-rs cluster connection that routes each command by its key.
     ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
