@@ -37,9 +37,98 @@ impl BenchContext {
         Ok(RedisInstance::new(RedisConfig::new().set_redis_url(&self.url))?)
     }
 
-    /// A bare redis-rs client on the bench server.
-    pub(crate) fn bare_client(&self) -> anyhow::Result<redis::Client> {
-        Ok(redis::Client::open(self.url.as_str())?)
+    /// A bare redis-rs async connection on the bench server: multiplexed for one server,
+    /// redis-rs's own cluster connection for a `redis+cluster://` URL (so that the
+    /// baseline is what a hand-written redis-rs service would use there too).
+    pub(crate) async fn bare_async(&self) -> anyhow::Result<BareAsync> {
+        Ok(match cluster_seeds(&self.url) {
+            Some(seeds) => BareAsync::Cluster(
+                redis::cluster::ClusterClient::new(seeds)?
+                    .get_async_connection()
+                    .await?,
+            ),
+            None => BareAsync::Single(
+                redis::Client::open(self.url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            ),
+        })
+    }
+
+    /// A bare redis-rs sync connection on the bench server (cluster-aware likewise).
+    pub(crate) fn bare_sync(&self) -> anyhow::Result<Box<dyn redis::ConnectionLike + Send>> {
+        Ok(match cluster_seeds(&self.url) {
+            Some(seeds) => Box::new(redis::cluster::ClusterClient::new(seeds)?.get_connection()?),
+            None => Box::new(redis::Client::open(self.url.as_str())?.get_connection()?),
+        })
+    }
+}
+
+/// The seeds of a cluster URL (`redis+cluster://[auth@]host:port,host:port`) as one-node
+/// URLs; `None` for a one-server URL. The library validates the URL; this only splits it
+/// for the bare baseline.
+fn cluster_seeds(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let node_scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (auth, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    Some(
+        hosts
+            .split(',')
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| format!("{node_scheme}://{auth}{}", h.trim()))
+            .collect(),
+    )
+}
+
+/// A URL of one node: the first seed of a cluster URL, or `url` itself.
+pub(crate) fn one_node_url(url: &str) -> String {
+    cluster_seeds(url)
+        .and_then(|seeds| seeds.into_iter().next())
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// The bare baseline's async connection: one server or a cluster.
+#[derive(Clone)]
+pub(crate) enum BareAsync {
+    /// A multiplexed connection to one server.
+    Single(redis::aio::MultiplexedConnection),
+    /// redis-rs's async cluster connection.
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl BareAsync {
+    fn as_dyn(&mut self) -> &mut (dyn redis::aio::ConnectionLike + Send) {
+        match self {
+            BareAsync::Single(c) => c,
+            BareAsync::Cluster(c) => c,
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for BareAsync {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        self.as_dyn().req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.as_dyn().req_packed_commands(cmd, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        0
     }
 }
 
@@ -130,15 +219,30 @@ pub(crate) async fn timed<F: Future<Output = anyhow::Result<()>>>(ops: usize, ro
     Ok(per_second(ops, start.elapsed()))
 }
 
-/// Runs every area and returns the rows in table order.
-pub(crate) async fn run_all(ctx: &BenchContext, progress: &dyn Fn(&str)) -> anyhow::Result<Vec<BenchRow>> {
+/// The areas, in table order.
+pub(crate) const AREAS: [&str; 3] = ["publish", "consume", "cache"];
+
+/// Runs every area (or those in `only`) and returns the rows in table order.
+pub(crate) async fn run_all(
+    ctx: &BenchContext,
+    only: &[String],
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Vec<BenchRow>> {
+    if let Some(unknown) = only.iter().find(|a| !AREAS.contains(&a.as_str())) {
+        anyhow::bail!("unknown bench area {unknown:?} (areas: {})", AREAS.join(", "));
+    }
     let mut rows = Vec::new();
-    progress("publish");
-    rows.extend(publish::run(ctx).await?);
-    progress("consume");
-    rows.extend(consume::run(ctx).await?);
-    progress("cache");
-    rows.extend(cache::run(ctx).await?);
+    for area in AREAS {
+        if !only.is_empty() && !only.iter().any(|a| a == area) {
+            continue;
+        }
+        progress(area);
+        rows.extend(match area {
+            "publish" => publish::run(ctx).await?,
+            "consume" => consume::run(ctx).await?,
+            _ => cache::run(ctx).await?,
+        });
+    }
     Ok(rows)
 }
 

@@ -15,7 +15,8 @@ use dtrsfw_test_support::Server;
 #[command(name = "dtredis", version, about)]
 struct Cli {
     /// Server URL. By default, `$REDIS_URL`, else redis://127.0.0.1:6379/0 (for `demo`:
-    /// a private server started for the run).
+    /// a private server started for the run). A Redis Cluster is a seed list:
+    /// `redis+cluster://host1:port1,host2:port2`.
     #[arg(long, global = true, env = "REDIS_URL")]
     url: Option<String>,
     #[command(subcommand)]
@@ -114,6 +115,9 @@ enum Command {
         /// Fewer operations and rounds (a smoke run).
         #[arg(long)]
         quick: bool,
+        /// Only these areas (`publish`, `consume`, `cache`), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -196,7 +200,10 @@ fn private_server_unless(url: Option<String>) -> anyhow::Result<(Option<Server>,
 
 /// `redis_version` (or `valkey_version`) from INFO, e.g. `redis 7.0.15`.
 async fn server_version(url: &str) -> anyhow::Result<String> {
-    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    // One node's INFO: on a cluster every node runs the same server.
+    let mut conn = redis::Client::open(bench::one_node_url(url))?
+        .get_multiplexed_async_connection()
+        .await?;
     let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
     let field = |name: &str| {
         info.lines()
@@ -307,19 +314,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
-        Command::Bench { json, quick } => {
-            let (_server, url) = private_server_unless(cli.url)?;
-            let ctx = bench::BenchContext {
-                url: url.clone(),
-                quick,
-            };
-            let server_version = server_version(&url).await?;
-            let rows = bench::run_all(&ctx, &|area| eprintln!("bench: {area} ...")).await?;
-            if json {
-                println!("{}", bench::render_json(&server_version, &rows));
-            } else {
-                print!("{}", bench::render_table(&server_version, &rows));
-            }
+        Command::Bench { json, quick, only } => {
+            interruptible(async {
+                let (_server, url) = private_server_unless(cli.url)?;
+                let ctx = bench::BenchContext {
+                    url: url.clone(),
+                    quick,
+                };
+                let server_version = server_version(&url).await?;
+                let rows = bench::run_all(&ctx, &only, &|area| eprintln!("bench: {area} ...")).await?;
+                if json {
+                    println!("{}", bench::render_json(&server_version, &rows));
+                } else {
+                    print!("{}", bench::render_table(&server_version, &rows));
+                }
+                Ok(())
+            })
+            .await?;
         }
         Command::Demo => {
             interruptible(async {

@@ -517,3 +517,27 @@ fn demo_starts_its_own_server_and_shows_every_part_of_the_job() {
         "the private server is stopped at the end"
     );
 }
+
+#[test]
+fn bench_runs_against_a_cluster_given_as_a_seed_list_url() {
+    let cluster = dtrsfw_test_support::Cluster::start();
+    let seeds: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
+    let url = format!("redis+cluster://{}", seeds.join(","));
+    let out = dtredis(&url, &["health"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = dtredis(&url, &["bench", "--quick", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
+    let ops = report["ops"].as_array().expect("ops");
+    for name in ["publish_single", "publish_batch", "consume_noop", "cache_hit_async"] {
+        let row = ops
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {ops:?}"));
+        assert!(row["ours_per_s"].as_f64().is_some_and(|v| v > 0.0), "{row}");
+    }
+}

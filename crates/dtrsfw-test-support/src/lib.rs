@@ -75,6 +75,7 @@ pub struct ServerBuilder {
     users: Vec<AclUser>,
     password: Option<String>,
     extra_args: Vec<String>,
+    cluster_port: bool,
 }
 
 impl ServerBuilder {
@@ -108,6 +109,25 @@ impl ServerBuilder {
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_owned());
         self
+    }
+
+    /// A port a cluster node can use: its bus listens on port + 10000, so the port must
+    /// be at most 55535 (the kernel's ephemeral range reaches 60999). By default, any
+    /// free port.
+    pub fn cluster_port(mut self) -> Self {
+        self.cluster_port = true;
+        self
+    }
+
+    fn pick_port(&self) -> u16 {
+        if !self.cluster_port {
+            return free_port();
+        }
+        // Free ports come from the ephemeral range, mostly below the limit: a few draws do.
+        (0..1000)
+            .map(|_| free_port())
+            .find(|&p| p <= 55535)
+            .expect("a free port at or below 55535 for a cluster node")
     }
 
     /// Any other `--option value` pair for the server.
@@ -145,10 +165,11 @@ impl ServerBuilder {
             .tempdir()
             .map_err(|e| format!("cannot create a temp dir for the server: {e}"))?;
         let tls_files = self.tls.then(|| generate_tls_files(dir.path()));
+        let port = self.pick_port();
         let mut server = Server {
             builder: self,
             dir,
-            port: free_port(),
+            port,
             child: None,
             tls_files,
         };
@@ -159,7 +180,7 @@ impl ServerBuilder {
                 // Another process took the port between our probe and the server's bind.
                 Err(log) if log.contains("Address already in use") && attempts < 5 => {
                     attempts += 1;
-                    server.port = free_port();
+                    server.port = server.builder.pick_port();
                 }
                 Err(log) => return Err(format!("{binary} did not start:\n{log}")),
             }
@@ -553,6 +574,7 @@ impl Cluster {
         let nodes: Vec<Server> = (0..6)
             .map(|_| {
                 Server::builder()
+                    .cluster_port()
                     .arg("cluster-enabled", "yes")
                     .arg("cluster-node-timeout", "1000")
                     .arg("cluster-config-file", "nodes.conf")

@@ -58,8 +58,8 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     let key = cached.key(&args());
     // Prime the entry, then read back the exact bytes the bare loop will fetch.
     cached.call_async(&redis, &args(), async { page() }).await;
-    let client = ctx.bare_client()?;
-    let mut bare_async = client.get_multiplexed_async_connection().await?;
+    let mut bare_async = ctx.bare_async().await?;
+    let mut bare_sync = ctx.bare_sync()?;
     let raw: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut bare_async).await?;
     anyhow::ensure!(decode(&raw)?.len() == 10, "primed value unreadable");
     let n = ctx.n(10_000);
@@ -101,7 +101,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     let rounds = ctx.rounds();
     let (sync_cached, sync_redis, sync_key) = (cached.clone(), redis.clone(), key.clone());
     let (ours, bare) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
-        let mut conn = client.get_connection()?;
+        let conn = &mut *bare_sync;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
@@ -114,7 +114,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
                 ours_time += start.elapsed();
                 let start = Instant::now();
                 for _ in 0..chunk {
-                    let raw: Vec<u8> = redis::cmd("GET").arg(&sync_key).query(&mut conn)?;
+                    let raw: Vec<u8> = redis::cmd("GET").arg(&sync_key).query(conn)?;
                     std::hint::black_box(decode(&raw)?);
                 }
                 bare_time += start.elapsed();

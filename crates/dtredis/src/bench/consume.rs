@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use redis::Value;
 
-use super::{BenchContext, BenchRow, timed};
+use super::{BareAsync, BenchContext, BenchRow, timed};
 
 const BATCH: usize = 500;
 
 /// Fills `key` with `n` entries in the wire format (pipelined, 10 000 per round trip).
-async fn fill(conn: &mut redis::aio::MultiplexedConnection, key: &str, n: usize) -> anyhow::Result<()> {
+async fn fill(conn: &mut BareAsync, key: &str, n: usize) -> anyhow::Result<()> {
     let body = r#"{"order_id":12345,"status":"created","amount":99.5}"#;
     let mut left = n;
     while left > 0 {
@@ -36,7 +36,7 @@ async fn fill(conn: &mut redis::aio::MultiplexedConnection, key: &str, n: usize)
     Ok(())
 }
 
-async fn create_group(conn: &mut redis::aio::MultiplexedConnection, key: &str, group: &str) -> anyhow::Result<()> {
+async fn create_group(conn: &mut BareAsync, key: &str, group: &str) -> anyhow::Result<()> {
     redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)
@@ -48,12 +48,7 @@ async fn create_group(conn: &mut redis::aio::MultiplexedConnection, key: &str, g
 }
 
 /// The bare loop: `XREADGROUP COUNT 500`, decode, one `XACK` per batch.
-async fn bare_round(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-    group: &str,
-    n: usize,
-) -> anyhow::Result<()> {
+async fn bare_round(conn: &mut BareAsync, key: &str, group: &str, n: usize) -> anyhow::Result<()> {
     create_group(conn, key, group).await?;
     let mut done = 0;
     while done < n {
@@ -139,8 +134,7 @@ async fn ours_round(
 
 /// The consume rows of the table.
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
-    let client = ctx.bare_client()?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = ctx.bare_async().await?;
     let mut rows = Vec::new();
 
     // consume_noop: same entries, each round a fresh group for each side.

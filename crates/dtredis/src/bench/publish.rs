@@ -6,11 +6,10 @@
 //! round, deleted after the round, so neither side pays for the other's stream growth.
 
 use dtrsfw::redis::sender::{Message, Sender};
-use redis::aio::MultiplexedConnection;
 
 use std::time::Instant;
 
-use super::{BenchContext, BenchRow, per_second, timed};
+use super::{BareAsync, BenchContext, BenchRow, per_second, timed};
 
 /// Messages per pipeline in `publish_batch`.
 const BATCH: usize = 100;
@@ -21,7 +20,7 @@ const TASKS: usize = 64;
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     let redis = ctx.instance()?;
     let sender = Sender::new(&redis);
-    let mut bare = ctx.bare_client()?.get_multiplexed_async_connection().await?;
+    let mut bare = ctx.bare_async().await?;
     let message = Message::new(
         "order.created",
         &serde_json::json!({
@@ -157,7 +156,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
 
     // The blocking API, on threads (as sync code calls it), beside a bare sync connection.
     let n = ctx.n(10_000);
-    let mut bare_sync = ctx.bare_client()?.get_connection()?;
+    let mut bare_sync = ctx.bare_sync()?;
     sender.send_message_blocking(&keys.warm_up, &message)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
@@ -171,7 +170,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         let mut bare_round = || {
             let start = Instant::now();
             for _ in 0..n {
-                let _id: String = xadd_cmd(&keys.bare, &message).query(&mut bare_sync)?;
+                let _id: String = xadd_cmd(&keys.bare, &message).query(&mut *bare_sync)?;
             }
             anyhow::Ok(per_second(n, start.elapsed()))
         };
@@ -221,7 +220,7 @@ impl Keys {
     }
 
     /// Deletes the round's streams, outside the timing.
-    async fn clear(&self, conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
+    async fn clear(&self, conn: &mut BareAsync) -> anyhow::Result<()> {
         let _: () = redis::cmd("DEL")
             .arg(&self.ours)
             .arg(&self.bare)
@@ -262,6 +261,6 @@ fn xadd_cmd(key: &str, message: &Message) -> redis::Cmd {
     cmd
 }
 
-async fn bare_xadd(conn: &mut MultiplexedConnection, key: &str, message: &Message) -> anyhow::Result<String> {
+async fn bare_xadd(conn: &mut BareAsync, key: &str, message: &Message) -> anyhow::Result<String> {
     Ok(xadd_cmd(key, message).query_async(conn).await?)
 }

@@ -835,28 +835,39 @@ fn unlink_cmd(keys: &[String]) -> redis::Cmd {
 /// Returns how many keys were deleted. Note that a namespace `a` also covers keys of a
 /// namespace `a:b`, as their keys share the prefix.
 pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u64> {
-    let mut client = redis.get_redis_client();
+    let mut conn = redis.get_redis()?;
     let pattern = namespace_pattern(namespace);
     let mut deleted: u64 = unlink_cmd(&[namespace.to_owned()])
-        .query(&mut client)
+        .query(&mut *conn)
         .map_err(|e| Error::redis("UNLINK", e))?;
-    let mut cursor = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = scan_cmd(cursor, &pattern)
-            .query(&mut client)
-            .map_err(|e| Error::redis("SCAN", e))?;
-        if !keys.is_empty() {
-            let n: u64 = unlink_cmd(&keys)
-                .query(&mut client)
-                .map_err(|e| Error::redis("UNLINK", e))?;
-            deleted += n;
+    // On a cluster each primary holds a share of the keys and has its own SCAN cursor:
+    // scan every primary (redis-rs sends each SCAN to the node named). UNLINK of one
+    // step's keys may span slots; redis-rs splits it per slot.
+    let targets = conn.scan_targets().map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
+    for node in &targets {
+        let mut cursor = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = conn
+                .query_on(node.as_ref(), &scan_cmd(cursor, &pattern))
+                .map_err(|e| Error::redis("SCAN", e))?;
+            if !keys.is_empty() {
+                let n: u64 = unlink_cmd(&keys)
+                    .query(&mut *conn)
+                    .map_err(|e| Error::redis("UNLINK", e))?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
-    tracing::debug!(namespace, deleted, "redis cache: namespace invalidated");
+    tracing::debug!(
+        namespace,
+        deleted,
+        nodes = targets.len(),
+        "redis cache: namespace invalidated"
+    );
     Ok(deleted)
 }
 
@@ -868,25 +879,36 @@ pub async fn invalidate_namespace_async(redis: &RedisInstance, namespace: &str) 
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis("UNLINK", e))?;
-    let mut cursor = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = scan_cmd(cursor, &pattern)
-            .query_async(&mut client)
-            .await
-            .map_err(|e| Error::redis("SCAN", e))?;
-        if !keys.is_empty() {
-            let n: u64 = unlink_cmd(&keys)
-                .query_async(&mut client)
+    let targets = client
+        .scan_targets()
+        .await
+        .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
+    for node in &targets {
+        let mut cursor = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = client
+                .query_on(node.as_ref(), &scan_cmd(cursor, &pattern))
                 .await
-                .map_err(|e| Error::redis("UNLINK", e))?;
-            deleted += n;
+                .map_err(|e| Error::redis("SCAN", e))?;
+            if !keys.is_empty() {
+                let n: u64 = unlink_cmd(&keys)
+                    .query_async(&mut client)
+                    .await
+                    .map_err(|e| Error::redis("UNLINK", e))?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
     }
-    tracing::debug!(namespace, deleted, "redis cache: namespace invalidated");
+    tracing::debug!(
+        namespace,
+        deleted,
+        nodes = targets.len(),
+        "redis cache: namespace invalidated"
+    );
     Ok(deleted)
 }
 

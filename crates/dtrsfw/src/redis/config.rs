@@ -128,7 +128,13 @@ impl RedisConfig {
     }
 
     /// Full Redis URL (`redis://`, `rediss://`, `unix://`); when set it overrides host,
-    /// port, db, username, password and ssl. By default, none.
+    /// port, db, username, password and ssl.
+    ///
+    /// A Redis Cluster (or Valkey cluster) is a URL with the scheme `redis+cluster://`
+    /// (`rediss+cluster://` for TLS) and a comma-separated list of seed nodes:
+    /// `redis+cluster://[user:password@]host1:port1,host2:port2`. The seeds only bootstrap:
+    /// the client discovers every node from them, so one live seed is enough. Being a URL,
+    /// it also comes from `REDIS_URL` in [`from_env`](Self::from_env). By default, none.
     pub fn set_redis_url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self

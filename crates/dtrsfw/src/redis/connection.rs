@@ -5,6 +5,13 @@
 //! is an `Arc`). Nothing connects until first use. The sync side is a bounded pool of
 //! blocking connections; the async side is one multiplexed connection shared by every
 //! task, which redis-rs's `ConnectionManager` re-establishes after the server restarts.
+//!
+//! With a cluster URL (`redis+cluster://host1:port1,host2:port2`, see
+//! [`RedisConfig::set_redis_url`]) the same handles are backed by redis-rs's cluster
+//! clients instead: each pooled sync connection is a `redis::cluster::ClusterConnection`
+//! and the shared async client a `redis::cluster_async::ClusterConnection`. redis-rs
+//! routes every command to the node owning its key's slot, follows `MOVED`/`ASK`
+//! redirections and refreshes its slot map after a failover; we add no routing of our own.
 
 mod pool;
 
@@ -13,6 +20,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::io::tcp::TcpSettings;
 use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
@@ -78,25 +87,104 @@ fn is_retryable_failure(err: &redis::RedisError) -> bool {
     err.is_timeout() || err.is_connection_dropped() || err.is_io_error()
 }
 
+/// The URL schemes of a cluster (a seed list), plain and TLS.
+const CLUSTER_SCHEME: &str = "redis+cluster";
+const CLUSTER_TLS_SCHEME: &str = "rediss+cluster";
+
+/// How many times redis-rs's cluster client retries a request after a redirection or a
+/// lost node, and how long it waits between tries. Short waits matter during a failover:
+/// redis-rs's default (1.28 s minimum) would idle past the moment a replica takes over.
+/// The configured response timeout still bounds the whole request.
+const CLUSTER_RETRIES: u32 = 8;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
+
+/// Whether `url` names a cluster (`redis+cluster://` or `rediss+cluster://`).
+fn is_cluster_url(url: &str) -> bool {
+    matches!(url.split("://").next(), Some(CLUSTER_SCHEME | CLUSTER_TLS_SCHEME)) && url.contains("://")
+}
+
+/// The seed nodes of a cluster URL, each as a one-node URL (`redis[s]://[auth@]host:port`)
+/// carrying the shared credentials. A cluster has only database 0, so any other is an
+/// error rather than silently ignored.
+fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let node_scheme = if scheme == CLUSTER_TLS_SCHEME {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let db = path
+        .strip_prefix('/')
+        .unwrap_or("")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    if !db.is_empty() && db != "0" {
+        return Err(Error::config(
+            "redis_url",
+            format!("a cluster has only database 0, not {db:?}"),
+        ));
+    }
+    let (auth, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    let seeds: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{node_scheme}://{auth}{h}"))
+        .collect();
+    if seeds.is_empty() {
+        return Err(Error::config(
+            "redis_url",
+            format!(
+                "{:?} lists no seed node (redis+cluster://host:port,host:port)",
+                redact_url(url)
+            ),
+        ));
+    }
+    for seed in &seeds {
+        seed.as_str().into_connection_info().map_err(|e| {
+            Error::config(
+                "redis_url",
+                format!("seed {:?} cannot be parsed: {e}", redact_url(seed)),
+            )
+        })?;
+    }
+    Ok(seeds)
+}
+
 /// Builds the URL the way the Python package does (`redis[s]://[user[:pass]@]host:port/db`,
 /// credentials percent-encoded), after validating every field.
 fn build_url(config: &RedisConfig) -> Result<String> {
     if let Some(url) = config.redis_url() {
         let scheme = url.split("://").next().unwrap_or_default();
-        if !url.contains("://") || !matches!(scheme, "redis" | "rediss" | "unix" | "redis+unix") {
+        if !url.contains("://")
+            || !matches!(
+                scheme,
+                "redis" | "rediss" | "unix" | "redis+unix" | CLUSTER_SCHEME | CLUSTER_TLS_SCHEME
+            )
+        {
             return Err(Error::config(
                 "redis_url",
                 format!(
-                    "unsupported URL {:?}: expected redis://, rediss:// or unix://",
+                    "unsupported URL {:?}: expected redis://, rediss://, unix:// or redis+cluster://",
                     redact_url(url)
                 ),
             ));
         }
-        if config.redis_ssl() && scheme != "rediss" {
+        if config.redis_ssl() && !matches!(scheme, "rediss" | CLUSTER_TLS_SCHEME) {
             return Err(Error::config(
                 "redis_ssl",
                 "TLS requested but redis_url is not rediss:// (use rediss://, or drop set_redis_ssl)",
             ));
+        }
+        if is_cluster_url(url) {
+            cluster_seed_urls(url)?;
+            return Ok(url.to_owned());
         }
         url.into_connection_info()
             .map_err(|e| Error::config("redis_url", format!("{:?} cannot be parsed: {e}", redact_url(url))))?;
@@ -153,31 +241,91 @@ pub(crate) fn percent_encode(s: &str) -> String {
     out
 }
 
+/// What the connections go to: one server, or a cluster reached through its seeds.
+#[derive(Clone)]
+// One per `RedisInstance` (and its rare clones): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
 /// Everything needed to open a connection; shared by the pool and the async side.
 #[derive(Clone)]
 struct Connector {
-    client: redis::Client,
+    target: Target,
     connect_timeout: Duration,
     response_timeout: Duration,
     retry_on_timeout: bool,
 }
 
+fn tcp_settings(config: &RedisConfig) -> Option<TcpSettings> {
+    config.redis_socket_keepalive().then(|| {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(15))
+            .with_interval(Duration::from_secs(5))
+            .with_retries(3);
+        TcpSettings::default().set_keepalive(keepalive)
+    })
+}
+
+fn read_root_cert(config: &RedisConfig) -> Result<Option<Vec<u8>>> {
+    config
+        .redis_ssl_ca_certs()
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| Error::config("redis_ssl_ca_certs", format!("cannot read {}: {e}", path.display())))
+        })
+        .transpose()
+}
+
 impl Connector {
     fn new(config: &RedisConfig, url: &str) -> Result<Self> {
+        let target = if is_cluster_url(url) {
+            Target::Cluster(Self::cluster_client(config, url)?)
+        } else {
+            Target::Single(Self::single_client(config, url)?)
+        };
+        Ok(Connector {
+            target,
+            connect_timeout: config.redis_socket_connect_timeout(),
+            response_timeout: config.redis_socket_timeout(),
+            retry_on_timeout: config.redis_retry_on_timeout(),
+        })
+    }
+
+    fn cluster_client(config: &RedisConfig, url: &str) -> Result<ClusterClient> {
+        let seeds = cluster_seed_urls(url)?;
+        let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+            .connection_timeout(config.redis_socket_connect_timeout())
+            .response_timeout(config.redis_socket_timeout())
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
+        if let Some(tcp) = tcp_settings(config) {
+            builder = builder.tcp_settings(tcp);
+        }
+        if url.starts_with(CLUSTER_TLS_SCHEME) {
+            install_tls_provider();
+        }
+        if let Some(root_cert) = read_root_cert(config)? {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            });
+        }
+        builder.build().map_err(|e| Error::config("redis_url", e))
+    }
+
+    fn single_client(config: &RedisConfig, url: &str) -> Result<redis::Client> {
         let mut info: ConnectionInfo = url
             .into_connection_info()
             .map_err(|e| Error::config("redis_url", format!("cannot be parsed: {e}")))?;
-        if config.redis_socket_keepalive() {
-            let keepalive = socket2::TcpKeepalive::new()
-                .with_time(Duration::from_secs(15))
-                .with_interval(Duration::from_secs(5))
-                .with_retries(3);
-            info = info.set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
+        if let Some(tcp) = tcp_settings(config) {
+            info = info.set_tcp_settings(tcp);
         }
-        let client = match config.redis_ssl_ca_certs() {
-            Some(path) => {
-                let root_cert = std::fs::read(path)
-                    .map_err(|e| Error::config("redis_ssl_ca_certs", format!("cannot read {}: {e}", path.display())))?;
+        let client = match read_root_cert(config)? {
+            Some(root_cert) => {
                 install_tls_provider();
                 redis::Client::build_with_tls(
                     info,
@@ -195,19 +343,24 @@ impl Connector {
             }
         }
         .map_err(|e| Error::config("redis_url", e))?;
-        Ok(Connector {
-            client,
-            connect_timeout: config.redis_socket_connect_timeout(),
-            response_timeout: config.redis_socket_timeout(),
-            retry_on_timeout: config.redis_retry_on_timeout(),
-        })
+        Ok(client)
     }
 
-    fn connect_sync(&self) -> Result<redis::Connection> {
+    fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    fn cluster_config(&self, response_timeout: Duration) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(response_timeout)
+    }
+
+    fn connect_sync(&self) -> Result<SyncConnection> {
         self.connect_sync_with_response_timeout(self.response_timeout)
     }
 
-    fn connect_sync_with_response_timeout(&self, response_timeout: Duration) -> Result<redis::Connection> {
+    fn connect_sync_with_response_timeout(&self, response_timeout: Duration) -> Result<SyncConnection> {
         self.connect_sync_with_timeouts(self.connect_timeout, response_timeout)
     }
 
@@ -215,13 +368,29 @@ impl Connector {
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,
-    ) -> Result<redis::Connection> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(connect_timeout)
-            .map_err(|e| Error::redis("connecting to redis", e))
-            .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
-        tracing::debug!(addr = %self.client.get_connection_info().addr(), "opened a sync connection");
+    ) -> Result<SyncConnection> {
+        let conn = match &self.target {
+            Target::Single(client) => {
+                let conn = client
+                    .get_connection_with_timeout(connect_timeout)
+                    .map_err(|e| Error::redis("connecting to redis", e))
+                    .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
+                tracing::debug!(addr = %client.get_connection_info().addr(), "opened a sync connection");
+                SyncInner::Single(conn)
+            }
+            Target::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(response_timeout);
+                let conn = client
+                    .get_connection_with_config(config)
+                    .map_err(|e| Error::redis("connecting to the redis cluster", e))
+                    .inspect_err(|e| tracing::debug!(error = %e, "sync cluster connection failed"))?;
+                tracing::debug!("opened a sync cluster connection");
+                SyncInner::Cluster(Box::new(conn))
+            }
+        };
+        let conn = SyncConnection { inner: conn };
         conn.set_read_timeout(Some(response_timeout))
             .and_then(|()| conn.set_write_timeout(Some(response_timeout)))
             .map_err(|e| Error::redis("setting socket timeouts", e))?;
@@ -234,7 +403,23 @@ impl Connector {
             .set_response_timeout(Some(response_timeout))
     }
 
-    async fn connect_manager(&self) -> Result<redis::aio::ConnectionManager> {
+    /// The shared async connection: a `ConnectionManager` for one server, a cluster
+    /// connection (itself multiplexed per node, and self-healing) for a cluster.
+    async fn connect_shared(&self) -> Result<AsyncInner> {
+        match &self.target {
+            Target::Single(client) => Ok(AsyncInner::Single(self.connect_manager(client).await?)),
+            Target::Cluster(client) => {
+                let conn = client
+                    .get_async_connection_with_config(self.cluster_config(self.response_timeout))
+                    .await
+                    .map_err(|e| Error::redis("connecting to the redis cluster", e))?;
+                tracing::debug!("opened the shared async cluster connection");
+                Ok(AsyncInner::Cluster(conn))
+            }
+        }
+    }
+
+    async fn connect_manager(&self, client: &redis::Client) -> Result<redis::aio::ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.response_timeout))
@@ -243,12 +428,11 @@ impl Connector {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let manager = self
-            .client
+        let manager = client
             .get_connection_manager_with_config(config)
             .await
             .map_err(|e| Error::redis("connecting to redis", e))?;
-        tracing::debug!(addr = %self.client.get_connection_info().addr(), "opened the shared async connection");
+        tracing::debug!(addr = %client.get_connection_info().addr(), "opened the shared async connection");
         Ok(manager)
     }
 }
@@ -367,7 +551,9 @@ impl RedisInstance {
     }
 
     /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
-    /// at most the connect timeout when every connection is lent out.
+    /// at most the connect timeout when every connection is lent out. The guard
+    /// dereferences to a [`SyncConnection`]: a one-server connection, or on a cluster a
+    /// redis-rs cluster connection that routes each command by its key.
     ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
@@ -427,9 +613,9 @@ impl RedisInstance {
         if let Some(client) = self.cached_async_client() {
             return Ok(client);
         }
-        let manager = self.inner.connector.connect_manager().await?;
+        let inner = self.inner.connector.connect_shared().await?;
         let client = AsyncRedisClient {
-            manager,
+            inner,
             retry_on_timeout: self.inner.connector.retry_on_timeout,
         };
         *self.inner.async_client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
@@ -461,37 +647,156 @@ impl RedisInstance {
             .take();
     }
 
+    /// Whether this instance talks to a Redis Cluster (a `redis+cluster://` URL).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.connector.is_cluster()
+    }
+
     /// A dedicated async connection for commands that block on the server
     /// (`XREADGROUP ... BLOCK`, `BLPOP`): its response timeout is the socket timeout plus
     /// `block`, so a long block neither times out early nor holds up the shared
-    /// connection's other users.
-    pub async fn get_async_blocking_connection(&self, block: Duration) -> Result<redis::aio::MultiplexedConnection> {
+    /// connection's other users. On a cluster it is a cluster connection of its own,
+    /// which sends each command to the node owning its key (a single-key blocking read
+    /// therefore blocks on that node only).
+    pub async fn get_async_blocking_connection(&self, block: Duration) -> Result<AsyncBlockingConnection> {
         let connector = &self.inner.connector;
-        connector
-            .client
-            .get_multiplexed_async_connection_with_config(&connector.async_config(connector.response_timeout + block))
-            .await
-            .map_err(|e| Error::redis("connecting to redis", e))
+        let response_timeout = connector.response_timeout + block;
+        let inner = match &connector.target {
+            Target::Single(client) => AsyncBlockingInner::Single(
+                client
+                    .get_multiplexed_async_connection_with_config(&connector.async_config(response_timeout))
+                    .await
+                    .map_err(|e| Error::redis("connecting to redis", e))?,
+            ),
+            Target::Cluster(client) => AsyncBlockingInner::Cluster(
+                client
+                    .get_async_connection_with_config(connector.cluster_config(response_timeout))
+                    .await
+                    .map_err(|e| Error::redis("connecting to the redis cluster", e))?,
+            ),
+        };
+        Ok(AsyncBlockingConnection { inner })
     }
 
     /// A connection outside the pool whose connect (handshake included) and response
     /// timeouts are both `timeout`: the cache's short-timeout connections.
-    pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<redis::Connection> {
+    pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<SyncConnection> {
         self.inner.connector.connect_sync_with_timeouts(timeout, timeout)
     }
 
     /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
     /// a connection outside the pool whose read timeout is the socket timeout plus `block`.
-    pub fn get_blocking_connection(&self, block: Duration) -> Result<redis::Connection> {
+    pub fn get_blocking_connection(&self, block: Duration) -> Result<SyncConnection> {
         let connector = &self.inner.connector;
         connector.connect_sync_with_response_timeout(connector.response_timeout + block)
     }
 }
 
+/// A sync connection: to one server (a [`redis::Connection`]) or to a cluster (a
+/// [`redis::cluster::ClusterConnection`], which routes each command by its key).
+/// Implements [`redis::ConnectionLike`], so every `redis::Commands` method and
+/// `redis::cmd(..).query(&mut conn)` work on it alike.
+pub struct SyncConnection {
+    inner: SyncInner,
+}
+
+enum SyncInner {
+    Single(redis::Connection),
+    // Boxed: a cluster connection (a connection per node plus the slot map) is much
+    // larger than a one-server connection.
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl fmt::Debug for SyncConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncConnection")
+            .field("cluster", &self.is_cluster())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncConnection {
+    /// Whether this is a cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner, SyncInner::Cluster(_))
+    }
+
+    /// The one-server connection, or `None` on a cluster: for the rare API that needs a
+    /// [`redis::Connection`] itself.
+    pub fn as_single_mut(&mut self) -> Option<&mut redis::Connection> {
+        match &mut self.inner {
+            SyncInner::Single(conn) => Some(conn),
+            SyncInner::Cluster(_) => None,
+        }
+    }
+
+    /// Sets the read timeout (of every node's socket, on a cluster).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+        match &self.inner {
+            SyncInner::Single(conn) => conn.set_read_timeout(timeout),
+            SyncInner::Cluster(conn) => conn.set_read_timeout(timeout),
+        }
+    }
+
+    /// Sets the write timeout (of every node's socket, on a cluster).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+        match &self.inner {
+            SyncInner::Single(conn) => conn.set_write_timeout(timeout),
+            SyncInner::Cluster(conn) => conn.set_write_timeout(timeout),
+        }
+    }
+}
+
+impl redis::ConnectionLike for SyncConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        match &mut self.inner {
+            SyncInner::Single(conn) => conn.req_packed_command(cmd),
+            SyncInner::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<Value>> {
+        match &mut self.inner {
+            SyncInner::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            SyncInner::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match &mut self.inner {
+            SyncInner::Single(conn) => conn.req_command(cmd),
+            // The cluster connection routes a `Cmd` by its key (and fans out keyless
+            // commands such as PING to every primary); keep that path.
+            SyncInner::Cluster(conn) => conn.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.inner {
+            SyncInner::Single(conn) => conn.get_db(),
+            SyncInner::Cluster(conn) => conn.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match &mut self.inner {
+            SyncInner::Single(conn) => conn.check_connection(),
+            SyncInner::Cluster(conn) => redis::ConnectionLike::check_connection(conn),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match &self.inner {
+            SyncInner::Single(conn) => conn.is_open(),
+            SyncInner::Cluster(conn) => conn.is_open(),
+        }
+    }
+}
+
 /// A connection borrowed from the sync pool; returned to it on `Drop` (discarded
-/// instead if it broke). Dereferences to [`redis::Connection`].
+/// instead if it broke). Dereferences to [`SyncConnection`] (one server or a cluster).
 pub struct PooledConnection {
-    conn: Option<redis::Connection>,
+    conn: Option<SyncConnection>,
     pool: Arc<SyncPool>,
 }
 
@@ -502,14 +807,14 @@ impl fmt::Debug for PooledConnection {
 }
 
 impl std::ops::Deref for PooledConnection {
-    type Target = redis::Connection;
-    fn deref(&self) -> &redis::Connection {
+    type Target = SyncConnection;
+    fn deref(&self) -> &SyncConnection {
         self.conn.as_ref().expect("connection present until drop")
     }
 }
 
 impl std::ops::DerefMut for PooledConnection {
-    fn deref_mut(&mut self) -> &mut redis::Connection {
+    fn deref_mut(&mut self) -> &mut SyncConnection {
         self.conn.as_mut().expect("connection present until drop")
     }
 }
@@ -540,7 +845,7 @@ impl RedisClient {
     fn with_connection<T>(
         &self,
         retry: bool,
-        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut SyncConnection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
         let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
         match f(&mut conn) {
@@ -578,6 +883,17 @@ impl redis::ConnectionLike for RedisClient {
         self.with_connection(false, |conn| conn.req_packed_commands(cmd, offset, count))
     }
 
+    fn req_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        // Through the `Cmd` (not its packed bytes) so that a cluster connection can route
+        // it; a one-server connection packs it as before.
+        let retry = self.instance.inner.connector.retry_on_timeout
+            && cmd
+                .args_iter()
+                .next()
+                .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n)));
+        self.with_connection(retry, |conn| conn.req_command(cmd))
+    }
+
     fn get_db(&self) -> i64 {
         self.db
     }
@@ -596,24 +912,50 @@ impl redis::ConnectionLike for RedisClient {
 /// clone; implements [`redis::aio::ConnectionLike`], so `redis::AsyncCommands` work on it.
 /// Safe commands are retried once after a timeout or a lost connection when
 /// `retry_on_timeout` is on (see [`RedisConfig::set_redis_retry_on_timeout`]).
+///
+/// On a cluster it wraps redis-rs's async cluster connection: commands go to the node
+/// owning their key, redirections and failovers are followed by redis-rs.
 #[derive(Clone)]
 pub struct AsyncRedisClient {
-    manager: redis::aio::ConnectionManager,
+    inner: AsyncInner,
     retry_on_timeout: bool,
+}
+
+#[derive(Clone)]
+enum AsyncInner {
+    Single(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl AsyncInner {
+    fn as_dyn(&mut self) -> &mut (dyn redis::aio::ConnectionLike + Send) {
+        match self {
+            AsyncInner::Single(conn) => conn,
+            AsyncInner::Cluster(conn) => conn,
+        }
+    }
 }
 
 impl fmt::Debug for AsyncRedisClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncRedisClient")
+            .field("cluster", &self.is_cluster())
             .field("retry_on_timeout", &self.retry_on_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRedisClient {
+    /// Whether this client talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner, AsyncInner::Cluster(_))
     }
 }
 
 impl redis::aio::ConnectionLike for AsyncRedisClient {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match self.manager.req_packed_command(cmd).await {
+            match self.inner.as_dyn().req_packed_command(cmd).await {
                 Err(e)
                     if self.retry_on_timeout
                         && is_retryable_failure(&e)
@@ -623,7 +965,7 @@ impl redis::aio::ConnectionLike for AsyncRedisClient {
                             .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n))) =>
                 {
                     tracing::warn!(error = %e, "retrying a command that is safe to repeat");
-                    self.manager.req_packed_command(cmd).await
+                    self.inner.as_dyn().req_packed_command(cmd).await
                 }
                 other => other,
             }
@@ -636,11 +978,176 @@ impl redis::aio::ConnectionLike for AsyncRedisClient {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.manager.req_packed_commands(pipeline, offset, count)
+        self.inner.as_dyn().req_packed_commands(pipeline, offset, count)
     }
 
     fn get_db(&self) -> i64 {
-        self.manager.get_db()
+        match &self.inner {
+            AsyncInner::Single(conn) => conn.get_db(),
+            AsyncInner::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A dedicated async connection for blocking reads, from
+/// [`RedisInstance::get_async_blocking_connection`]: a multiplexed connection to one
+/// server, or a cluster connection of its own. Implements
+/// [`redis::aio::ConnectionLike`]; cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct AsyncBlockingConnection {
+    inner: AsyncBlockingInner,
+}
+
+#[derive(Clone)]
+enum AsyncBlockingInner {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl fmt::Debug for AsyncBlockingConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncBlockingConnection")
+            .field("cluster", &matches!(self.inner, AsyncBlockingInner::Cluster(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncBlockingConnection {
+    fn as_dyn(&mut self) -> &mut (dyn redis::aio::ConnectionLike + Send) {
+        match &mut self.inner {
+            AsyncBlockingInner::Single(conn) => conn,
+            AsyncBlockingInner::Cluster(conn) => conn,
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for AsyncBlockingConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.as_dyn().req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.as_dyn().req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.inner {
+            AsyncBlockingInner::Single(conn) => conn.get_db(),
+            AsyncBlockingInner::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// One node of a cluster, by address: for the few commands that must run on every
+/// primary (a `SCAN` cursor belongs to one node). redis-rs sends the command there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct NodeAddr {
+    host: String,
+    port: u16,
+}
+
+impl NodeAddr {
+    fn routing(&self) -> RoutingInfo {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        })
+    }
+}
+
+/// The primaries in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id], replicas...], ...]`),
+/// each once.
+fn primaries_from_slots(reply: &Value) -> Vec<NodeAddr> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<NodeAddr> = ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(range) = range else { return None };
+            let Some(Value::Array(primary)) = range.get(2) else {
+                return None;
+            };
+            let host = match primary.first()? {
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                Value::SimpleString(s) => s.clone(),
+                _ => return None,
+            };
+            let port = match primary.get(1)? {
+                Value::Int(p) => u16::try_from(*p).ok()?,
+                _ => return None,
+            };
+            Some(NodeAddr { host, port })
+        })
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+const NOT_A_CLUSTER: &str = "a node address given for a one-server connection";
+
+impl AsyncRedisClient {
+    /// Where to run a per-node command such as `SCAN`: `[None]` (the server) for one
+    /// server, every primary for a cluster.
+    pub(crate) async fn scan_targets(&mut self) -> redis::RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.inner {
+            AsyncInner::Single(_) => Ok(vec![None]),
+            AsyncInner::Cluster(conn) => {
+                let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+                Ok(primaries_from_slots(&reply).into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// Runs `cmd` on `node` (a primary from [`scan_targets`](Self::scan_targets)).
+    pub(crate) async fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&NodeAddr>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (&mut self.inner, node) {
+            (AsyncInner::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd.clone(), node.routing()).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (AsyncInner::Single(_), Some(_)) => Err((redis::ErrorKind::InvalidClientConfig, NOT_A_CLUSTER).into()),
+            (_, None) => cmd.query_async(self).await,
+        }
+    }
+}
+
+impl SyncConnection {
+    /// The sync twin of [`AsyncRedisClient::scan_targets`].
+    pub(crate) fn scan_targets(&mut self) -> redis::RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.inner {
+            SyncInner::Single(_) => Ok(vec![None]),
+            SyncInner::Cluster(conn) => {
+                let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query(conn)?;
+                Ok(primaries_from_slots(&reply).into_iter().map(Some).collect())
+            }
+        }
+    }
+
+    /// The sync twin of [`AsyncRedisClient::query_on`].
+    pub(crate) fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&NodeAddr>,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match (&mut self.inner, node) {
+            (SyncInner::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd, node.routing())?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (SyncInner::Single(_), Some(_)) => Err((redis::ErrorKind::InvalidClientConfig, NOT_A_CLUSTER).into()),
+            (_, None) => cmd.query(self),
+        }
     }
 }
 
@@ -662,6 +1169,51 @@ mod tests {
         assert_eq!(packed_command_name(&packed), Some(&b"get"[..]));
         assert!(is_safe_to_retry(b"get"));
         assert!(!is_safe_to_retry(b"XADD"));
+    }
+
+    #[test]
+    fn cluster_primaries_are_read_from_cluster_slots_once_each() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let range = |start: i64, end: i64, primary: Value, replica: Value| {
+            Value::Array(vec![Value::Int(start), Value::Int(end), primary, replica])
+        };
+        let reply = Value::Array(vec![
+            range(0, 100, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+            range(101, 200, node("10.0.0.2", 7001), node("10.0.0.5", 7004)),
+            range(201, 300, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+        ]);
+        let ports: Vec<u16> = primaries_from_slots(&reply).iter().map(|n| n.port).collect();
+        assert_eq!(ports, [7000, 7001]);
+        assert!(primaries_from_slots(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn cluster_urls_give_one_seed_url_per_node_with_shared_credentials() {
+        assert!(is_cluster_url("redis+cluster://a:1"));
+        assert!(is_cluster_url("rediss+cluster://a:1"));
+        assert!(!is_cluster_url("redis://a:1"));
+        assert_eq!(
+            cluster_seed_urls("redis+cluster://u:p%40@a:7000, b:7001,").unwrap(),
+            ["redis://u:p%40@a:7000", "redis://u:p%40@b:7001"]
+        );
+        assert_eq!(
+            cluster_seed_urls("rediss+cluster://a:7000/0").unwrap(),
+            ["rediss://a:7000"]
+        );
+        let err = cluster_seed_urls("redis+cluster://a:7000/2").unwrap_err();
+        assert!(
+            err.is_configuration() && err.to_string().contains("database 0"),
+            "{err}"
+        );
+        let err = cluster_seed_urls("redis+cluster://u:secret@").unwrap_err();
+        assert!(err.to_string().contains("no seed"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

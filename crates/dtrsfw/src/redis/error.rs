@@ -159,13 +159,15 @@ impl Error {
     }
 
     /// The error is worth retrying: the connection broke or the server did not answer
-    /// in time, or the server is loading or failing over.
+    /// in time, or the server is loading or failing over. On a cluster this includes a
+    /// `MOVED`/`ASK` redirection that redis-rs could not follow in time (the slot's owner
+    /// was being replaced): the command did not run, so sending it again is safe.
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
             || self.redis_error().is_some_and(|e| {
                 matches!(
                     e.code(),
-                    Some("LOADING" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
+                    Some("LOADING" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY" | "MOVED" | "ASK")
                 )
             })
     }

@@ -21,7 +21,9 @@ pub mod streamer;
 
 pub use caching::{CacheArgs, CacheStats, CachedFunction, cache_data, cache_data_async};
 pub use config::{ConfigValue, RedisConfig};
-pub use connection::{AsyncRedisClient, PooledConnection, RedisClient, RedisInstance};
+pub use connection::{
+    AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;

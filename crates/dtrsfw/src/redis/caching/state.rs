@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::redis::connection::RedisInstance;
+use crate::redis::connection::{RedisInstance, SyncConnection};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves consistent data (plain fields), so
@@ -253,7 +253,7 @@ pub(crate) struct ServerState {
     pub(crate) counters: Counters,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     /// Idle sync connections with the cache's short timeouts, with the timeout they carry.
-    idle: Mutex<Vec<(redis::Connection, Duration)>>,
+    idle: Mutex<Vec<(SyncConnection, Duration)>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -306,7 +306,7 @@ impl ServerState {
         &self,
         redis: &RedisInstance,
         timeout: Duration,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut SyncConnection) -> redis::RedisResult<T>,
     ) -> crate::redis::Result<T> {
         use crate::redis::error::Error;
         let idle = lock(&self.idle).pop();
@@ -326,7 +326,7 @@ impl ServerState {
     }
 }
 
-fn set_timeouts(conn: redis::Connection, timeout: Duration) -> crate::redis::Result<redis::Connection> {
+fn set_timeouts(conn: SyncConnection, timeout: Duration) -> crate::redis::Result<SyncConnection> {
     conn.set_read_timeout(Some(timeout))
         .and_then(|()| conn.set_write_timeout(Some(timeout)))
         .map_err(|e| crate::redis::error::Error::redis("setting cache timeouts", e))?;

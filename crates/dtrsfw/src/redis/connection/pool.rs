@@ -11,11 +11,11 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use redis::ConnectionLike;
 use std::time::{Duration, Instant};
 
-use super::Connector;
+use super::{Connector, SyncConnection};
 use crate::redis::error::{Error, ErrorKind, Result};
 
 struct Idle {
-    conn: redis::Connection,
+    conn: SyncConnection,
     since: Instant,
 }
 
@@ -67,7 +67,7 @@ impl SyncPool {
     }
 
     /// Takes an idle connection, or opens one if below the size, or waits for a return.
-    pub(super) fn take(&self) -> Result<redis::Connection> {
+    pub(super) fn take(&self) -> Result<SyncConnection> {
         let deadline = Instant::now() + self.wait;
         let mut state = self.lock();
         loop {
@@ -110,7 +110,7 @@ impl SyncPool {
     }
 
     /// A connection idle past the health-check interval is PINGed first, as redis-py does.
-    fn revalidate(&self, idle: Idle) -> Option<redis::Connection> {
+    fn revalidate(&self, idle: Idle) -> Option<SyncConnection> {
         let mut conn = idle.conn;
         if !conn.is_open() {
             return None;
@@ -122,7 +122,7 @@ impl SyncPool {
     }
 
     /// Hands a connection back; a broken one is dropped and its slot freed.
-    pub(super) fn give_back(&self, conn: redis::Connection) {
+    pub(super) fn give_back(&self, conn: SyncConnection) {
         let mut state = self.lock();
         if conn.is_open() {
             state.idle.push(Idle {

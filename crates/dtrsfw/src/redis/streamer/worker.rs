@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::redis::connection::AsyncBlockingConnection;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span, warn};
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Channel {
 #[derive(Default)]
 pub(crate) struct LoopState {
     /// The dedicated connection for blocking reads, and the block it was sized for.
-    conn: Option<(MultiplexedConnection, Duration)>,
+    conn: Option<(AsyncBlockingConnection, Duration)>,
     reclaim_cursor: Option<String>,
     next_reclaim: Option<Instant>,
     /// Acknowledgements not yet sent (kept across failures: `XACK` is idempotent).
