@@ -19,6 +19,10 @@
 //! - Pending entries idle longer than [`ChannelOptions::reclaim_idle`] are taken over with
 //!   `XAUTOCLAIM` and retried, whether they failed here or belong to a dead instance. An
 //!   instance renews the claim on the entries it holds, so a long handler keeps its entry.
+//! - When a loop starts, and after a connection failure, the instance takes back the
+//!   entries pending under its own name that it does not hold (a read whose reply was
+//!   lost with the connection, a read abandoned at shutdown) at once, without waiting for
+//!   the reclaim idle time.
 //! - After [`ChannelOptions::max_deliveries`] deliveries without success the entry is
 //!   written to the dead-letter stream and only then acknowledged. A malformed entry goes
 //!   there at once. A pending ID whose entry was deleted is acknowledged and counted

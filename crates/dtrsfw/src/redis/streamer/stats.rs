@@ -54,7 +54,9 @@ pub struct ChannelStats {
     pub retried: u64,
     /// Entries written to the dead-letter stream.
     pub dead_lettered: u64,
-    /// Entries taken over with `XAUTOCLAIM` (failed here, or left by a dead instance).
+    /// Entries taken over with `XAUTOCLAIM` (failed here, or left by a dead instance), or
+    /// taken back from this instance's own pending list (delivered by a read whose reply
+    /// was lost, or left by an earlier run of the loop).
     pub reclaimed: u64,
     /// Pending IDs whose entry had been deleted from the stream; acknowledged, not run.
     pub deleted_pending: u64,
