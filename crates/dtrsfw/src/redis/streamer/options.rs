@@ -178,7 +178,7 @@ impl Default for ConsumerOptions {
         ConsumerOptions {
             shutdown_timeout: Duration::from_secs(30),
             idle_consumer_timeout: Duration::from_secs(24 * 3600),
-            max_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -205,8 +205,9 @@ impl ConsumerOptions {
         self
     }
 
-    /// The longest pause between reconnection attempts after Redis failed. By default, 5
-    /// seconds.
+    /// The longest pause between reconnection attempts after Redis failed; it bounds how
+    /// long after the server's return (or a failover) reading resumes. By default, 1
+    /// second.
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff.max(Duration::from_millis(10));
         self
