@@ -233,9 +233,13 @@ async fn main() {
 
 #[allow(clippy::print_stdout)] // a CLI's output is stdout
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Built per command, not up front: `demo` and `bench` start their own server when no
+    // URL is given.
+    let shared_url = cli.url.clone();
+    let redis = || instance(shared_url.as_deref().unwrap_or(DEFAULT_URL));
     match cli.command {
         Command::Health => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             match is_redis_connected_async(&redis).await {
                 (true, _) => println!("ok"),
                 (false, err) => {
@@ -251,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             count,
             stdin,
         } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             let source = match (name, body) {
                 (Some(name), Some(body)) if !stdin => commands::send::Source::One {
                     name,
@@ -272,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reclaim_idle,
             max_deliveries,
         } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             let reclaim_idle = Duration::try_from_secs_f64(reclaim_idle)
                 .map_err(|_| anyhow::anyhow!("--reclaim-idle must be a positive number of seconds"))?;
             let args = commands::consume::ConsumeArgs {
@@ -288,11 +292,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::consume::run(&redis, args).await?;
         }
         Command::Cleanup { channel, consumers } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             println!("{}", commands::cleanup::run(&redis, &channel, &consumers).await?);
         }
         Command::Dlq { channel, action } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             let out = match action {
                 DlqAction::List { json } => commands::dlq::list(&redis, &channel, json).await?,
                 DlqAction::Replay { id } => commands::dlq::replay(&redis, &channel, id.as_deref()).await?,
@@ -301,7 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", with_newline(out));
         }
         Command::Cache { action } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             let out = match action {
                 CacheAction::Get { namespace, args } => commands::cache::get(&redis, &namespace, &args).await?,
                 CacheAction::Invalidate { namespace, args } => {
@@ -311,7 +315,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{out}");
         }
         Command::Info { channel, json } => {
-            let redis = instance(cli.url.as_deref().unwrap_or(DEFAULT_URL))?;
+            let redis = redis()?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
         Command::Bench { json, quick, only } => {
