@@ -420,26 +420,12 @@ fn secrets_never_appear_in_debug_display_or_errors() {
     );
 }
 
-/// Collects everything `tracing` emits at any level, as text.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn secrets_never_appear_in_logs_at_any_level() {
     const SECRET: &str = "Lg7-log-secret-Qp3";
     const USER: &str = "log-user-Mm4";
     let server = Server::builder().acl_user(USER, SECRET, "~* &* +@all").start();
-    let logs = LogBuffer::default();
+    let logs = dtrsfw_test_support::LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -474,7 +460,7 @@ fn secrets_never_appear_in_logs_at_any_level() {
         assert!(bad.get_redis().is_err());
         let _ = is_redis_connected(&bad);
     });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.contents();
     assert!(
         text.contains("retrying a command"),
         "the scenario should have logged something:\n{text}"

@@ -682,20 +682,6 @@ async fn an_acl_user_limited_to_orders_gets_a_clear_permission_error_elsewhere()
     assert!(!format!("{err} {err:?}").contains("orders-pw"));
 }
 
-/// Collects everything `tracing` emits at any level, as text.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
     const SECRET: &str = "Rl5-stream-secret-Vw8";
@@ -703,7 +689,7 @@ fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
     let server = Server::builder()
         .acl_user(USER, SECRET, "~events* +@all -xinfo")
         .start();
-    let logs = LogBuffer::default();
+    let logs = dtrsfw_test_support::LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -773,7 +759,7 @@ fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
             let _ = consumer.clean_up_consumed_messages().await;
         });
     });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.contents();
     assert!(
         text.contains("dead-letter") && text.contains("WARN"),
         "the scenario should have logged warnings:\n{text}"
