@@ -576,6 +576,11 @@ impl CachedFunction {
 
     /// Runs `f` through the cache (the Python `cache_function`). `f` only runs on a miss.
     ///
+    /// This blocks the calling thread (on Redis, and, on a concurrent miss of the same key,
+    /// on the caller computing it). Inside an async task use
+    /// [`call_async`](Self::call_async): a blocking call that waits for an async caller of
+    /// the same key running on the same thread would wait forever.
+    ///
     /// ```no_run
     /// # fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
     /// use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
