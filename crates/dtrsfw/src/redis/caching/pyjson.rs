@@ -31,7 +31,12 @@ impl Formatter for PythonFormatter {
     }
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        writer.write_all(python_float_repr(&format!("{value:e}")).as_bytes())
+        // The digits come from serde_json's own float writer (Ryu), not from Rust's `{:e}`:
+        // when two shortest digit strings round-trip, both Ryu and Python's repr take the
+        // one nearest the exact value, ties to even (-1971512336377012.25 → "...12.2"),
+        // where `{:e}` gives "...12.3".
+        let shortest = serde_json::to_string(&value).map_err(io::Error::other)?;
+        writer.write_all(python_float_repr(&to_scientific(&shortest)).as_bytes())
     }
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
@@ -55,6 +60,32 @@ impl Formatter for PythonFormatter {
             start = i + c.len_utf8();
         }
         writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// Any decimal form of a number (`"-12.5"`, `"1e16"`, `"1.5E-7"`) as `d.ddde<exp>`, the
+/// form [`python_float_repr`] takes; the digits are kept as they are.
+fn to_scientific(decimal: &str) -> String {
+    let (negative, unsigned) = match decimal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, decimal),
+    };
+    let (mantissa, exp) = unsigned.split_once(['e', 'E']).unwrap_or((unsigned, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all: String = format!("{int_part}{frac_part}");
+    let leading_zeros = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return if negative { "-0e0".to_owned() } else { "0e0".to_owned() };
+    }
+    // The first significant digit sits `int_part.len() - 1 - leading_zeros` places above
+    // the units.
+    let exp = exp + int_part.len() as i32 - 1 - leading_zeros as i32;
+    let sign = if negative { "-" } else { "" };
+    match digits.len() {
+        1 => format!("{sign}{digits}e{exp}"),
+        _ => format!("{sign}{}.{}e{exp}", &digits[..1], &digits[1..]),
     }
 }
 
@@ -145,6 +176,16 @@ pub(crate) fn cache_key<'a>(namespace: &str, args: impl Iterator<Item = (&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_ties_round_to_even_like_python() {
+        // Exactly halfway between two 17-digit strings that both round-trip.
+        assert_eq!(to_python_json(&-1971512336377012.2_f64).unwrap(), "-1971512336377012.2");
+        assert_eq!(to_scientific("-12.50"), "-1.25e1");
+        assert_eq!(to_scientific("0.00015"), "1.5e-4");
+        assert_eq!(to_scientific("1e16"), "1e16");
+        assert_eq!(to_scientific("0.0"), "0e0");
+    }
 
     #[test]
     fn floats_are_written_like_python_repr() {
