@@ -711,14 +711,27 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// An in-memory log sink for `tracing` subscribers in tests (`.with_writer(move ||
-/// buffer.clone())`): every clone appends to the same buffer.
+/// Runs `f` with a `tracing` subscriber that records every event at every level, and
+/// returns what it logged, as text. Only events emitted on this thread are seen, so async
+/// code under test should run on a current-thread runtime created inside `f`.
+pub fn capture_logs(f: impl FnOnce()) -> String {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    logs.contents()
+}
+
+/// The in-memory sink of [`capture_logs`]: every clone appends to the same buffer.
 #[derive(Debug, Clone, Default)]
-pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogBuffer {
-    /// Everything written so far, as text.
-    pub fn contents(&self) -> String {
+    fn contents(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
     }
 }

@@ -425,14 +425,7 @@ fn secrets_never_appear_in_logs_at_any_level() {
     const SECRET: &str = "Lg7-log-secret-Qp3";
     const USER: &str = "log-user-Mm4";
     let server = Server::builder().acl_user(USER, SECRET, "~* &* +@all").start();
-    let logs = dtrsfw_test_support::LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let text = dtrsfw_test_support::capture_logs(|| {
         let config = |pw: &str| {
             RedisConfig::new()
                 .set_redis_host("127.0.0.1")
@@ -460,7 +453,6 @@ fn secrets_never_appear_in_logs_at_any_level() {
         assert!(bad.get_redis().is_err());
         let _ = is_redis_connected(&bad);
     });
-    let text = logs.contents();
     assert!(
         text.contains("retrying a command"),
         "the scenario should have logged something:\n{text}"

@@ -689,16 +689,9 @@ fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
     let server = Server::builder()
         .acl_user(USER, SECRET, "~events* +@all -xinfo")
         .start();
-    let logs = dtrsfw_test_support::LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // A current-thread runtime, so every event is emitted on this thread, under this
-    // subscriber.
-    tracing::subscriber::with_default(subscriber, || {
+    // A current-thread runtime, so every event is emitted on this thread, under the
+    // capturing subscriber.
+    let text = dtrsfw_test_support::capture_logs(|| {
         let redis = RedisInstance::new(
             RedisConfig::new()
                 .set_redis_host("127.0.0.1")
@@ -759,7 +752,6 @@ fn secrets_never_reach_logs_from_sender_consumer_and_cache_operations() {
             let _ = consumer.clean_up_consumed_messages().await;
         });
     });
-    let text = logs.contents();
     assert!(
         text.contains("dead-letter") && text.contains("WARN"),
         "the scenario should have logged warnings:\n{text}"
