@@ -436,15 +436,21 @@ impl Consumer {
             .map(|_| ())
     }
 
-    fn reading_channels(&self) -> Vec<Arc<Channel>> {
+    /// A snapshot of the registered channels that satisfy `keep` (the lock is not held
+    /// across the awaits that follow).
+    fn channels_where(&self, keep: impl Fn(&Channel) -> bool) -> Vec<Arc<Channel>> {
         self.inner
             .channels
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|c| c.opts.read_messages)
+            .filter(|c| keep(c))
             .cloned()
             .collect()
+    }
+
+    fn reading_channels(&self) -> Vec<Arc<Channel>> {
+        self.channels_where(|c| c.opts.read_messages)
     }
 
     async fn run_all(&self, mode: RunMode) -> Result<u64> {
@@ -529,15 +535,7 @@ impl Consumer {
     /// entry older than the oldest one still needed is deleted. A few commands per channel
     /// and listed group, whatever the stream length.
     pub async fn clean_up_consumed_messages(&self) -> Result<u64> {
-        let channels: Vec<_> = self
-            .inner
-            .channels
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|c| c.opts.message_cleanup)
-            .cloned()
-            .collect();
+        let channels = self.channels_where(|c| c.opts.message_cleanup);
         let mut deleted = 0;
         for ch in channels {
             deleted += cleanup::clean_channel(&self.inner.shared, &ch).await?;
@@ -560,14 +558,7 @@ impl Consumer {
     /// Per channel: this instance's counters, and the group's lag and pending count from
     /// Redis (left `None` for a channel Redis could not be asked about).
     pub async fn get_stats(&self) -> Result<ConsumerStats> {
-        let channels: Vec<_> = self
-            .inner
-            .channels
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let channels = self.channels_where(|_| true);
         let mut client = self.inner.shared.redis.get_async_redis_client().await?;
         let mut stats = ConsumerStats::default();
         for ch in channels {
