@@ -219,6 +219,25 @@ pub(crate) async fn timed<F: Future<Output = anyhow::Result<()>>>(ops: usize, ro
     Ok(per_second(ops, start.elapsed()))
 }
 
+/// Runs one round of each side, ours first on even rounds and bare first on odd ones, so
+/// neither side always runs on a warmer (or more fragmented) server.
+pub(crate) async fn alternate(
+    round: usize,
+    ours_round: impl Future<Output = anyhow::Result<f64>>,
+    bare_round: impl Future<Output = anyhow::Result<f64>>,
+    ours: &mut Vec<f64>,
+    bare: &mut Vec<f64>,
+) -> anyhow::Result<()> {
+    if round.is_multiple_of(2) {
+        ours.push(ours_round.await?);
+        bare.push(bare_round.await?);
+    } else {
+        bare.push(bare_round.await?);
+        ours.push(ours_round.await?);
+    }
+    Ok(())
+}
+
 /// The areas, in table order.
 pub(crate) const AREAS: [&str; 3] = ["publish", "consume", "cache"];
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use redis::Value;
 
-use super::{BareAsync, BenchContext, BenchRow, timed};
+use super::{BareAsync, BenchContext, BenchRow, alternate, timed};
 
 const BATCH: usize = 500;
 
@@ -144,9 +144,11 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     fill(&mut conn, key, n).await?;
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
-        bare.push(timed(n, bare_round(&mut conn, key, &format!("bare{round}"), n)).await?);
         let opts = ChannelOptions::new().read_ahead(BATCH - 1);
-        ours.push(timed(n, ours_round(ctx, key, &format!("ours{round}"), n, opts, None)).await?);
+        let (ours_group, bare_group) = (format!("ours{round}"), format!("bare{round}"));
+        let ours_round = timed(n, ours_round(ctx, key, &ours_group, n, opts, None));
+        let bare_round = timed(n, bare_round(&mut conn, key, &bare_group, n));
+        alternate(round, ours_round, bare_round, &mut ours, &mut bare).await?;
     }
     redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
     rows.push(BenchRow::compared(

@@ -9,7 +9,7 @@ use dtrsfw::redis::sender::{Message, Sender};
 
 use std::time::Instant;
 
-use super::{BareAsync, BenchContext, BenchRow, per_second, timed};
+use super::{BareAsync, BenchContext, BenchRow, alternate, per_second, timed};
 
 /// Messages per pipeline in `publish_batch`.
 const BATCH: usize = 100;
@@ -228,25 +228,6 @@ impl Keys {
             .await?;
         Ok(())
     }
-}
-
-/// Runs one round of each side, ours first on even rounds and bare first on odd ones, so
-/// neither side always runs on a warmer (or more fragmented) server.
-async fn alternate(
-    round: usize,
-    ours_round: impl Future<Output = anyhow::Result<f64>>,
-    bare_round: impl Future<Output = anyhow::Result<f64>>,
-    ours: &mut Vec<f64>,
-    bare: &mut Vec<f64>,
-) -> anyhow::Result<()> {
-    if round.is_multiple_of(2) {
-        ours.push(ours_round.await?);
-        bare.push(bare_round.await?);
-    } else {
-        bare.push(bare_round.await?);
-        ours.push(ours_round.await?);
-    }
-    Ok(())
 }
 
 /// The bare command: what a hand-written redis-rs publisher sends.
