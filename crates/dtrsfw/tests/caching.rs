@@ -14,7 +14,7 @@ use dtrsfw::redis::caching::{
     invalidate_async, invalidate_namespace, invalidate_namespace_async,
 };
 use dtrsfw::redis::{ErrorKind, RedisConfig, RedisInstance};
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Rng, Server};
 use redis::Commands;
 use serde::Serialize;
 
@@ -725,51 +725,41 @@ async fn cache_data_async_writes_the_python_format() {
     assert_eq!(get_cached::<Vec<i32>>(&redis, "data:async").unwrap(), Some(vec![1, 2]));
 }
 
-/// A small deterministic generator (xorshift), so the sweep below is reproducible.
-struct Rng(u64);
+/// A random string over every kind of character the key encoding treats specially.
+fn random_string(rng: &mut Rng) -> String {
+    let len = rng.below(12);
+    (0..len)
+        .filter_map(|_| {
+            let r = rng.next();
+            let c = match r % 5 {
+                0 => (r >> 8) % 0x20,              // control characters
+                1 => 0x20 + (r >> 8) % 0x60,       // printable ASCII and DEL
+                2 => 0x80 + (r >> 8) % 0x780,      // Latin, Greek, Cyrillic, ...
+                3 => 0x800 + (r >> 8) % 0xF000,    // the rest of the BMP
+                _ => 0x10000 + (r >> 8) % 0x10000, // astral: surrogate pairs in Python
+            };
+            char::from_u32(c as u32)
+        })
+        .collect()
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn string(&mut self) -> String {
-        let len = self.next() % 12;
-        (0..len)
-            .filter_map(|_| {
-                let r = self.next();
-                let c = match r % 5 {
-                    0 => (r >> 8) % 0x20,              // control characters
-                    1 => 0x20 + (r >> 8) % 0x60,       // printable ASCII and DEL
-                    2 => 0x80 + (r >> 8) % 0x780,      // Latin, Greek, Cyrillic, ...
-                    3 => 0x800 + (r >> 8) % 0xF000,    // the rest of the BMP
-                    _ => 0x10000 + (r >> 8) % 0x10000, // astral: surrogate pairs in Python
-                };
-                char::from_u32(c as u32)
-            })
-            .collect()
-    }
-
-    fn float(&mut self) -> f64 {
-        loop {
-            let f = f64::from_bits(self.next());
-            if f.is_finite() {
-                return f;
-            }
+/// A random finite float, from arbitrary bit patterns.
+fn random_float(rng: &mut Rng) -> f64 {
+    loop {
+        let f = f64::from_bits(rng.next());
+        if f.is_finite() {
+            return f;
         }
     }
 }
 
 #[test]
 fn random_strings_integers_and_floats_give_python_keys() {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut rust_keys = Vec::new();
     let mut input = String::new();
     for _ in 0..2000 {
-        let (s, i, f) = (rng.string(), rng.next() as i64, rng.float());
+        let (s, i, f) = (random_string(&mut rng), rng.next() as i64, random_float(&mut rng));
         let small = (rng.next() % 2_000_000) as f64 / 1000.0 - 1000.0; // everyday values like 12.345
         let args = CacheArgs::new()
             .arg("s", &s)

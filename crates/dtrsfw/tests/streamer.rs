@@ -10,7 +10,7 @@ use dtrsfw::redis::streamer::group_name;
 use dtrsfw::redis::{
     BlockingConsumer, ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, StartFrom,
 };
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Rng, Server};
 use redis::Commands;
 
 /// An entry as `XRANGE` returns it, with raw values.
@@ -646,20 +646,6 @@ async fn idle_consumers_of_dead_instances_are_removed() {
 
 // ---- cleanup ----
 
-/// A tiny deterministic generator (xorshift), so the model test needs no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn parse_id(id: &str) -> (u64, u64) {
     let (a, b) = id.split_once('-').unwrap();
     (a.parse().unwrap(), b.parse().unwrap())
@@ -679,7 +665,7 @@ async fn cleanup_deletes_exactly_what_a_brute_force_model_allows() {
     let mut total_deleted_all = 0;
     for seed in 1..=6u64 {
         let channel = format!("model{seed}");
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let cleaner = Consumer::new(&redis, "cleaner").unwrap();
         cleaner
             .register_channel(
