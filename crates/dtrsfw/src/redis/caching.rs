@@ -49,6 +49,7 @@
 mod condition;
 mod pyjson;
 mod state;
+pub(crate) use self::state::ServerState;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -64,7 +65,7 @@ use serde_json::Value;
 use self::condition::Condition;
 pub use self::condition::{OPERATORS, Operator};
 pub use self::state::CacheStats;
-use self::state::{CircuitSettings, Counters, Event, Outcome, Role, ServerState};
+use self::state::{CircuitSettings, Counters, Event, Outcome, Role};
 use super::connection::{RedisInstance, with_deadline};
 use super::error::{Error, ErrorKind, Result};
 

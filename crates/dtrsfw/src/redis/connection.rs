@@ -450,6 +450,9 @@ struct Inner {
     sync_pool: RwLock<Option<Arc<SyncPool>>>,
     async_client: RwLock<Option<AsyncRedisClient>>,
     async_init: tokio::sync::Mutex<()>,
+    /// The cache's view of this server (circuit, in-flight calls, counters), found once in
+    /// the process-wide registry so a cached call takes no global lock.
+    cache_state: std::sync::OnceLock<Arc<crate::redis::caching::ServerState>>,
 }
 
 /// A validated Redis configuration with its lazily created connections. Cheap to
@@ -513,8 +516,17 @@ impl RedisInstance {
                 sync_pool: RwLock::new(None),
                 async_client: RwLock::new(None),
                 async_init: tokio::sync::Mutex::new(()),
+                cache_state: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// The cache state of this server, computed by `init` on first use.
+    pub(crate) fn cache_state(
+        &self,
+        init: impl FnOnce() -> Arc<crate::redis::caching::ServerState>,
+    ) -> &Arc<crate::redis::caching::ServerState> {
+        self.inner.cache_state.get_or_init(init)
     }
 
     /// The connection URL, credentials included (percent-encoded). Treat it as a secret;

@@ -271,13 +271,15 @@ const MAX_IDLE: usize = 16;
 impl ServerState {
     /// The state of `redis`'s server, created on first use.
     pub(crate) fn of(redis: &RedisInstance) -> Arc<ServerState> {
+        // Instances of one URL share one state (through the registry); each instance
+        // remembers its entry, so only its first cached call takes the registry lock.
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<ServerState>>>> = OnceLock::new();
-        let registry = REGISTRY.get_or_init(Default::default);
-        let mut map = lock(registry);
-        if let Some(state) = map.get(redis.redis_url()) {
-            return state.clone();
-        }
-        map.entry(redis.redis_url().to_owned()).or_default().clone()
+        redis
+            .cache_state(|| {
+                let registry = REGISTRY.get_or_init(Default::default);
+                lock(registry).entry(redis.redis_url().to_owned()).or_default().clone()
+            })
+            .clone()
     }
 
     pub(crate) fn join(self: &Arc<Self>, key: &str) -> Role {
