@@ -34,8 +34,14 @@ pub(crate) async fn run(redis: &RedisInstance, channel: &str, source: Source) ->
     sender.register_channel(channel)?;
     match source {
         Source::One { name, body, count } => {
-            serde_json::from_str::<serde::de::IgnoredAny>(&body).context("--body is not valid JSON")?;
-            let message = Message::from_json(name, body)?;
+            let message = Message::from_json(name, body).map_err(|e| {
+                let described = if e.is_serialization() {
+                    "--body is not valid JSON"
+                } else {
+                    "invalid message"
+                };
+                anyhow::Error::new(e).context(described)
+            })?;
             if count == 1 {
                 return Ok(sender.send_message(channel, &message).await?.to_string());
             }
