@@ -934,3 +934,115 @@ async fn parallelism_bounds_handlers_and_reads_only_for_free_slots() {
     );
     assert_eq!(pending_count(&mut conn, "k", "k:par:cg"), 0);
 }
+
+/// The group's lag from `XINFO GROUPS` (entries it has not read yet).
+fn group_lag(conn: &mut redis::Connection, channel: &str, group: &str) -> Option<u64> {
+    let groups: Vec<HashMap<String, redis::Value>> =
+        redis::cmd("XINFO").arg("GROUPS").arg(channel).query(conn).unwrap();
+    let g = groups
+        .into_iter()
+        .find(|g| g.get("name") == Some(&redis::Value::BulkString(group.as_bytes().to_vec())))?;
+    match g.get("lag") {
+        Some(redis::Value::Int(n)) => Some(*n as u64),
+        _ => None,
+    }
+}
+
+/// Checks that the group has read nothing of `channel` (nothing pending, every entry
+/// still there for it) and then reads them with a raw `XREADGROUP`.
+fn assert_all_unread(conn: &mut redis::Connection, channel: &str, group: &str, n: usize) {
+    assert_eq!(pending_count(conn, channel, group), 0, "nothing pending on {channel}");
+    assert_eq!(group_lag(conn, channel, group), Some(n as u64), "lag of {group}");
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("check")
+        .arg("COUNT")
+        .arg(1000)
+        .arg("STREAMS")
+        .arg(channel)
+        .arg(">")
+        .query(conn)
+        .unwrap();
+    let got: usize = read.keys.iter().map(|k| k.ids.len()).sum();
+    assert_eq!(got, n, "entries of {channel} still unread for {group}");
+}
+
+fn assert_names_missing_handler(err: &dtrsfw::redis::Error, channel: &str) {
+    let text = err.to_string();
+    assert_eq!(err.kind(), dtrsfw::redis::ErrorKind::InvalidInput, "{text}");
+    assert!(
+        text.contains(&format!("{channel:?}")) && text.contains("no handler"),
+        "the error names the channel without a handler: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consuming_a_channel_without_a_handler_is_an_error_and_reads_nothing() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let c = Consumer::new(&redis, "nohandler").unwrap();
+    c.register_channel("bare", opts()).await.unwrap();
+    publish_n(&mut conn, "bare", 10);
+    let err = c.consume_messages("bare", "nohandler", BLOCK).await.unwrap_err();
+    assert_names_missing_handler(&err, "bare");
+    let err = c
+        .persist_consume_messages("bare", "nohandler", REST, BLOCK)
+        .await
+        .unwrap_err();
+    assert_names_missing_handler(&err, "bare");
+    assert_names_missing_handler(&c.consume_all_channels(BLOCK).await.unwrap_err(), "bare");
+    assert_names_missing_handler(&c.persist_consume_all_channels(REST, BLOCK).await.unwrap_err(), "bare");
+    let err = c
+        .persist_consume_all_channels_until(REST, BLOCK, std::future::pending())
+        .await
+        .unwrap_err();
+    assert_names_missing_handler(&err, "bare");
+    let stats = c.get_stats().await.unwrap().channels["bare"].clone();
+    assert_eq!(stats.processed, 0);
+    assert_all_unread(&mut conn, "bare", "bare:nohandler:cg", 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consuming_all_channels_when_one_has_no_handler_reads_none_of_them() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let c = Consumer::new(&redis, "mixed").unwrap();
+    c.register_channel("handled", opts()).await.unwrap();
+    c.register_channel("unhandled", opts()).await.unwrap();
+    // A channel that is not read needs no handler.
+    c.register_channel("write-only", opts().read_messages(false))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    c.register_handler("handled", recorder(&seen)).unwrap();
+    publish_n(&mut conn, "handled", 10);
+    publish_n(&mut conn, "unhandled", 10);
+    assert_names_missing_handler(&c.consume_all_channels(BLOCK).await.unwrap_err(), "unhandled");
+    assert_names_missing_handler(
+        &c.persist_consume_all_channels(REST, BLOCK).await.unwrap_err(),
+        "unhandled",
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no channel was read");
+    assert_all_unread(&mut conn, "handled", "handled:mixed:cg", 10);
+    assert_all_unread(&mut conn, "unhandled", "unhandled:mixed:cg", 10);
+}
+
+#[test]
+fn blocking_consumer_without_a_handler_is_an_error_and_reads_nothing() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let c = BlockingConsumer::new(&redis, "nohandler-sync").unwrap();
+    c.register_channel("bare", opts()).unwrap();
+    publish_n(&mut conn, "bare", 10);
+    let group = "bare:nohandler-sync:cg";
+    assert_names_missing_handler(&c.consume_messages("bare", group, BLOCK).unwrap_err(), "bare");
+    let err = c.persist_consume_messages("bare", group, REST, BLOCK).unwrap_err();
+    assert_names_missing_handler(&err, "bare");
+    assert_names_missing_handler(&c.consume_all_channels(BLOCK).unwrap_err(), "bare");
+    assert_names_missing_handler(&c.persist_consume_all_channels(REST, BLOCK).unwrap_err(), "bare");
+    assert_all_unread(&mut conn, "bare", group, 10);
+}
