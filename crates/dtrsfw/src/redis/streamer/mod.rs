@@ -23,6 +23,9 @@
 //!   entries pending under its own name that it does not hold (a read whose reply was
 //!   lost with the connection, a read abandoned at shutdown) at once, without waiting for
 //!   the reclaim idle time.
+//! - Consuming a channel that has no handler is an error, raised before anything is
+//!   read (with [`Consumer::consume_all_channels`] and the `persist_*` loops: before any
+//!   channel is read), so no entry is ever acknowledged without being handled.
 //! - After [`ChannelOptions::max_deliveries`] deliveries without success the entry is
 //!   written to the dead-letter stream and only then acknowledged. A malformed entry goes
 //!   there at once. A pending ID whose entry was deleted is acknowledged and counted
@@ -401,6 +404,9 @@ impl Consumer {
     /// (waiting up to `block_time` in Redis `BLOCK` when there are none), runs the
     /// handlers, acknowledges, and returns how many entries were processed successfully.
     /// `group` is this consumer's group on the channel, or its service name.
+    ///
+    /// Fails before reading anything when `channel` has no handler (its entries would be
+    /// acknowledged unhandled), as do the other `consume_*` methods.
     pub async fn consume_messages(&self, channel: &str, group: &str, block_time: Duration) -> Result<u64> {
         let ch = self.channel(channel)?;
         self.check_group(&ch, group)?;
@@ -454,8 +460,13 @@ impl Consumer {
     }
 
     async fn run_all(&self, mode: RunMode) -> Result<u64> {
+        let channels = self.reading_channels();
+        // Every channel is checked before any is read: one without a handler stops them all.
+        for ch in &channels {
+            ch.handlers_to_run()?;
+        }
         let mut set = tokio::task::JoinSet::new();
-        for ch in self.reading_channels() {
+        for ch in channels {
             let this = self.clone();
             let stop = self.inner.stop.subscribe();
             set.spawn(async move { worker::run(&this.inner.shared, &ch, mode, stop).await });
@@ -476,7 +487,8 @@ impl Consumer {
 
     /// One batch of every reading channel, side by side (each on its own connection, so
     /// idle channels block together, not one after the other). Returns the number of
-    /// entries processed successfully.
+    /// entries processed successfully. Fails before reading any channel when one of the
+    /// reading channels has no handler.
     pub async fn consume_all_channels(&self, block_time: Duration) -> Result<u64> {
         self.run_all(RunMode {
             once: true,

@@ -50,6 +50,22 @@ pub(crate) struct Channel {
     pub(crate) state: tokio::sync::Mutex<LoopState>,
 }
 
+impl Channel {
+    /// The handlers a loop starting now runs. With none, reading the channel would
+    /// acknowledge its entries unhandled (data loss), so consuming it is refused before
+    /// anything is read.
+    pub(crate) fn handlers_to_run(&self) -> Result<Arc<[Handler]>> {
+        let handlers = self.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if handlers.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "channel {:?} has no handler: register one before consuming it",
+                self.name
+            )));
+        }
+        Ok(handlers)
+    }
+}
+
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
@@ -643,6 +659,7 @@ pub(crate) async fn run(
     mode: RunMode,
     mut stop: watch::Receiver<bool>,
 ) -> Result<u64> {
+    let handlers = ch.handlers_to_run()?;
     let mut guard = ch.state.lock().await;
     let state = &mut *guard;
     if !mode.once {
@@ -651,7 +668,6 @@ pub(crate) async fn run(
         state.own_pending_from = Some(StreamId { ms: 0, seq: 0 });
     }
     let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
-    let handlers = ch.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut work = Work::new(handlers);
     let capacity = ch.opts.parallelism + ch.opts.read_ahead;
     // Read again once this many entries can be taken (and none is waiting for a slot):
