@@ -541,3 +541,62 @@ fn bench_runs_against_a_cluster_given_as_a_seed_list_url() {
         assert!(row["ours_per_s"].as_f64().is_some_and(|v| v > 0.0), "{row}");
     }
 }
+
+/// Runs dtredis, killing it if it has not exited within `limit` (a command that should
+/// fail at once must not hang the suite when it does not).
+fn dtredis_within(url: &str, args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dtredis");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Pending entries of every group of `key` (0 when it has none).
+fn pending_in_all_groups(conn: &mut redis::Connection, key: &str) -> u64 {
+    let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(key).query(conn).unwrap();
+    groups.groups.iter().map(|g| g.pending as u64).sum()
+}
+
+#[test]
+fn consume_count_0_is_refused_before_anything_is_read() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    for i in 0..5 {
+        xadd(
+            &mut conn,
+            "orders",
+            &[("name", b"n"), ("body", i.to_string().as_bytes())],
+        );
+    }
+    let out = dtredis_within(
+        &server.url(),
+        &["consume", "orders", "--service", "s", "--from-start", "--count", "0"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "refused, not left running: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("invalid value '0' for '--count <COUNT>': must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    assert_eq!(pending_in_all_groups(&mut conn, "orders"), 0, "nothing became pending");
+}
