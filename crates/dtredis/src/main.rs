@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, required_unless_present = "stdin", conflicts_with = "stdin")]
         body: Option<String>,
         /// Send the message this many times, pipelined.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         count: u64,
         /// Read JSON lines from standard input instead.
         #[arg(long)]
@@ -60,8 +60,8 @@ enum Command {
         /// the group does not exist yet).
         #[arg(long)]
         from_start: bool,
-        /// Exit 0 after this many messages.
-        #[arg(long)]
+        /// Exit 0 after this many messages (at least 1).
+        #[arg(long, value_parser = at_least_one)]
         count: Option<u64>,
         /// Handlers in flight at once.
         #[arg(long, default_value_t = 1)]
@@ -159,6 +159,17 @@ enum CacheAction {
         #[arg(long)]
         args: Option<String>,
     },
+}
+
+/// A count of at least 1: `0` would ask a command to do nothing, yet start it (a
+/// consumer with `--count 0` would read entries it can never print and keep them
+/// pending), so it is refused before anything runs.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
 }
 
 /// The URL a command uses when neither `--url` nor `REDIS_URL` is set.
