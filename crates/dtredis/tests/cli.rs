@@ -600,3 +600,54 @@ fn consume_count_0_is_refused_before_anything_is_read() {
     assert_eq!(stdout(&out), "");
     assert_eq!(pending_in_all_groups(&mut conn, "orders"), 0, "nothing became pending");
 }
+
+#[test]
+fn server_errors_name_each_cause_once() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    redis::cmd("SET").arg("notastream").arg("x").exec(&mut conn).unwrap();
+    let wrongtype = "\"WRONGTYPE\": Operation against a key holding the wrong kind of value";
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["consume", "notastream", "--service", "s"],
+            format!("server error: creating group notastream:s:cg on notastream: {wrongtype}"),
+        ),
+        (
+            &["send", "notastream", "--name", "n", "--body", "{}"],
+            format!("server error: sending a message to channel \"notastream\" (attempt 1 of 4): {wrongtype}"),
+        ),
+        (
+            &["send", "notastream", "--name", "n", "--body", "{}", "--count", "3"],
+            format!(
+                "server error: sending messages 0..3 of a batch of 3 (0 written before) to channel \"notastream\" \
+                 (attempt 1 of 4): message 0 of the chunk was refused, 0 of the chunk written: {wrongtype}"
+            ),
+        ),
+        (
+            &["cleanup", "notastream", "--consumers", "a,b"],
+            format!("server error: reading the groups of notastream: {wrongtype}"),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = dtredis(&server.url(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), format!("dtredis: {expected}\n"), "{args:?}");
+    }
+    // A library error wrapped in the binary's own context.
+    let out = dtredis(&server.url(), &["send", "orders", "--name", "n", "--body", "{not json"]);
+    assert_eq!(
+        stderr(&out),
+        "dtredis: --body is not valid JSON: serialization error: body of message \"n\" is not JSON: \
+         key must be a string at line 1 column 2\n"
+    );
+    // An error of the connection, whose text the operating system gives.
+    let dead = format!("redis://127.0.0.1:{}/0", free_port());
+    let out = dtredis(&dead, &["send", "orders", "--name", "n", "--body", "{}"]);
+    assert_one_line_error(&out, "Connection refused");
+    assert_eq!(
+        stderr(&out).matches("Connection refused").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
