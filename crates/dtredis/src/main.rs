@@ -237,9 +237,27 @@ async fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(err) = run(cli).await {
-        eprintln!("dtredis: {err:#}");
+        eprintln!("dtredis: {}", one_line(&err));
         std::process::exit(2);
     }
+}
+
+/// The error and its causes on one line, each cause once. A cause whose text is already
+/// part of the line is skipped: many errors (redis-rs's among them) repeat their
+/// source's text in their own message and return it as the source too.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 #[allow(clippy::print_stdout)] // a CLI's output is stdout
@@ -358,4 +376,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// An error whose message already ends with its source's text.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "reading: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let io = || std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(Repeats(io())).context("saving");
+        assert_eq!(one_line(&err), "saving: reading: disk on fire");
+        let err = anyhow::Error::new(io()).context("saving");
+        assert_eq!(one_line(&err), "saving: disk on fire", "distinct causes are all kept");
+    }
 }

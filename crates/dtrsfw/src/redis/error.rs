@@ -62,13 +62,18 @@ impl fmt::Display for ErrorKind {
 /// assert!(err.is_configuration());
 /// assert!(err.to_string().contains("redis_db"));
 /// ```
+///
+/// The message already ends with the text of the underlying error (redis-rs, JSON), so
+/// [`source`](std::error::Error::source) returns `None`: a printer of the whole chain
+/// (anyhow's `{:#}`, an error reporter) shows each cause once, not once per layer.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Kept to classify the error ([`Error::server_code`], [`Error::is_transient`]), not
+    /// exposed as the source: its text is in `message` already.
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// `Result` with [`Error`].
@@ -80,7 +85,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
-            source: None,
+            cause: None,
         }
     }
 
@@ -100,7 +105,7 @@ impl Error {
         Error {
             kind,
             message: format!("{context}: {err}"),
-            source: Some(Box::new(err)),
+            cause: Some(Box::new(err)),
         }
     }
 
@@ -109,7 +114,7 @@ impl Error {
         Error {
             kind: ErrorKind::Serialization,
             message: format!("{context}: {err}"),
-            source: Some(Box::new(err)),
+            cause: Some(Box::new(err)),
         }
     }
 
@@ -179,7 +184,7 @@ impl Error {
     }
 
     fn redis_error(&self) -> Option<&redis::RedisError> {
-        self.source.as_ref()?.downcast_ref::<redis::RedisError>()
+        self.cause.as_ref()?.downcast_ref::<redis::RedisError>()
     }
 }
 
@@ -202,5 +207,28 @@ pub(crate) fn classify(err: &redis::RedisError) -> ErrorKind {
             Some("NOPERM") => ErrorKind::Permission,
             _ => ErrorKind::Response,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cause once: the text of the redis-rs error is in the message, so it is not
+    /// also the source (a chain printer would repeat it).
+    #[test]
+    fn the_wrapped_error_is_in_the_message_and_not_repeated_by_the_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let err = Error::redis("reading orders", redis::RedisError::from(io));
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(err.to_string().matches("reset by peer").count(), 1, "{err}");
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let err = Error::serialization("decoding", json);
+        assert!(std::error::Error::source(&err).is_none());
+        assert_eq!(
+            err.to_string(),
+            "serialization error: decoding: expected value at line 1 column 1"
+        );
     }
 }
