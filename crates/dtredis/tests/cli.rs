@@ -651,3 +651,28 @@ fn server_errors_name_each_cause_once() {
         stderr(&out)
     );
 }
+
+#[test]
+fn cache_args_that_are_not_json_or_not_an_object_say_which() {
+    let server = Server::start();
+    let cases = [
+        (
+            "[1,2",
+            "--args is not valid JSON: EOF while parsing a list at line 1 column 4",
+        ),
+        (
+            r#"{"a": 1,}"#,
+            "--args is not valid JSON: trailing comma at line 1 column 9",
+        ),
+        ("[1,2]", "--args is not a JSON object (it is an array)"),
+        ("\"x\"", "--args is not a JSON object (it is a string)"),
+        ("7", "--args is not a JSON object (it is a number)"),
+    ];
+    for (args, expected) in cases {
+        for action in ["get", "invalidate"] {
+            let out = dtredis(&server.url(), &["cache", action, "ns", "--args", args]);
+            assert_eq!(out.status.code(), Some(2), "{action} {args}");
+            assert_eq!(stderr(&out), format!("dtredis: {expected}\n"), "{action} {args}");
+        }
+    }
+}
