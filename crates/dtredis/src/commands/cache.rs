@@ -32,7 +32,28 @@ impl<'de> Deserialize<'de> for OrderedArgs {
     }
 }
 
+/// What a JSON value is, for an error message.
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// `--args`, checked in two steps so the error says which problem it is: text that is not
+/// JSON at all (and where it breaks), or JSON that is not an object (and what it is).
 fn parse_args(json: &str) -> anyhow::Result<CacheArgs> {
+    let value: serde_json::Value = serde_json::from_str(json).context("--args is not valid JSON")?;
+    anyhow::ensure!(
+        value.is_object(),
+        "--args is not a JSON object (it is {})",
+        kind_of(&value)
+    );
+    // Parsed again for the entries in the order written (`Value`'s map sorts them).
     let OrderedArgs(entries) = serde_json::from_str(json).context("--args is not a JSON object")?;
     Ok(entries
         .into_iter()
