@@ -676,3 +676,33 @@ fn cache_args_that_are_not_json_or_not_an_object_say_which() {
         }
     }
 }
+
+#[test]
+fn send_help_says_what_count_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .args(["send", "--help"])
+        .output()
+        .expect("run dtredis");
+    let help = stdout(&out);
+    let about = help.lines().next().unwrap_or_default();
+    assert!(
+        about.contains("prints its entry ID") && about.contains("--count") && about.contains("prints the number sent"),
+        "{help}"
+    );
+    let count_line = help.lines().find(|l| l.contains("--count <COUNT>")).unwrap_or_default();
+    assert!(count_line.contains("prints the number sent"), "{count_line}");
+    assert!(!count_line.contains("entry ID"), "{count_line}");
+    // And it does: 2 copies print 2 (send_count_and_stdin_... covers larger counts).
+    let server = Server::start();
+    let out = dtredis(
+        &server.url(),
+        &["send", "orders", "--name", "n", "--body", "{}", "--count", "2"],
+    );
+    assert_eq!(stdout(&out), "2\n", "{}", stderr(&out));
+    let out = dtredis(
+        &server.url(),
+        &["send", "orders", "--name", "n", "--body", "{}", "--count", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("must be at least 1"), "{}", stderr(&out));
+}
