@@ -29,8 +29,9 @@ enum Command {
     Demo,
     /// Checks the server answers PING: prints `ok`, or the error and exits 1.
     Health,
-    /// Publishes a message (prints its entry ID), the same message N times, or JSON lines
-    /// `{"name": ..., "body": ...}` from standard input (prints the number sent).
+    /// Publishes a message and prints its entry ID; with `--count N` (N > 1) sends it N
+    /// times and prints the number sent; with `--stdin` sends JSON lines
+    /// `{"name": ..., "body": ...}` and prints the number sent.
     Send {
         /// The stream.
         channel: String,
@@ -40,7 +41,7 @@ enum Command {
         /// Message body, JSON.
         #[arg(long, required_unless_present = "stdin", conflicts_with = "stdin")]
         body: Option<String>,
-        /// Send the message this many times, pipelined.
+        /// Send the message this many times, pipelined; above 1, prints the number sent.
         #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         count: u64,
         /// Read JSON lines from standard input instead.
