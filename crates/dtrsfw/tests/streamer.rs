@@ -1046,3 +1046,41 @@ fn blocking_consumer_without_a_handler_is_an_error_and_reads_nothing() {
     assert_names_missing_handler(&c.persist_consume_all_channels(REST, BLOCK).unwrap_err(), "bare");
     assert_all_unread(&mut conn, "bare", group, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shut_down_consumer_reads_nothing_and_a_new_one_takes_over() {
+    let server = Server::start();
+    let redis = instance(&server);
+    let mut conn = server.connection();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let c = Consumer::new(&redis, "once").unwrap();
+    c.register_channel("s", opts()).await.unwrap();
+    c.register_handler("s", recorder(&seen)).unwrap();
+    c.shutdown();
+    publish_n(&mut conn, "s", 5);
+    let start = Instant::now();
+    assert_eq!(
+        c.clone()
+            .consume_messages("s", "once", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        0
+    );
+    c.persist_consume_all_channels(REST, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "returned at once, without a blocking read: {:?}",
+        start.elapsed()
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(pending_count(&mut conn, "s", "s:once:cg"), 0);
+    assert_eq!(group_lag(&mut conn, "s", "s:once:cg"), Some(5), "nothing was read");
+    // A new consumer of the same service consumes them.
+    let again = Consumer::new(&redis, "once").unwrap();
+    again.register_channel("s", opts()).await.unwrap();
+    again.register_handler("s", recorder(&seen)).unwrap();
+    run_until(std::slice::from_ref(&again), || seen.lock().unwrap().len() >= 5).await;
+    assert_eq!(*seen.lock().unwrap(), (0..5).collect::<Vec<_>>());
+}

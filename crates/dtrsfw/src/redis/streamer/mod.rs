@@ -178,7 +178,8 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// Requests shutdown. Idempotent; a consumer that was shut down stays shut down.
+    /// Requests shutdown. Idempotent; a consumer that was shut down stays shut down (see
+    /// [`Consumer::shutdown`]).
     pub fn shutdown(&self) {
         self.tx.send_replace(true);
     }
@@ -536,6 +537,13 @@ impl Consumer {
     }
 
     /// Requests a graceful stop of the `persist_*` loops (see [`ShutdownHandle`]).
+    ///
+    /// Final: this consumer and its clones cannot be started again. Every later
+    /// `consume_*` or `persist_*` call returns at once, `Ok` and without reading anything
+    /// (so a shutdown requested before a loop starts stops it too, with no race). To
+    /// consume again, create a new [`Consumer`] for the service and register its channels:
+    /// the group and everything pending in it are still there, the new instance takes over
+    /// what this one left pending.
     pub fn shutdown(&self) {
         self.shutdown_handle().shutdown();
     }
