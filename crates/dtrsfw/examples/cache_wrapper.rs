@@ -31,7 +31,7 @@ static RUNS: AtomicUsize = AtomicUsize::new(0);
 /// A slow lookup. Cached for 60 s under `examples:prices:<sha256 of the arguments>`,
 /// only for used and new cars; `request_id` is not part of the key.
 #[cache_wrapper(
-    redis = &*REDIS,
+    redis = REDIS,
     namespace = "examples:prices",
     expire = 60,
     cache_only_for = [state in ["used", "new"]],
