@@ -1,4 +1,4 @@
-//! `dtredis`: the command-line tool of dtrsfw.
+#![doc = include_str!("../README.md")]
 
 mod bench;
 mod commands;

@@ -84,6 +84,7 @@ impl RedisConfig {
     /// # use dtrsfw::redis::RedisConfig;
     /// // With nothing set, the result is an empty configuration.
     /// let config = RedisConfig::from_env()?;
+    /// println!("{config:?}"); // credentials masked
     /// # Ok::<(), dtrsfw::redis::Error>(())
     /// ```
     pub fn from_env() -> Result<Self> {

@@ -4,6 +4,13 @@
 //! classifier such as [`Error::is_timeout`], never on message text. Messages name the
 //! problem (the field, the channel, the command) but never carry a credential: errors are
 //! built from our own words plus the redis-rs error, and redis-rs never echoes the URL.
+//!
+//! One error type for the whole library, opaque, with [`Error::kind`] and classifiers:
+//! [`Error::is_connection`], [`Error::is_timeout`], [`Error::is_authentication`],
+//! [`Error::is_permission`], [`Error::is_configuration`], [`Error::is_response`],
+//! [`Error::is_serialization`], [`Error::is_transient`], and [`Error::server_code`]
+//! (`NOGROUP`, `BUSYGROUP`, …). No message, `Debug` or `Display` output ever contains a
+//! user name or password.
 
 use std::fmt;
 

@@ -59,7 +59,10 @@ pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
 ///
 /// ```no_run
 /// # async fn f(redis: dtrsfw::redis::RedisInstance) {
-/// let (healthy, _error) = dtrsfw::redis::is_redis_connected_async(&redis).await;
+/// let (healthy, error) = dtrsfw::redis::is_redis_connected_async(&redis).await;
+/// if !healthy {
+///     eprintln!("redis is down: {error:?}");
+/// }
 /// # }
 /// ```
 pub async fn is_redis_connected_async(redis: &RedisInstance) -> (bool, Option<Error>) {

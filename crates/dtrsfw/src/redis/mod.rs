@@ -6,7 +6,10 @@
 //! use dtrsfw::redis::{is_redis_connected, RedisConfig, RedisInstance};
 //!
 //! let redis = RedisInstance::new(RedisConfig::from_env()?)?;
-//! let (ok, _) = is_redis_connected(&redis);
+//! let (ok, error) = is_redis_connected(&redis);
+//! if !ok {
+//!     eprintln!("redis is down: {error:?}");
+//! }
 //! # Ok::<(), dtrsfw::redis::Error>(())
 //! ```
 

@@ -1,19 +1,37 @@
 //! `Sender`: publishes [`Message`]s to Redis streams (the Python `dtpyfw.redis.sender`).
 //!
 //! ```no_run
-//! use dtrsfw::redis::sender::{Message, Sender};
+//! use dtrsfw::redis::sender::{Message, Retention, Sender};
 //! use dtrsfw::redis::{RedisConfig, RedisInstance};
 //!
 //! # async fn run() -> Result<(), dtrsfw::redis::Error> {
 //! let redis = RedisInstance::new(RedisConfig::from_env()?)?;
-//! let sender = Sender::new(&redis);
-//! sender.register_channel("orders")?;
+//! let sender = Sender::new(&redis); // Clone + Send + Sync; share it
+//! sender.register_channel_with("orders", Retention::MaxLen(1_000_000))?;
 //! let id = sender
 //!     .send_message("orders", &Message::new("order.created", &serde_json::json!({"id": 1}))?)
 //!     .await?;
 //! println!("written as {id}");
+//! let batch = vec![Message::new("order.created", &serde_json::json!({"id": 2}))?];
+//! let ids = sender.send_messages("orders", &batch).await?; // one round trip per 1000
+//! println!("{} more", ids.len());
 //! # Ok(()) }
 //! ```
+//!
+//! A runnable program: `examples/sender.rs` in this crate.
+//!
+//! # What is written
+//!
+//! An entry has exactly the Python package's fields: `name` and `body` (JSON text, as
+//! `Message.get_json_encoded()`), so `dtpyfw` consumers read what `Sender` writes and the
+//! other way round. We write compact JSON (`{"id":1}`), Python writes `{"id": 1}`; both
+//! read either.
+//!
+//! Sending to a channel that was not registered ([`Sender::register_channel`],
+//! [`Sender::register_channel_with`]) is an [`ErrorKind::InvalidInput`] error naming
+//! it. [`Sender::send_messages`] pipelines a batch: one round trip per
+//! [`SenderOptions::set_batch_size`] messages (1000 by default), returning the IDs in
+//! order.
 //!
 //! # Sync and async
 //!
@@ -45,6 +63,17 @@
 //! trim approximate: Redis drops only whole internal nodes (up to `stream-node-max-entries`,
 //! 100 by default), which costs next to nothing, so the stream may keep a few more entries
 //! than the bound.
+//!
+//! # Logs
+//!
+//! `debug` per send (channel, message name, ID), `warn` per retry and on giving up;
+//! bodies are never logged.
+//!
+//! # On a Redis Cluster
+//!
+//! A channel is one stream key, so one slot: single sends and pipelined batches go to its
+//! primary in one round trip. A redirection redis-rs could not follow in time (the slot's
+//! owner being replaced) counts as transient and is retried like a lost connection.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -157,6 +186,7 @@ pub enum Retention {
 ///     .set_max_attempts(5)
 ///     .set_initial_backoff(Duration::from_millis(20))
 ///     .set_batch_size(200);
+/// assert_ne!(options, SenderOptions::new());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

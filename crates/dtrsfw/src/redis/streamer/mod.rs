@@ -11,14 +11,18 @@
 //! `<service>.<host>.<pid>.<random8>` (host from `POD_NAME`, `HOSTNAME` or the system),
 //! restricted to `[A-Za-z0-9._:-]`.
 //!
+//! Runnable programs: `examples/consumer.rs` (async, with a graceful shutdown) and
+//! `examples/blocking_consumer.rs` in this crate.
+//!
 //! # Delivery
 //!
 //! - An entry is acknowledged only when **every** handler of its channel returned `Ok`
 //!   (acknowledgements are batched into one `XACK`). A handler error or panic leaves the
 //!   entry pending.
-//! - Pending entries idle longer than [`ChannelOptions::reclaim_idle`] are taken over with
-//!   `XAUTOCLAIM` and retried, whether they failed here or belong to a dead instance. An
-//!   instance renews the claim on the entries it holds, so a long handler keeps its entry.
+//! - Pending entries idle longer than [`ChannelOptions::reclaim_idle`] (default 60 s) are
+//!   taken over with `XAUTOCLAIM` and retried, whether they failed here or belong to a
+//!   dead instance. An instance renews the claim on the entries it holds, so a long
+//!   handler keeps its entry.
 //! - When a loop starts, and after a connection failure, the instance takes back the
 //!   entries pending under its own name that it does not hold (a read whose reply was
 //!   lost with the connection, a read abandoned at shutdown) at once, without waiting for
@@ -26,7 +30,7 @@
 //! - Consuming a channel that has no handler is an error, raised before anything is
 //!   read (with [`Consumer::consume_all_channels`] and the `persist_*` loops: before any
 //!   channel is read), so no entry is ever acknowledged without being handled.
-//! - After [`ChannelOptions::max_deliveries`] deliveries without success the entry is
+//! - After [`ChannelOptions::max_deliveries`] (default 5) deliveries without success the entry is
 //!   written to the dead-letter stream and only then acknowledged. A malformed entry goes
 //!   there at once. A pending ID whose entry was deleted is acknowledged and counted
 //!   ([`ChannelStats::deleted_pending`]). Nothing is dropped silently.
@@ -50,12 +54,54 @@
 //! | `deliveries` | how many times it was delivered to that service |
 //! | `time` | when it was dead-lettered, milliseconds since the Unix epoch |
 //!
-//! # Self-healing
+//! # Parallelism
 //!
-//! Lost connections are reopened with exponential backoff (from `rest_time` up to
-//! [`ConsumerOptions::max_backoff`]). When the group or the stream was deleted
-//! (`NOGROUP`), the group is recreated **at the start of what the stream holds (`0`)**:
-//! entries published meanwhile are not lost, at the price of redelivering older ones.
+//! [`ChannelOptions::parallelism`]`(n)` runs up to `n` handlers at once per channel
+//! (default 1: in order). A read fetches only as many entries as there are free slots,
+//! plus [`ChannelOptions::read_ahead`] (default 0) to save round trips when handlers are
+//! fast. Sync handlers run inline at parallelism 1 and on tokio's blocking pool above it.
+//!
+//! # Loops and self-healing
+//!
+//! A busy loop reads again at once; an idle one waits in Redis `BLOCK` (`block_time`).
+//! Lost connections are reopened with exponential backoff: `rest_time` is the first
+//! pause after a Redis failure, doubling up to [`ConsumerOptions::max_backoff`]. When
+//! the group or the stream was deleted (`NOGROUP`), the group is recreated **at the
+//! start of what the stream holds (`0`)**: entries published meanwhile are not lost, at
+//! the price of redelivering older ones.
+//!
+//! # Shutdown
+//!
+//! [`Consumer::shutdown`], a [`ShutdownHandle`] (usable from any thread), or the future
+//! given to [`Consumer::persist_consume_all_channels_until`]: reading stops, in-flight
+//! handlers get [`ConsumerOptions::shutdown_timeout`] (default 30 s), acknowledgements
+//! are flushed; unfinished entries stay pending for other instances.
+//!
+//! # Cleanup
+//!
+//! [`Consumer::clean_up_consumed_messages`] deletes, for channels registered with
+//! [`ChannelOptions::message_cleanup`], exactly the entries older than the oldest entry
+//! still needed by one of the listed [`consumers`](ChannelOptions::consumers) services
+//! (not yet delivered to its group, or pending there); a listed service without a group
+//! blocks deletion. Cost: `XINFO GROUPS`, one `XPENDING` summary per listed group, one
+//! `XTRIM MINID` — independent of the stream length.
+//!
+//! # Housekeeping and stats
+//!
+//! Consumers of the service idle longer than [`ConsumerOptions::idle_consumer_timeout`]
+//! (default 24 h) with nothing pending are removed; [`Consumer::get_stats`] reports per
+//! channel processed, failed, retried, dead-lettered, reclaimed, lag and pending.
+//! `tracing` spans per batch (`consume`) and per handler (`handler`).
+//!
+//! # On a Redis Cluster
+//!
+//! Each channel is read by its own `XREADGROUP` (never one spanning slots), so it blocks
+//! on the node owning that stream. Reclaim, acknowledgements, cleanup and stats are
+//! commands on that one stream; the dead-letter stream `<channel>:dlq` usually hashes to
+//! another slot and is written by its own `XADD`. After a failover the reading loop
+//! reconnects (capped backoff, [`ConsumerOptions::max_backoff`], 1 s by default, so
+//! reading resumes within about a second of the failover) and entries delivered but not
+//! acknowledged are reclaimed and retried: at-least-once holds.
 //!
 //! # Sync and async
 //!
@@ -65,13 +111,20 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use dtrsfw::redis::{ChannelOptions, Consumer, RedisConfig, RedisInstance};
+//! use dtrsfw::redis::{ChannelOptions, Consumer, RedisConfig, RedisInstance, StartFrom};
 //!
 //! # async fn run() -> dtrsfw::redis::Result<()> {
 //! let redis = RedisInstance::new(RedisConfig::from_env()?)?;
 //! let consumer = Consumer::new(&redis, "billing")?;
 //! consumer
-//!     .register_channel("orders", ChannelOptions::new().consumers(["billing"]).message_cleanup(true))
+//!     .register_channel(
+//!         "orders",
+//!         ChannelOptions::new()
+//!             .start_from(StartFrom::Beginning)
+//!             .parallelism(8)
+//!             .consumers(["billing", "mailer"])
+//!             .message_cleanup(true),
+//!     )
 //!     .await?;
 //! consumer.register_handler("orders", |name, payload| {
 //!     println!("{name}: {payload}");
