@@ -368,3 +368,41 @@ pub(crate) fn redact_url(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redaction_masks_up_to_the_last_at_whatever_the_credentials_contain() {
+        let cases = [
+            // The issue's examples: `#`, `/` and `@` unencoded in the password.
+            (
+                "redis://admin:hun#ter2@127.0.0.1:6399/0",
+                "redis://***@127.0.0.1:6399/0",
+            ),
+            ("redis+cluster://user:p#ss@h1:1,h2:2", "redis+cluster://***@h1:1,h2:2"),
+            ("rediss://u:p/ss@host:1/0", "rediss://***@host:1/0"),
+            ("redis://u:p?ss@host:1/0", "redis://***@host:1/0"),
+            ("redis://us@r:p@ss@host:1/0", "redis://***@host:1/0"),
+            ("redis://u:p%40ss@host:1/0", "redis://***@host:1/0"),
+            // No scheme (or something before `://` that is no scheme): up to the last `@`.
+            ("admin:hunter2@host:6379", "***@host:6379"),
+            ("u:pa://ss@host:1", "***@host:1"),
+            // Nothing to mask.
+            ("redis://host:6379/0", "redis://host:6379/0"),
+            ("rediss://host:6379/0#insecure", "rediss://host:6379/0#insecure"),
+            ("redis+cluster://h1:1,h2:2", "redis+cluster://h1:1,h2:2"),
+            // A query can carry credentials (`unix://...?user=..&pass=..`): it is masked whole.
+            (
+                "unix:///tmp/r.sock?db=1&user=adm&pass=hun#ter2",
+                "unix:///tmp/r.sock?***",
+            ),
+            ("redis://u:p@host:1/0?protocol=resp3", "redis://***@host:1/0?***"),
+            ("unix:///tmp/r.sock?pass=a@b", "unix://***@b"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+}
