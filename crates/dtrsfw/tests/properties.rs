@@ -218,41 +218,47 @@ fn urls_with_credentials(user: &str, password: &str, port: u16) -> Vec<String> {
 }
 
 /// Everything a user can see of `url`: the configuration's `Debug`, the instance's
-/// `Debug` and `Display` (or the error's `Display` and `Debug`), the errors of a sync
-/// and an async connect attempt and of both health checks, and every log event emitted
-/// meanwhile (at TRACE).
-fn everything_shown_for(url: &str) -> String {
+/// `Debug` and `Display` (or the error's `Display` and `Debug`), and with `connect` the
+/// errors of a sync and an async connect attempt and of both health checks; plus every log
+/// event emitted meanwhile (at TRACE).
+fn everything_shown_for(url: &str, connect: bool) -> String {
     let mut shown = String::new();
     let logs = dtrsfw_test_support::capture_logs(|| {
         let config = RedisConfig::new()
             .set_redis_url(url)
-            .set_redis_socket_connect_timeout(std::time::Duration::from_millis(300))
-            .set_redis_socket_timeout(std::time::Duration::from_millis(300));
+            .set_redis_socket_connect_timeout(std::time::Duration::from_millis(100))
+            .set_redis_socket_timeout(std::time::Duration::from_millis(100));
         shown += &format!("{config:?}\n");
         match RedisInstance::new(config) {
             Err(e) => shown += &format!("{e}\n{e:?}\n"),
             Ok(redis) => {
                 shown += &format!("{redis}\n{redis:?}\n");
-                if let Err(e) = redis.get_redis() {
-                    shown += &format!("{e}\n{e:?}\n");
+                if connect {
+                    shown += &connect_errors(&redis);
                 }
-                let (_, err) = dtrsfw::redis::is_redis_connected(&redis);
-                shown += &format!("{err:?}\n");
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Err(e) = redis.get_async_redis_client().await {
-                        shown += &format!("{e}\n{e:?}\n");
-                    }
-                    let (_, err) = dtrsfw::redis::is_redis_connected_async(&redis).await;
-                    shown += &format!("{err:?}\n");
-                });
             }
         }
     });
     shown + &logs
+}
+
+/// The errors, shown, of connecting `redis` every way there is.
+fn connect_errors(redis: &RedisInstance) -> String {
+    let mut shown = String::new();
+    if let Err(e) = redis.get_redis() {
+        shown += &format!("{e}\n{e:?}\n");
+    }
+    let (_, err) = dtrsfw::redis::is_redis_connected(redis);
+    shown += &format!("{err:?}\n");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        if let Err(e) = redis.get_async_redis_client().await {
+            shown += &format!("{e}\n{e:?}\n");
+        }
+        let (_, err) = dtrsfw::redis::is_redis_connected_async(redis).await;
+        shown += &format!("{err:?}\n");
+    });
+    shown
 }
 
 /// Forms in which a leaked `secret` could show: as given, as `Debug` escapes it, and
@@ -272,22 +278,28 @@ fn leak_forms(secret: &str, fixed: &str) -> Vec<String> {
     forms
 }
 
-#[test]
-fn credentials_never_show_in_errors_debug_display_or_logs_for_any_url() {
-    use proptest::test_runner::{Config, TestRunner};
-    let server = dtrsfw_test_support::Server::start();
-    let port = server.port();
-    // What the URLs show with harmless credentials, and with ones that break the URL.
-    let fixed: String = [("PHuser", "PHpass"), ("PH/u#s", "PH p@ss?/")]
+/// What the URLs of `port` show with placeholder credentials, harmless and URL-breaking,
+/// raw and percent-encoded: the fixed text a secret must not be part of to be checked.
+fn fixed_text(port: u16, connect: bool) -> String {
+    [("PHuser", "PHpass"), ("PH/u#s", "PH p@ss?/")]
         .iter()
         .flat_map(|(u, p)| {
             let mut urls = urls_with_credentials(u, p, port);
             urls.extend(urls_with_credentials(&percent_encoded(u), &percent_encoded(p), port));
             urls
         })
-        .map(|url| everything_shown_for(&url))
-        .collect();
-    let mut runner = TestRunner::new(Config::with_cases(96));
+        .map(|url| everything_shown_for(&url, connect))
+        .collect()
+}
+
+/// The property, over `cases` random credential pairs, each embedded raw or
+/// percent-encoded in every URL form of [`urls_with_credentials`].
+fn assert_credentials_never_shown(cases: u32, connect: bool) {
+    use proptest::test_runner::{Config, TestRunner};
+    let server = dtrsfw_test_support::Server::start();
+    let port = server.port();
+    let fixed = fixed_text(port, connect);
+    let mut runner = TestRunner::new(Config::with_cases(cases));
     runner
         .run(
             &(credential(), credential(), any::<bool>()),
@@ -302,7 +314,7 @@ fn credentials_never_show_in_errors_debug_display_or_logs_for_any_url() {
                     .flat_map(|secret| leak_forms(secret, &fixed))
                     .collect();
                 for url in urls_with_credentials(&u, &p, port) {
-                    let shown = everything_shown_for(&url);
+                    let shown = everything_shown_for(&url, connect);
                     for form in &forms {
                         prop_assert!(!shown.contains(form.as_str()), "{form:?} shown for {url:?}:\n{shown}");
                     }
@@ -311,4 +323,18 @@ fn credentials_never_show_in_errors_debug_display_or_logs_for_any_url() {
             },
         )
         .unwrap();
+}
+
+/// Valid URL or not: configuration and instance `Debug`/`Display`, validation errors
+/// and logs. Cheap, so many cases.
+#[test]
+fn credentials_never_show_in_errors_debug_display_or_logs_for_any_url() {
+    assert_credentials_never_shown(500, false);
+}
+
+/// The same, connecting too (sync and async, health checks) to a live server that
+/// refuses the credentials, or failing to: fewer cases, as each connects up to 28 times (7 URLs, 4 ways).
+#[test]
+fn credentials_never_show_when_connecting_with_any_url() {
+    assert_credentials_never_shown(8, true);
 }
