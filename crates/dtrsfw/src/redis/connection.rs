@@ -107,6 +107,10 @@ fn is_cluster_url(url: &str) -> bool {
 /// The seed nodes of a cluster URL, each as a one-node URL (`redis[s]://[auth@]host:port`)
 /// carrying the shared credentials. A cluster has only database 0, so any other is an
 /// error rather than silently ignored.
+///
+/// The credentials end at the last `@`, as in [`redact_url`]: where they hold an
+/// unencoded `/`, `#` or `?`, the seed then fails to parse (masked) instead of the rest of
+/// the password being taken for a host or a database.
 fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let node_scheme = if scheme == CLUSTER_TLS_SCHEME {
@@ -114,7 +118,11 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     } else {
         "redis"
     };
-    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (auth, after_auth) = match rest.rfind('@') {
+        Some(at) => rest.split_at(at + 1),
+        None => ("", rest),
+    };
+    let (hosts, path) = after_auth.split_at(after_auth.find(['/', '?', '#']).unwrap_or(after_auth.len()));
     let db = path
         .strip_prefix('/')
         .unwrap_or("")
@@ -122,15 +130,13 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
         .next()
         .unwrap_or("");
     if !db.is_empty() && db != "0" {
-        return Err(Error::config(
-            "redis_url",
-            format!("a cluster has only database 0, not {db:?}"),
-        ));
+        // Only a number is quoted: anything else may be a piece of a mistyped password.
+        let not = match db.parse::<u64>() {
+            Ok(n) => format!("not {n}"),
+            Err(_) => "and the URL's path is not a database number".to_owned(),
+        };
+        return Err(Error::config("redis_url", format!("a cluster has only database 0, {not}")));
     }
-    let (auth, hosts) = match authority.rfind('@') {
-        Some(at) => authority.split_at(at + 1),
-        None => ("", authority),
-    };
     let seeds: Vec<String> = hosts
         .split(',')
         .map(str::trim)
@@ -147,14 +153,37 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
         ));
     }
     for seed in &seeds {
-        seed.as_str().into_connection_info().map_err(|e| {
-            Error::config(
-                "redis_url",
-                format!("seed {:?} cannot be parsed: {e}", redact_url(seed)),
-            )
-        })?;
+        seed.as_str()
+            .into_connection_info()
+            .map_err(|e| unparsable_url(&format!("seed {:?}", redact_url(seed)), &e))?;
     }
     Ok(seeds)
+}
+
+/// The error for a URL redis-rs refused. It carries redis-rs's description ("Redis URL
+/// did not parse", "Invalid database number", ...) but not its detail, which can quote the
+/// input (an unknown `protocol=` value) and so a piece of a mistyped password.
+fn unparsable_url(what: &str, err: &redis::RedisError) -> Error {
+    let hint = if what.contains('@') {
+        "; in credentials, characters such as @ : / # ? % must be percent-encoded"
+    } else {
+        ""
+    };
+    Error::config(
+        "redis_url",
+        format!("{what} cannot be parsed ({}){hint}", redis_description(err)),
+    )
+}
+
+/// redis-rs's fixed description of a client-side error, without its detail (see
+/// [`unparsable_url`]). Its `Display` is `description - Kind[: detail]`.
+fn redis_description(err: &redis::RedisError) -> String {
+    let text = err.to_string();
+    let description = text.split(" - ").next().unwrap_or_default();
+    match err.detail() {
+        Some(detail) if description.contains(detail) => format!("{:?}", err.kind()),
+        _ => description.to_owned(),
+    }
 }
 
 /// Builds the URL the way the Python package does (`redis[s]://[user[:pass]@]host:port/db`,
@@ -187,7 +216,7 @@ fn build_url(config: &RedisConfig) -> Result<String> {
             return Ok(url.to_owned());
         }
         url.into_connection_info()
-            .map_err(|e| Error::config("redis_url", format!("{:?} cannot be parsed: {e}", redact_url(url))))?;
+            .map_err(|e| unparsable_url(&format!("{:?}", redact_url(url)), &e))?;
         return Ok(url.to_owned());
     }
     let host = config.redis_host().filter(|h| !h.trim().is_empty()).ok_or_else(|| {
@@ -257,6 +286,8 @@ struct Connector {
     connect_timeout: Duration,
     response_timeout: Duration,
     retry_on_timeout: bool,
+    /// The database the connections select (always 0 on a cluster).
+    db: i64,
 }
 
 fn tcp_settings(config: &RedisConfig) -> Option<TcpSettings> {
@@ -286,8 +317,13 @@ impl Connector {
         } else {
             Target::Single(Self::single_client(config, url)?)
         };
+        let db = match &target {
+            Target::Single(client) => client.get_connection_info().redis_settings().db(),
+            Target::Cluster(_) => 0,
+        };
         Ok(Connector {
             target,
+            db,
             connect_timeout: config.redis_socket_connect_timeout(),
             response_timeout: config.redis_socket_timeout(),
             retry_on_timeout: config.redis_retry_on_timeout(),
@@ -314,13 +350,15 @@ impl Connector {
                 root_cert: Some(root_cert),
             });
         }
-        builder.build().map_err(|e| Error::config("redis_url", e))
+        builder
+            .build()
+            .map_err(|e| Error::config("redis_url", redis_description(&e)))
     }
 
     fn single_client(config: &RedisConfig, url: &str) -> Result<redis::Client> {
         let mut info: ConnectionInfo = url
             .into_connection_info()
-            .map_err(|e| Error::config("redis_url", format!("cannot be parsed: {e}")))?;
+            .map_err(|e| unparsable_url(&format!("{:?}", redact_url(url)), &e))?;
         if let Some(tcp) = tcp_settings(config) {
             info = info.set_tcp_settings(tcp);
         }
@@ -342,7 +380,7 @@ impl Connector {
                 redis::Client::open(info)
             }
         }
-        .map_err(|e| Error::config("redis_url", e))?;
+        .map_err(|e| Error::config("redis_url", redis_description(&e)))?;
         Ok(client)
     }
 
@@ -391,9 +429,8 @@ impl Connector {
             }
         };
         let conn = SyncConnection { inner: conn };
-        conn.set_read_timeout(Some(response_timeout))
-            .and_then(|()| conn.set_write_timeout(Some(response_timeout)))
-            .map_err(|e| Error::redis("setting socket timeouts", e))?;
+        conn.set_read_timeout(Some(response_timeout))?;
+        conn.set_write_timeout(Some(response_timeout))?;
         Ok(conn)
     }
 
@@ -594,7 +631,7 @@ impl RedisInstance {
     pub fn get_redis_client(&self) -> RedisClient {
         RedisClient {
             instance: self.clone(),
-            db: 0,
+            db: self.inner.connector.db,
         }
     }
 
@@ -742,20 +779,22 @@ impl SyncConnection {
         }
     }
 
-    /// Sets the read timeout (of every node's socket, on a cluster).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+    /// Sets the read timeout (of every node's socket, on a cluster); `None` waits forever.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_read_timeout(timeout),
             SyncInner::Cluster(conn) => conn.set_read_timeout(timeout),
         }
+        .map_err(|e| Error::redis("setting the read timeout", e))
     }
 
-    /// Sets the write timeout (of every node's socket, on a cluster).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+    /// Sets the write timeout (of every node's socket, on a cluster); `None` waits forever.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_write_timeout(timeout),
             SyncInner::Cluster(conn) => conn.set_write_timeout(timeout),
         }
+        .map_err(|e| Error::redis("setting the write timeout", e))
     }
 }
 
