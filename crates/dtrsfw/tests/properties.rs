@@ -250,7 +250,10 @@ fn connect_errors(redis: &RedisInstance) -> String {
     }
     let (_, err) = dtrsfw::redis::is_redis_connected(redis);
     shown += &format!("{err:?}\n");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         if let Err(e) = redis.get_async_redis_client().await {
             shown += &format!("{e}\n{e:?}\n");

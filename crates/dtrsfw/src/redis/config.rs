@@ -386,7 +386,10 @@ impl fmt::Debug for RedisConfig {
 /// It never parses the URL: a password is exactly where `/`, `#`, `?` or `@` appear
 /// unencoded, and a parser would end the user-info there and show the rest.
 pub(crate) fn redact_url(url: &str) -> String {
-    let start = url.find("://").filter(|&end| is_scheme(&url[..end])).map_or(0, |end| end + 3);
+    let start = url
+        .find("://")
+        .filter(|&end| is_scheme(&url[..end]))
+        .map_or(0, |end| end + 3);
     let scheme = &url[..start];
     let query = url[start..].find('?').map(|q| start + q);
     match url[start..].rfind('@').map(|at| start + at) {
@@ -410,7 +413,8 @@ fn mask_query(url: &str) -> String {
 /// that `user:pa://ss@host` is not mistaken for one.
 fn is_scheme(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 #[cfg(test)]

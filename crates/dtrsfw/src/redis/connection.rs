@@ -135,7 +135,10 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
             Ok(n) => format!("not {n}"),
             Err(_) => "and the URL's path is not a database number".to_owned(),
         };
-        return Err(Error::config("redis_url", format!("a cluster has only database 0, {not}")));
+        return Err(Error::config(
+            "redis_url",
+            format!("a cluster has only database 0, {not}"),
+        ));
     }
     let seeds: Vec<String> = hosts
         .split(',')
