@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use serde::Serialize;
 
-/// What every benchmark area gets.
-#[derive(Debug, Clone)]
+/// What every benchmark area gets. No `Debug`: the URL carries the credentials.
+#[derive(Clone)]
 pub(crate) struct BenchContext {
     /// Server URL (a private server unless `--url` was given).
     pub(crate) url: String,

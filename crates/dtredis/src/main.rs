@@ -351,6 +351,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { json, quick, only } => {
             interruptible(async {
                 let (_server, url) = private_server_unless(cli.url)?;
+                // The library validates the URL first: redis-rs's own parse errors (met by
+                // the bare baseline) can quote a piece of it, credentials included.
+                instance(&url)?;
                 let ctx = bench::BenchContext {
                     url: url.clone(),
                     quick,

@@ -88,6 +88,76 @@ fn unknown_subcommand_is_an_error() {
     assert!(stderr(&out).contains("frobnicate"));
 }
 
+#[test]
+fn credentials_never_reach_stderr_whatever_the_url_looks_like() {
+    let server = Server::start();
+    let port = server.port();
+    // Each URL with the two secrets it carries. The first is the report: `#` in
+    // the password ended redaction early. The last two parse, and fail at AUTH.
+    let cases = [
+        (
+            format!("redis://admin:hun#ter2@127.0.0.1:{port}/0"),
+            ["admin", "hun#ter2"],
+        ),
+        (
+            format!("redis+cluster://clusteradm:p#ss-wd@127.0.0.1:{port},127.0.0.1:1"),
+            ["clusteradm", "ss-wd"],
+        ),
+        (
+            format!("redis+cluster://clusteradm:pa/ssw0rd@127.0.0.1:{port}/0"),
+            ["clusteradm", "ssw0rd"],
+        ),
+        (
+            format!("rediss://tlsuser:tls/secret@127.0.0.1:{port}/0"),
+            ["tlsuser", "tls/secret"],
+        ),
+        (
+            format!("rediss+cluster://tlsuser:tls?secret@127.0.0.1:{port}"),
+            ["tlsuser", "tls?secret"],
+        ),
+        (
+            format!("redis://127.0.0.1:{port}/0?protocol=pr0t0-secret"),
+            ["pr0t0-secret", "pr0t0-secret"],
+        ),
+        (
+            format!("admin:no-scheme-pw@127.0.0.1:{port}"),
+            ["admin", "no-scheme-pw"],
+        ),
+        (
+            format!("redis://admin:wrong-pw-Kx@127.0.0.1:{port}/0"),
+            ["admin", "wrong-pw-Kx"],
+        ),
+        (
+            format!("redis://admin:wr%23ng-pw-Kx@127.0.0.1:{port}/0"),
+            ["admin", "wr%23ng-pw-Kx"],
+        ),
+    ];
+    let commands: [&[&str]; 4] = [
+        &["health"],
+        &["info", "orders"],
+        &["send", "orders", "--name", "n", "--body", "{}"],
+        &["bench", "--quick", "--only", "publish"],
+    ];
+    for (url, secrets) in &cases {
+        for args in commands {
+            let out = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+                .arg("--url")
+                .arg(url)
+                .args(args)
+                .env_remove("REDIS_URL")
+                .env("RUST_LOG", "trace")
+                .output()
+                .expect("run dtredis");
+            let err = stderr(&out);
+            assert!(!out.status.success(), "{url} {args:?} should fail: {err}");
+            for secret in secrets {
+                assert!(!err.contains(secret), "{url} {args:?}: {secret:?} on stderr:\n{err}");
+                assert!(!stdout(&out).contains(secret), "{url} {args:?}: {secret:?} on stdout");
+            }
+        }
+    }
+}
+
 fn dtredis_stdin(url: &str, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_dtredis"))

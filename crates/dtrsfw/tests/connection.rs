@@ -462,3 +462,69 @@ fn secrets_never_appear_in_logs_at_any_level() {
         "leaked:\n{text}"
     );
 }
+
+#[test]
+fn every_client_reports_the_configured_database() {
+    let server = Server::start();
+    for (config, db) in [
+        (RedisConfig::new().set_redis_url(server.url()), 0),
+        (
+            RedisConfig::new()
+                .set_redis_host("127.0.0.1")
+                .set_redis_port(server.port().into())
+                .set_redis_db("3"),
+            3,
+        ),
+        (
+            RedisConfig::new().set_redis_url(format!("redis://127.0.0.1:{}/5", server.port())),
+            5,
+        ),
+    ] {
+        let redis = RedisInstance::new(config).unwrap();
+        let mut client = redis.get_redis_client();
+        assert_eq!(redis::ConnectionLike::get_db(&client), db);
+        assert_eq!(redis::ConnectionLike::get_db(&*redis.get_redis().unwrap()), db);
+        // And the commands do go to that database.
+        let _: () = client.set("which-db", db).unwrap();
+        let mut conn = server.connection();
+        redis::cmd("SELECT").arg(db).exec(&mut conn).unwrap();
+        assert_eq!(conn.get::<_, i64>("which-db").unwrap(), db);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let async_db = rt.block_on(async {
+            redis
+                .get_async_redis_client()
+                .await
+                .map(|c| redis::aio::ConnectionLike::get_db(&c))
+        });
+        assert_eq!(async_db.unwrap(), db);
+    }
+}
+
+#[test]
+fn socket_timeouts_are_set_through_the_one_error_type() -> dtrsfw::redis::Result<()> {
+    let server = Server::start();
+    let redis = instance_for(&server);
+    let conn = redis.get_redis()?;
+    // `?` in a function returning `dtrsfw::redis::Result`: no redis-rs error type leaks.
+    conn.set_read_timeout(Some(Duration::from_millis(250)))?;
+    conn.set_write_timeout(Some(Duration::from_millis(250)))?;
+    Ok(())
+}
+
+#[test]
+fn the_url_scheme_decides_tls_and_ssl_never_silently_downgrades_it() {
+    // The URL wins over `set_redis_ssl(false)`: `rediss://` means TLS.
+    let redis = RedisInstance::new(RedisConfig::new().set_redis_url("rediss://h:1/0").set_redis_ssl(false)).unwrap();
+    assert!(redis.redis_url().starts_with("rediss://"));
+    // But TLS asked for and a plain URL is a contradiction, rejected rather than dropped.
+    for url in ["redis://h:1/0", "redis+cluster://h:1", "unix:///tmp/r.sock"] {
+        let err = RedisInstance::new(RedisConfig::new().set_redis_url(url).set_redis_ssl(true)).unwrap_err();
+        assert!(
+            err.is_configuration() && err.to_string().contains("redis_ssl"),
+            "{url}: {err}"
+        );
+    }
+}

@@ -172,3 +172,172 @@ fn cache_keys_equal_python_ones_for_random_json_like_arguments() {
         })
         .unwrap();
 }
+
+/// A user name or password as a careless (or unlucky) user writes it: pieces of
+/// characters that break URLs (`@ : / # ? % space \ , & =`, a stray `%XX`), any
+/// printable Unicode character, and plain alphanumerics, in any order.
+fn credential() -> impl Strategy<Value = String> {
+    const BREAKING: &[&str] = &["@", ":", "/", "#", "?", "%", " ", "\\", ",", "&", "=", "+", "%40", "%2"];
+    let piece = prop_oneof![
+        3 => proptest::sample::select(BREAKING).prop_map(String::from),
+        3 => "\\PC",
+        2 => "[a-zA-Z0-9]{1,4}",
+    ];
+    proptest::collection::vec(piece, 1..10).prop_map(|pieces| pieces.concat())
+}
+
+/// Every byte but RFC 3986 unreserved characters as `%XX`: how a careful user embeds
+/// credentials in a URL.
+fn percent_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// URLs of every supported scheme carrying `user` and `password` (already encoded or
+/// not) where that scheme takes credentials; `port` is a live server's.
+fn urls_with_credentials(user: &str, password: &str, port: u16) -> Vec<String> {
+    let other = port.wrapping_add(1);
+    vec![
+        format!("redis://{user}:{password}@127.0.0.1:{port}/0"),
+        format!("redis://:{password}@127.0.0.1:{port}"),
+        format!("rediss://{user}:{password}@127.0.0.1:{port}/0"),
+        format!("redis+cluster://{user}:{password}@127.0.0.1:{port},127.0.0.1:{other}"),
+        format!("rediss+cluster://{user}:{password}@127.0.0.1:{port}/0"),
+        // redis-rs reads a socket's credentials from the query; the user-info form too
+        // must be masked, whatever redis-rs makes of it.
+        format!("unix:///tmp/dtrsfw-no-such.sock?db=0&user={user}&pass={password}"),
+        format!("redis+unix://{user}:{password}@localhost/tmp/dtrsfw-no-such.sock"),
+    ]
+}
+
+/// Everything a user can see of `url`: the configuration's `Debug`, the instance's
+/// `Debug` and `Display` (or the error's `Display` and `Debug`), and with `connect` the
+/// errors of a sync and an async connect attempt and of both health checks; plus every log
+/// event emitted meanwhile (at TRACE).
+fn everything_shown_for(url: &str, connect: bool) -> String {
+    let mut shown = String::new();
+    let logs = dtrsfw_test_support::capture_logs(|| {
+        let config = RedisConfig::new()
+            .set_redis_url(url)
+            .set_redis_socket_connect_timeout(std::time::Duration::from_millis(100))
+            .set_redis_socket_timeout(std::time::Duration::from_millis(100));
+        shown += &format!("{config:?}\n");
+        match RedisInstance::new(config) {
+            Err(e) => shown += &format!("{e}\n{e:?}\n"),
+            Ok(redis) => {
+                shown += &format!("{redis}\n{redis:?}\n");
+                if connect {
+                    shown += &connect_errors(&redis);
+                }
+            }
+        }
+    });
+    shown + &logs
+}
+
+/// The errors, shown, of connecting `redis` every way there is.
+fn connect_errors(redis: &RedisInstance) -> String {
+    let mut shown = String::new();
+    if let Err(e) = redis.get_redis() {
+        shown += &format!("{e}\n{e:?}\n");
+    }
+    let (_, err) = dtrsfw::redis::is_redis_connected(redis);
+    shown += &format!("{err:?}\n");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if let Err(e) = redis.get_async_redis_client().await {
+            shown += &format!("{e}\n{e:?}\n");
+        }
+        let (_, err) = dtrsfw::redis::is_redis_connected_async(redis).await;
+        shown += &format!("{err:?}\n");
+    });
+    shown
+}
+
+/// Forms in which a leaked `secret` could show: as given, as `Debug` escapes it, and
+/// percent-encoded. A form is checked only when it cannot appear by accident: at least 4
+/// characters, and not found in `fixed` (what the same URLs show with placeholder
+/// credentials: schemes, host, port, our messages, redis-rs's and the server's). Shorter
+/// or common values (`"redi"`, `"1:63"`, `"://"`) would make the property flaky without
+/// testing anything more.
+fn leak_forms(secret: &str, fixed: &str) -> Vec<String> {
+    let mut forms = vec![
+        secret.to_owned(),
+        secret.escape_debug().to_string(),
+        percent_encoded(secret),
+    ];
+    forms.retain(|form| form.chars().count() >= 4 && !fixed.contains(form.as_str()));
+    forms.dedup();
+    forms
+}
+
+/// What the URLs of `port` show with placeholder credentials, harmless and URL-breaking,
+/// raw and percent-encoded: the fixed text a secret must not be part of to be checked.
+fn fixed_text(port: u16, connect: bool) -> String {
+    [("PHuser", "PHpass"), ("PH/u#s", "PH p@ss?/")]
+        .iter()
+        .flat_map(|(u, p)| {
+            let mut urls = urls_with_credentials(u, p, port);
+            urls.extend(urls_with_credentials(&percent_encoded(u), &percent_encoded(p), port));
+            urls
+        })
+        .map(|url| everything_shown_for(&url, connect))
+        .collect()
+}
+
+/// The property, over `cases` random credential pairs, each embedded raw or
+/// percent-encoded in every URL form of [`urls_with_credentials`].
+fn assert_credentials_never_shown(cases: u32, connect: bool) {
+    use proptest::test_runner::{Config, TestRunner};
+    let server = dtrsfw_test_support::Server::start();
+    let port = server.port();
+    let fixed = fixed_text(port, connect);
+    let mut runner = TestRunner::new(Config::with_cases(cases));
+    runner
+        .run(
+            &(credential(), credential(), any::<bool>()),
+            |(user, password, encode)| {
+                let (u, p) = if encode {
+                    (percent_encoded(&user), percent_encoded(&password))
+                } else {
+                    (user.clone(), password.clone())
+                };
+                let forms: Vec<String> = [&user, &password]
+                    .iter()
+                    .flat_map(|secret| leak_forms(secret, &fixed))
+                    .collect();
+                for url in urls_with_credentials(&u, &p, port) {
+                    let shown = everything_shown_for(&url, connect);
+                    for form in &forms {
+                        prop_assert!(!shown.contains(form.as_str()), "{form:?} shown for {url:?}:\n{shown}");
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+/// Valid URL or not: configuration and instance `Debug`/`Display`, validation errors
+/// and logs. Cheap, so many cases.
+#[test]
+fn credentials_never_show_in_errors_debug_display_or_logs_for_any_url() {
+    assert_credentials_never_shown(500, false);
+}
+
+/// The same, connecting too (sync and async, health checks) to a live server that
+/// refuses the credentials, or failing to: fewer cases, as each connects up to 28 times (7 URLs, 4 ways).
+#[test]
+fn credentials_never_show_when_connecting_with_any_url() {
+    assert_credentials_never_shown(8, true);
+}

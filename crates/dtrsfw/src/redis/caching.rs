@@ -204,6 +204,7 @@ impl CacheArgs {
     }
 
     /// Adds the argument `name` with `value`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn arg<T: Serialize + ?Sized>(mut self, name: impl Into<Cow<'static, str>>, value: &T) -> Self {
         self.push(name, value);
         self

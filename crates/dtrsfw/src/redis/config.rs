@@ -129,19 +129,28 @@ impl RedisConfig {
     }
 
     /// Full Redis URL (`redis://`, `rediss://`, `unix://`); when set it overrides host,
-    /// port, db, username, password and ssl.
+    /// port, db, username and password. Its scheme decides TLS: `rediss://` connects with
+    /// TLS whatever [`set_redis_ssl`](Self::set_redis_ssl) says, and `set_redis_ssl(true)`
+    /// with a plain URL is rejected by `RedisInstance::new` (never a silent downgrade).
+    ///
+    /// Credentials in the URL must be percent-encoded, as in any URL (`p%40ss` for `p@ss`;
+    /// a `unix://` socket takes them as `?user=..&pass=..`). Valid URL or not, they are
+    /// masked wherever the URL is shown (errors, `Debug`, `Display`, logs): everything
+    /// between `scheme://` and the last `@`, and any query, becomes `***`.
     ///
     /// A Redis Cluster (or Valkey cluster) is a URL with the scheme `redis+cluster://`
     /// (`rediss+cluster://` for TLS) and a comma-separated list of seed nodes:
     /// `redis+cluster://[user:password@]host1:port1,host2:port2`. The seeds only bootstrap:
     /// the client discovers every node from them, so one live seed is enough. Being a URL,
     /// it also comes from `REDIS_URL` in [`from_env`](Self::from_env). By default, none.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
     }
 
     /// Server host name or address. By default, none (a host or a URL is required).
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -149,30 +158,36 @@ impl RedisConfig {
 
     /// Server port, 1 to 65535 (wider type so a bad value is reported, not truncated).
     /// By default, 6379.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_port(mut self, port: u32) -> Self {
         self.port = Some(port);
         self
     }
 
     /// Database index, as text like the Python package (`"0"`). By default, `"0"`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_db(mut self, db: impl Into<String>) -> Self {
         self.db = Some(db.into());
         self
     }
 
     /// ACL user name. By default, none.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
         self
     }
 
     /// Password (`AUTH`). Never printed. By default, none.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
         self
     }
 
-    /// Use TLS (`rediss://`). By default, `false`.
+    /// Use TLS (`rediss://`). With [`set_redis_url`](Self::set_redis_url) the URL's scheme
+    /// decides, and `true` with a plain `redis://` URL is an error. By default, `false`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_ssl(mut self, ssl: bool) -> Self {
         self.ssl = ssl;
         self
@@ -180,6 +195,7 @@ impl RedisConfig {
 
     /// PEM file of the certificate authority that signed the server's certificate, for
     /// servers not trusted by the system store. By default, the system's trust store.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_ssl_ca_certs(mut self, path: impl Into<PathBuf>) -> Self {
         self.ssl_ca_certs = Some(path.into());
         self
@@ -187,18 +203,21 @@ impl RedisConfig {
 
     /// Most connections the sync pool holds at once; a borrower waits at most the
     /// connect timeout for one to come back. By default, 10.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_max_connections(mut self, max_connections: usize) -> Self {
         self.max_connections = Some(max_connections);
         self
     }
 
     /// Longest wait for a reply to a command. By default, 5 seconds.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_socket_timeout(mut self, timeout: Duration) -> Self {
         self.socket_timeout = Some(timeout);
         self
     }
 
     /// Longest wait to establish a connection. By default, 5 seconds.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_socket_connect_timeout(mut self, timeout: Duration) -> Self {
         self.socket_connect_timeout = Some(timeout);
         self
@@ -207,6 +226,7 @@ impl RedisConfig {
     /// TCP keepalive (first probe after 15 s idle, then every 5 s, 3 probes — as the
     /// Python package, so proxies that drop idle connections are noticed). By default,
     /// `true`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_socket_keepalive(mut self, keepalive: bool) -> Self {
         self.socket_keepalive = Some(keepalive);
         self
@@ -214,6 +234,7 @@ impl RedisConfig {
 
     /// A pooled sync connection idle for longer than this is PINGed before it is handed
     /// out, and replaced if the PING fails. By default, 15 seconds.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_health_check_interval(mut self, interval: Duration) -> Self {
         self.health_check_interval = Some(interval);
         self
@@ -223,6 +244,7 @@ impl RedisConfig {
     /// — only for commands that are safe to repeat (reads such as `GET`, `PING`,
     /// `XRANGE`, `XINFO`, `XPENDING`, `SCAN`, and idempotent writes such as `SET`,
     /// `DEL`, `XACK`; never `XADD`, `INCR` or `XREADGROUP`). By default, `true`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_redis_retry_on_timeout(mut self, retry: bool) -> Self {
         self.retry_on_timeout = Some(retry);
         self
@@ -357,15 +379,80 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// The URL with its user-info (user name and password) replaced by `***`, for display.
+/// The URL as it may be shown: everything between `scheme://` and the last `@` (from
+/// the start when there is no scheme) becomes `***`, and so does everything after a
+/// `?` (a query can carry credentials: `unix:///s.sock?user=u&pass=p`). When a `?` comes
+/// before the last `@`, everything after the scheme is masked.
+///
+/// It never parses the URL: a password is exactly where `/`, `#`, `?` or `@` appear
+/// unencoded, and a parser would end the user-info there and show the rest.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..scheme_end], &rest[at + 1..]),
+    let start = url
+        .find("://")
+        .filter(|&end| is_scheme(&url[..end]))
+        .map_or(0, |end| end + 3);
+    let scheme = &url[..start];
+    let query = url[start..].find('?').map(|q| start + q);
+    match url[start..].rfind('@').map(|at| start + at) {
+        // A `?` before the last `@`: either the password holds a `?` or the query an `@`;
+        // what follows may be the rest of either, so nothing of it is shown.
+        Some(at) if query.is_some_and(|q| q < at) => format!("{scheme}***"),
+        Some(at) => mask_query(&format!("{scheme}***@{}", &url[at + 1..])),
+        None => mask_query(url),
+    }
+}
+
+/// `url` with everything after its first `?` replaced by `***`.
+fn mask_query(url: &str) -> String {
+    match url.find('?') {
+        Some(q) => format!("{}?***", &url[..q]),
         None => url.to_owned(),
+    }
+}
+
+/// Whether `s` is a URL scheme (RFC 3986: a letter, then letters, digits, `+ - .`), so
+/// that `user:pa://ss@host` is not mistaken for one.
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redaction_masks_up_to_the_last_at_whatever_the_credentials_contain() {
+        let cases = [
+            // The issue's examples: `#`, `/` and `@` unencoded in the password.
+            (
+                "redis://admin:hun#ter2@127.0.0.1:6399/0",
+                "redis://***@127.0.0.1:6399/0",
+            ),
+            ("redis+cluster://user:p#ss@h1:1,h2:2", "redis+cluster://***@h1:1,h2:2"),
+            ("rediss://u:p/ss@host:1/0", "rediss://***@host:1/0"),
+            ("redis://u:p?ss@host:1/0", "redis://***"),
+            ("redis://us@r:p@ss@host:1/0", "redis://***@host:1/0"),
+            ("redis://u:p%40ss@host:1/0", "redis://***@host:1/0"),
+            // No scheme (or something before `://` that is no scheme): up to the last `@`.
+            ("admin:hunter2@host:6379", "***@host:6379"),
+            ("u:pa://ss@host:1", "***@host:1"),
+            // Nothing to mask.
+            ("redis://host:6379/0", "redis://host:6379/0"),
+            ("rediss://host:6379/0#insecure", "rediss://host:6379/0#insecure"),
+            ("redis+cluster://h1:1,h2:2", "redis+cluster://h1:1,h2:2"),
+            // A query can carry credentials (`unix://...?user=..&pass=..`): it is masked whole.
+            (
+                "unix:///tmp/r.sock?db=1&user=adm&pass=hun#ter2",
+                "unix:///tmp/r.sock?***",
+            ),
+            ("redis://u:p@host:1/0?protocol=resp3", "redis://***@host:1/0?***"),
+            ("unix:///tmp/r.sock?pass=a@b", "unix://***"),
+            ("unix:///tmp/r.sock?user=@&pass= %::", "unix://***"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

@@ -174,6 +174,10 @@ fn is_cluster_url(url: &str) -> bool {
 /// The seed nodes of a cluster URL, each as a one-node URL (`redis[s]://[auth@]host:port`)
 /// carrying the shared credentials. A cluster has only database 0, so any other is an
 /// error rather than silently ignored.
+///
+/// The credentials end at the last `@`, as in [`redact_url`]: where they hold an
+/// unencoded `/`, `#` or `?`, the seed then fails to parse (masked) instead of the rest of
+/// the password being taken for a host or a database.
 fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let node_scheme = if scheme == CLUSTER_TLS_SCHEME {
@@ -181,7 +185,11 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     } else {
         "redis"
     };
-    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (auth, after_auth) = match rest.rfind('@') {
+        Some(at) => rest.split_at(at + 1),
+        None => ("", rest),
+    };
+    let (hosts, path) = after_auth.split_at(after_auth.find(['/', '?', '#']).unwrap_or(after_auth.len()));
     let db = path
         .strip_prefix('/')
         .unwrap_or("")
@@ -189,15 +197,16 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
         .next()
         .unwrap_or("");
     if !db.is_empty() && db != "0" {
+        // Only a number is quoted: anything else may be a piece of a mistyped password.
+        let not = match db.parse::<u64>() {
+            Ok(n) => format!("not {n}"),
+            Err(_) => "and the URL's path is not a database number".to_owned(),
+        };
         return Err(Error::config(
             "redis_url",
-            format!("a cluster has only database 0, not {db:?}"),
+            format!("a cluster has only database 0, {not}"),
         ));
     }
-    let (auth, hosts) = match authority.rfind('@') {
-        Some(at) => authority.split_at(at + 1),
-        None => ("", authority),
-    };
     let seeds: Vec<String> = hosts
         .split(',')
         .map(str::trim)
@@ -214,14 +223,37 @@ fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
         ));
     }
     for seed in &seeds {
-        seed.as_str().into_connection_info().map_err(|e| {
-            Error::config(
-                "redis_url",
-                format!("seed {:?} cannot be parsed: {e}", redact_url(seed)),
-            )
-        })?;
+        seed.as_str()
+            .into_connection_info()
+            .map_err(|e| unparsable_url(&format!("seed {:?}", redact_url(seed)), &e))?;
     }
     Ok(seeds)
+}
+
+/// The error for a URL redis-rs refused. It carries redis-rs's description ("Redis URL
+/// did not parse", "Invalid database number", ...) but not its detail, which can quote the
+/// input (an unknown `protocol=` value) and so a piece of a mistyped password.
+fn unparsable_url(what: &str, err: &redis::RedisError) -> Error {
+    let hint = if what.contains('@') {
+        "; in credentials, characters such as @ : / # ? % must be percent-encoded"
+    } else {
+        ""
+    };
+    Error::config(
+        "redis_url",
+        format!("{what} cannot be parsed ({}){hint}", redis_description(err)),
+    )
+}
+
+/// redis-rs's fixed description of a client-side error, without its detail (see
+/// [`unparsable_url`]). Its `Display` is `description - Kind[: detail]`.
+fn redis_description(err: &redis::RedisError) -> String {
+    let text = err.to_string();
+    let description = text.split(" - ").next().unwrap_or_default();
+    match err.detail() {
+        Some(detail) if description.contains(detail) => format!("{:?}", err.kind()),
+        _ => description.to_owned(),
+    }
 }
 
 /// Builds the URL the way the Python package does (`redis[s]://[user[:pass]@]host:port/db`,
@@ -254,7 +286,7 @@ fn build_url(config: &RedisConfig) -> Result<String> {
             return Ok(url.to_owned());
         }
         url.into_connection_info()
-            .map_err(|e| Error::config("redis_url", format!("{:?} cannot be parsed: {e}", redact_url(url))))?;
+            .map_err(|e| unparsable_url(&format!("{:?}", redact_url(url)), &e))?;
         return Ok(url.to_owned());
     }
     let host = config.redis_host().filter(|h| !h.trim().is_empty()).ok_or_else(|| {
@@ -324,6 +356,8 @@ struct Connector {
     connect_timeout: Duration,
     response_timeout: Duration,
     retry_on_timeout: bool,
+    /// The database the connections select (always 0 on a cluster).
+    db: i64,
 }
 
 fn tcp_settings(config: &RedisConfig) -> Option<TcpSettings> {
@@ -353,8 +387,13 @@ impl Connector {
         } else {
             Target::Single(Self::single_client(config, url)?)
         };
+        let db = match &target {
+            Target::Single(client) => client.get_connection_info().redis_settings().db(),
+            Target::Cluster(_) => 0,
+        };
         Ok(Connector {
             target,
+            db,
             connect_timeout: config.redis_socket_connect_timeout(),
             response_timeout: config.redis_socket_timeout(),
             retry_on_timeout: config.redis_retry_on_timeout(),
@@ -381,13 +420,15 @@ impl Connector {
                 root_cert: Some(root_cert),
             });
         }
-        builder.build().map_err(|e| Error::config("redis_url", e))
+        builder
+            .build()
+            .map_err(|e| Error::config("redis_url", redis_description(&e)))
     }
 
     fn single_client(config: &RedisConfig, url: &str) -> Result<redis::Client> {
         let mut info: ConnectionInfo = url
             .into_connection_info()
-            .map_err(|e| Error::config("redis_url", format!("cannot be parsed: {e}")))?;
+            .map_err(|e| unparsable_url(&format!("{:?}", redact_url(url)), &e))?;
         if let Some(tcp) = tcp_settings(config) {
             info = info.set_tcp_settings(tcp);
         }
@@ -409,7 +450,7 @@ impl Connector {
                 redis::Client::open(info)
             }
         }
-        .map_err(|e| Error::config("redis_url", e))?;
+        .map_err(|e| Error::config("redis_url", redis_description(&e)))?;
         Ok(client)
     }
 
@@ -458,9 +499,8 @@ impl Connector {
             }
         };
         let conn = SyncConnection { inner: conn };
-        conn.set_read_timeout(Some(response_timeout))
-            .and_then(|()| conn.set_write_timeout(Some(response_timeout)))
-            .map_err(|e| Error::redis("setting socket timeouts", e))?;
+        conn.set_read_timeout(Some(response_timeout))?;
+        conn.set_write_timeout(Some(response_timeout))?;
         Ok(conn)
     }
 
@@ -662,7 +702,7 @@ impl RedisInstance {
     pub fn get_redis_client(&self) -> RedisClient {
         RedisClient {
             instance: self.clone(),
-            db: 0,
+            db: self.inner.connector.db,
         }
     }
 
@@ -810,20 +850,22 @@ impl SyncConnection {
         }
     }
 
-    /// Sets the read timeout (of every node's socket, on a cluster).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+    /// Sets the read timeout (of every node's socket, on a cluster); `None` waits forever.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_read_timeout(timeout),
             SyncInner::Cluster(conn) => conn.set_read_timeout(timeout),
         }
+        .map_err(|e| Error::redis("setting the read timeout", e))
     }
 
-    /// Sets the write timeout (of every node's socket, on a cluster).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> redis::RedisResult<()> {
+    /// Sets the write timeout (of every node's socket, on a cluster); `None` waits forever.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_write_timeout(timeout),
             SyncInner::Cluster(conn) => conn.set_write_timeout(timeout),
         }
+        .map_err(|e| Error::redis("setting the write timeout", e))
     }
 }
 
@@ -1294,6 +1336,44 @@ mod tests {
         let err = cluster_seed_urls("redis+cluster://u:secret@").unwrap_err();
         assert!(err.to_string().contains("no seed"), "{err}");
         assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    /// Every configuration error of `url`, as shown (Display and Debug).
+    fn config_error_text(url: &str) -> String {
+        let err = RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect_err(url);
+        assert!(err.is_configuration(), "{err}");
+        format!("{err} {err:?}")
+    }
+
+    #[test]
+    fn malformed_urls_are_rejected_without_quoting_their_credentials() {
+        let cases = [
+            ("redis://admin:hun#ter2@127.0.0.1:6399/0", ["admin", "hun#ter2"]),
+            ("redis+cluster://user:p#ss@h1:1,h2:2", ["user", "p#ss"]),
+            ("redis+cluster://user:pa/ssw0rd@h1:1,h2:2/0", ["user", "ssw0rd"]),
+            ("rediss://u:p/ss@host:1/0", ["u:p", "p/ss"]),
+            ("rediss+cluster://usr:pw/s3cr3t@h1:1", ["usr", "s3cr3t"]),
+            // redis-rs quotes an unknown protocol value in its error detail.
+            ("redis://h:1/0?protocol=secr3t-pw", ["secr3t-pw", "secr3t-pw"]),
+        ];
+        for (url, secrets) in cases {
+            let text = config_error_text(url);
+            for secret in secrets {
+                assert!(!text.contains(secret), "{url}: {secret:?} leaked in {text}");
+            }
+            assert!(text.contains("redis_url"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_database_other_than_0_is_named_without_quoting_the_path() {
+        let text = config_error_text("redis+cluster://h1:1,h2:2/3");
+        assert!(text.contains("only database 0, not 3"), "{text}");
+        let text = config_error_text("redis+cluster://h1:1/not-a-db-pw");
+        assert!(
+            text.contains("only database 0") && !text.contains("not-a-db-pw"),
+            "{text}"
+        );
     }
 
     #[test]

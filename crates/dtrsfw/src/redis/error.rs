@@ -3,7 +3,8 @@
 //! Like redis-rs, the error is opaque: callers branch on [`Error::kind`] or on a
 //! classifier such as [`Error::is_timeout`], never on message text. Messages name the
 //! problem (the field, the channel, the command) but never carry a credential: errors are
-//! built from our own words plus the redis-rs error, and redis-rs never echoes the URL.
+//! built from our own words plus the redis-rs error, a URL is shown masked, and for a URL
+//! redis-rs refuses only its fixed description is kept (its detail can quote the input).
 //!
 //! One error type for the whole library, opaque, with [`Error::kind`] and classifiers:
 //! [`Error::is_connection`], [`Error::is_timeout`], [`Error::is_authentication`],

@@ -38,9 +38,9 @@ pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
     // full socket timeout, and a probe must not queue behind busy pool users.
     let result = redis.get_blocking_connection(Duration::ZERO).and_then(|mut conn| {
         let t = limit(redis);
-        let pong = conn
-            .set_read_timeout(Some(t))
-            .and_then(|()| redis::cmd("PING").query::<String>(&mut conn))
+        conn.set_read_timeout(Some(t))?;
+        let pong = redis::cmd("PING")
+            .query::<String>(&mut conn)
             .map_err(|e| Error::redis("PING", e))?;
         if conn.is_cluster() {
             let info: String = redis::cmd("CLUSTER")

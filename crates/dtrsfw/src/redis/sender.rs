@@ -219,6 +219,7 @@ impl SenderOptions {
     /// below 1 count as 1. Each attempt is bounded by the instance's socket timeout, so a
     /// send against a stalled server fails after at most `attempts × timeout` plus the
     /// backoffs. By default, 4.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -226,12 +227,14 @@ impl SenderOptions {
 
     /// The wait before the first retry; each further retry waits twice as long, up to
     /// [`set_max_backoff`](Self::set_max_backoff). By default, 50 ms.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
 
     /// The longest wait between two attempts. By default, 1 s.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
@@ -241,6 +244,7 @@ impl SenderOptions {
     /// [`Sender::send_messages`]; a larger batch goes in several. Bounds the memory of a
     /// request and the time the shared connection is held by one batch. Values below 1
     /// count as 1. By default, 1000.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_batch_size(mut self, size: usize) -> Self {
         self.batch_size = size.max(1);
         self

@@ -329,8 +329,7 @@ impl ServerState {
 }
 
 fn set_timeouts(conn: SyncConnection, timeout: Duration) -> crate::redis::Result<SyncConnection> {
-    conn.set_read_timeout(Some(timeout))
-        .and_then(|()| conn.set_write_timeout(Some(timeout)))
-        .map_err(|e| crate::redis::error::Error::redis("setting cache timeouts", e))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
     Ok(conn)
 }

@@ -77,6 +77,7 @@ impl ChannelOptions {
     /// Whether this instance reads the channel (`false`: the channel is registered for
     /// [`clean_up_consumed_messages`](super::Consumer::clean_up_consumed_messages) only).
     /// By default, `true`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn read_messages(mut self, read: bool) -> Self {
         self.read_messages = read;
         self
@@ -84,12 +85,14 @@ impl ChannelOptions {
 
     /// The services whose acknowledgement an entry needs before cleanup may delete it.
     /// By default, none (and cleanup then deletes nothing).
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn consumers<S: Into<String>>(mut self, services: impl IntoIterator<Item = S>) -> Self {
         self.consumers = services.into_iter().map(Into::into).collect();
         self
     }
 
     /// Whether `clean_up_consumed_messages` trims this channel. By default, `false`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn message_cleanup(mut self, cleanup: bool) -> Self {
         self.message_cleanup = cleanup;
         self
@@ -97,6 +100,7 @@ impl ChannelOptions {
 
     /// Where the group starts when `register_channel` creates it (an existing group keeps
     /// its position). By default, [`StartFrom::NewMessages`].
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn start_from(mut self, start: StartFrom) -> Self {
         self.start_from = start;
         self
@@ -104,6 +108,7 @@ impl ChannelOptions {
 
     /// The most entries whose handlers run at once in this instance (at least 1). With 1,
     /// entries are handled one after the other in stream order. By default, 1.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn parallelism(mut self, handlers: usize) -> Self {
         self.parallelism = handlers.max(1);
         self
@@ -114,6 +119,7 @@ impl ChannelOptions {
     /// ones) and are handed to free slots in order. Keep it 0 when several instances
     /// share the work and handlers are slow, so that idle instances get the entries. By
     /// default, 0.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn read_ahead(mut self, entries: usize) -> Self {
         self.read_ahead = entries;
         self
@@ -121,6 +127,7 @@ impl ChannelOptions {
 
     /// Deliveries after which a still-failing entry goes to the dead-letter stream (at
     /// least 1). By default, 5.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn max_deliveries(mut self, deliveries: u64) -> Self {
         self.max_deliveries = deliveries.max(1);
         self
@@ -130,6 +137,7 @@ impl ChannelOptions {
     /// of the service reclaims (`XAUTOCLAIM`) and retries it. Entries in progress renew
     /// their claim at a third of this, so only failed entries and those of dead instances
     /// are taken. By default, 60 seconds.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn reclaim_idle(mut self, idle: Duration) -> Self {
         self.reclaim_idle = idle.max(Duration::from_millis(10));
         self
@@ -192,6 +200,7 @@ impl ConsumerOptions {
     /// How long shutdown waits for in-flight handlers; those still running then are
     /// abandoned and their entries stay pending for another instance. By default, 30
     /// seconds.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -200,6 +209,7 @@ impl ConsumerOptions {
     /// Consumers of this service's groups idle longer than this with nothing pending are
     /// removed by housekeeping (dead instances leave their names behind). By default, 24
     /// hours.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn idle_consumer_timeout(mut self, idle: Duration) -> Self {
         self.idle_consumer_timeout = idle;
         self
@@ -208,6 +218,7 @@ impl ConsumerOptions {
     /// The longest pause between reconnection attempts after Redis failed; it bounds how
     /// long after the server's return (or a failover) reading resumes. By default, 1
     /// second.
+    #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff.max(Duration::from_millis(10));
         self
