@@ -413,11 +413,18 @@ async fn write(to: &mut (impl AsyncWrite + Unpin), bytes: &[u8], faults: &Faults
             rate => (rate as usize / 10).max(1),
         }
     };
+    let (start, mut sent) = (Instant::now(), 0usize);
     for slice in bytes.chunks(piece) {
-        // Paced before the write, so the last byte leaves no sooner than `len / rate`.
+        // Paced by the bytes sent so far (not a sleep per slice, which would cost at
+        // least a timer tick per byte when fragmented): the last byte leaves no sooner
+        // than `len / rate` after the first.
         let rate = faults.bandwidth.load(Ordering::SeqCst);
+        sent += slice.len();
         if rate > 0 {
-            tokio::time::sleep(Duration::from_secs_f64(slice.len() as f64 / rate as f64)).await;
+            let due = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            if due > Instant::now() + Duration::from_millis(1) {
+                tokio::time::sleep_until(due).await;
+            }
         }
         to.write_all(slice).await?;
         to.flush().await?;

@@ -1,6 +1,6 @@
 //! The fault scheduler: every `T`, one random fault from a seeded RNG.
 //!
-//! Timed faults (latency, black hole, fragments, bandwidth) last a random 20–300 ms and
+//! Timed faults (latency, black hole, fragments, bandwidth) last a random 10–150 ms and
 //! are lifted by the scheduler when they expire; resets happen at once (all connections)
 //! or are armed for a random 1–4096 bytes in a random direction. The same seed and
 //! period give the same sequence of faults (the traffic they hit depends on timing).
@@ -27,7 +27,7 @@ pub enum Fault {
     ResetAfterBytes,
     /// 1-byte writes.
     Fragment,
-    /// 2–200 KB/s.
+    /// 20 KB/s to 1 MB/s.
     Bandwidth,
 }
 
@@ -42,9 +42,9 @@ impl Fault {
         Fault::Bandwidth,
     ];
 
-    /// Relative frequencies: resets and black holes stay a minority, so work still
-    /// progresses between them.
-    const WEIGHTS: [u64; 6] = [25, 5, 10, 15, 25, 20];
+    /// Relative frequencies: faults that break connections (resets, black holes) are
+    /// one in ten, so work still progresses between them at a fault every few ms.
+    const WEIGHTS: [u64; 6] = [30, 2, 3, 5, 30, 30];
 
     fn pick(rng: &mut Rng) -> Fault {
         let mut roll = rng.below(Self::WEIGHTS.iter().sum());
@@ -137,7 +137,7 @@ async fn run(faults: Arc<Faults>, counts: Arc<[AtomicU64; 6]>, mut rng: Rng, eve
         tick.tick().await;
         lift_expired(&faults, &mut expiry);
         let fault = Fault::pick(&mut rng);
-        let lasts = Duration::from_millis(20 + rng.below(281));
+        let lasts = Duration::from_millis(10 + rng.below(141));
         match fault {
             Fault::Latency => faults.set_latency(
                 Duration::from_millis(1 + rng.below(50)),
@@ -154,7 +154,7 @@ async fn run(faults: Arc<Faults>, counts: Arc<[AtomicU64; 6]>, mut rng: Rng, eve
                 faults.reset_after(direction, 1 + rng.below(4096));
             }
             Fault::Fragment => faults.set_fragmented(true),
-            Fault::Bandwidth => faults.set_bandwidth(Some(2_000 + rng.below(198_001))),
+            Fault::Bandwidth => faults.set_bandwidth(Some(20_000 + rng.below(980_001))),
         }
         if !matches!(fault, Fault::ResetNow | Fault::ResetAfterBytes) {
             expiry[fault as usize] = Some(Instant::now() + lasts);

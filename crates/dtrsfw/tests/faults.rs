@@ -1,0 +1,341 @@
+//! Network faults, through the fault-injecting proxy of `dtrsfw-test-support`: random
+//! faults under load, a reset in the middle of a batch, fragmented and slow replies, a
+//! black hole, an out-of-memory server, a demoted primary, and a slow handler whose
+//! connection drops. Each scenario prints its figures (run with `--nocapture`) and asserts
+//! the guarantees, never the speed. `RELIABILITY.md` ("Network faults") maps each
+//! guarantee to its test.
+//!
+//! The random-fault run lasts `$DTRSFW_FAULT_SECONDS` (10 by default) per seed, for
+//! `$DTRSFW_FAULT_SEEDS` seeds (1 by default); `$DTRSFW_FAULT_SEED` replays one printed
+//! seed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtrsfw::redis::{
+    ChannelOptions, Consumer, Delivery, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom,
+};
+use dtrsfw_test_support::Server;
+use dtrsfw_test_support::proxy::{Proxy, chaos};
+
+/// Socket and connect timeout of every instance that goes through the proxy.
+const TIMEOUT: Duration = Duration::from_millis(500);
+/// Slack for a loaded 2-core machine: the bounds are what matter.
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn config(url: String) -> RedisConfig {
+    RedisConfig::new()
+        .set_redis_url(url)
+        .set_redis_socket_timeout(TIMEOUT)
+        .set_redis_socket_connect_timeout(TIMEOUT)
+}
+
+fn instance(url: String) -> RedisInstance {
+    RedisInstance::new(config(url)).expect("valid config")
+}
+
+fn sender_options() -> SenderOptions {
+    SenderOptions::new()
+        .set_max_attempts(4)
+        .set_initial_backoff(Duration::from_millis(20))
+        .set_max_backoff(Duration::from_millis(200))
+}
+
+/// The documented bound of a send (one chunk): each of its 4 attempts waits at most the
+/// connect timeout plus the socket timeout, plus the backoffs between them (20, 40, 80 ms).
+fn send_bound() -> Duration {
+    TIMEOUT * 2 * 4 + Duration::from_millis(20 + 40 + 80)
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the handlers saw: (entry ID, body key, consumer index).
+type Handled = Arc<Mutex<Vec<(String, String, usize)>>>;
+
+fn recorder(
+    log: &Handled,
+    index: usize,
+) -> impl Fn(Delivery) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static {
+    let log = log.clone();
+    move |d: Delivery| {
+        let key = d.payload()["key"].as_str().unwrap_or_default().to_owned();
+        log.lock().unwrap().push((d.id().to_owned(), key, index));
+        std::future::ready(Ok(()))
+    }
+}
+
+/// `XPENDING <channel> <group>`: the count of pending entries.
+fn pending(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
+    match redis::cmd("XPENDING").arg(channel).arg(group).query(conn) {
+        Ok(redis::Value::Array(items)) => match items.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// One send of a producer: its start, how long it took, how many messages, and the IDs
+/// (or the error).
+struct SendRecord {
+    took: Duration,
+    messages: usize,
+    result: Result<Vec<String>, dtrsfw::redis::Error>,
+}
+
+fn message(producer: usize, n: u64) -> Message {
+    Message::new("fault", &serde_json::json!({ "key": format!("p{producer}-{n}") })).unwrap()
+}
+
+/// The async producer: alternates single sends and batches of 1–8 until `stop`.
+fn async_producer(
+    sender: Sender,
+    channel: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<SendRecord>> {
+    tokio::spawn(async move {
+        let (mut records, mut n) = (Vec::new(), 0u64);
+        while !stop.load(Ordering::SeqCst) {
+            let batch = if records.len() % 2 == 0 {
+                0
+            } else {
+                1 + records.len() % 8
+            };
+            let start = Instant::now();
+            let (messages, result) = if batch == 0 {
+                n += 1;
+                let r = sender.send_message(channel, &message(0, n)).await;
+                (1, r.map(|id| vec![id.to_string()]))
+            } else {
+                let batch: Vec<Message> = (0..batch)
+                    .map(|_| {
+                        n += 1;
+                        message(0, n)
+                    })
+                    .collect();
+                let r = sender.send_messages(channel, &batch).await;
+                (batch.len(), r.map(|ids| ids.iter().map(ToString::to_string).collect()))
+            };
+            records.push(SendRecord {
+                took: start.elapsed(),
+                messages,
+                result,
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        records
+    })
+}
+
+/// The blocking twin of [`async_producer`], on its own thread.
+fn blocking_producer(
+    sender: Sender,
+    channel: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<SendRecord>> {
+    std::thread::spawn(move || {
+        let (mut records, mut n) = (Vec::new(), 0u64);
+        while !stop.load(Ordering::SeqCst) {
+            let batch = if records.len() % 2 == 0 {
+                0
+            } else {
+                1 + records.len() % 8
+            };
+            let start = Instant::now();
+            let (messages, result) = if batch == 0 {
+                n += 1;
+                let r = sender.send_message_blocking(channel, &message(1, n));
+                (1, r.map(|id| vec![id.to_string()]))
+            } else {
+                let batch: Vec<Message> = (0..batch)
+                    .map(|_| {
+                        n += 1;
+                        message(1, n)
+                    })
+                    .collect();
+                let r = sender.send_messages_blocking(channel, &batch);
+                (batch.len(), r.map(|ids| ids.iter().map(ToString::to_string).collect()))
+            };
+            records.push(SendRecord {
+                took: start.elapsed(),
+                messages,
+                result,
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        records
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_under_load_lose_no_acknowledged_send() {
+    let seconds = env_number("DTRSFW_FAULT_SECONDS", 10);
+    let seeds: Vec<u64> = match std::env::var("DTRSFW_FAULT_SEED") {
+        Ok(_) => vec![chaos::seed_from_env(1)],
+        Err(_) => (1..=env_number("DTRSFW_FAULT_SEEDS", 1)).collect(),
+    };
+    for seed in seeds {
+        random_faults_run(seed, Duration::from_secs(seconds)).await;
+    }
+}
+
+async fn random_faults_run(seed: u64, run_for: Duration) {
+    const CHANNEL: &str = "chaos";
+    const RECLAIM: Duration = Duration::from_secs(2);
+    let server = Server::start();
+    let proxy = Proxy::start(server.port());
+    let options = sender_options();
+    // Each party has its own instance (its own connections), as separate processes would.
+    let async_sender = Sender::with_options(&instance(proxy.url()), options.clone());
+    let blocking_sender = Sender::with_options(&instance(proxy.url()), options.clone());
+    async_sender.register_channel(CHANNEL).unwrap();
+    blocking_sender.register_channel(CHANNEL).unwrap();
+    let log: Handled = Arc::default();
+    let mut consumers = Vec::new();
+    for index in 0..3 {
+        let c = Consumer::new(&instance(proxy.url()), "svc").unwrap();
+        c.register_channel(
+            CHANNEL,
+            ChannelOptions::new()
+                .start_from(StartFrom::Beginning)
+                .reclaim_idle(RECLAIM)
+                .max_deliveries(1000),
+        )
+        .await
+        .unwrap();
+        c.register_async_handler(CHANNEL, recorder(&log, index)).unwrap();
+        consumers.push(c);
+    }
+    let loops: Vec<_> = consumers
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.persist_consume_all_channels(Duration::from_millis(10), Duration::from_millis(200))
+                    .await
+            })
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = async_producer(async_sender, CHANNEL, stop.clone());
+    let blocking = blocking_producer(blocking_sender, CHANNEL, stop.clone());
+
+    // One fault every 7 ms by default: about 1 400 in 10 s.
+    let every = Duration::from_millis(env_number("DTRSFW_FAULT_EVERY_MS", 7));
+    proxy.start_chaos(seed, every);
+    tokio::time::sleep(run_for).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut records = producing.await.unwrap();
+    records.extend(
+        tokio::task::spawn_blocking(move || blocking.join().unwrap())
+            .await
+            .unwrap(),
+    );
+    let faults = proxy.stop_chaos();
+
+    let bound = send_bound();
+    let worst = records.iter().map(|r| r.took).max().unwrap_or_default();
+    let acknowledged: HashSet<String> = records
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .flatten()
+        .cloned()
+        .collect();
+    let failed: Vec<&dtrsfw::redis::Error> = records.iter().filter_map(|r| r.result.as_ref().err()).collect();
+    let failed_messages: usize = records.iter().filter(|r| r.result.is_err()).map(|r| r.messages).sum();
+    for e in failed.iter().take(3) {
+        eprintln!("  a failed send: {e}");
+    }
+    for e in &failed {
+        assert!(e.is_transient(), "only transient errors from network faults: {e}");
+    }
+
+    // Everything acknowledged reaches a handler, and nothing stays pending.
+    let group = format!("{CHANNEL}:svc:cg");
+    let mut conn = server.connection();
+    let waited = Instant::now();
+    let limit = RECLAIM * 5 + Duration::from_secs(20);
+    loop {
+        let seen: HashSet<String> = log.lock().unwrap().iter().map(|(id, _, _)| id.clone()).collect();
+        let missing = acknowledged.iter().filter(|id| !seen.contains(*id)).count();
+        let left = pending(&mut conn, CHANNEL, &group);
+        if missing == 0 && left == 0 {
+            break;
+        }
+        assert!(
+            waited.elapsed() < limit,
+            "seed {seed}: {missing} acknowledged sends never handled, {left} entries still pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained_in = waited.elapsed();
+    for c in &consumers {
+        c.shutdown();
+    }
+    for l in loops {
+        tokio::time::timeout(Duration::from_secs(35), l)
+            .await
+            .expect("a consumer loop returns within its shutdown timeout")
+            .unwrap()
+            .expect("the consumer loops never gave up");
+    }
+
+    let handled = log.lock().unwrap().clone();
+    let unique_ids: HashSet<&String> = handled.iter().map(|(id, _, _)| id).collect();
+    let redeliveries = handled.len() - unique_ids.len();
+    // A send retried after an ambiguous failure writes its message again, under a new ID.
+    let stream_len: u64 = redis::cmd("XLEN").arg(CHANNEL).query(&mut conn).unwrap();
+    let keys: HashSet<&String> = handled.iter().map(|(_, key, _)| key).collect();
+    let written_twice = unique_ids.len() - keys.len();
+    let per_consumer: HashMap<usize, usize> = handled.iter().fold(HashMap::new(), |mut m, (_, _, i)| {
+        *m.entry(*i).or_default() += 1;
+        m
+    });
+    eprintln!(
+        "random faults, seed {seed}, {run_for:?}: {faults}; {} connections, {} reset by the proxy; \
+         sends {} ({} acknowledged entries, {} failed calls covering {failed_messages} messages), worst send \
+         {worst:?} (bound {bound:?}); stream {stream_len} entries; handled {} (unique entries {}, redelivered \
+         {redeliveries}, messages written twice by a retry {written_twice}); per consumer {per_consumer:?}; \
+         drained in {drained_in:?}; lost 0",
+        proxy.connections(),
+        proxy.connections_reset(),
+        records.len(),
+        acknowledged.len(),
+        failed.len(),
+        handled.len(),
+        unique_ids.len(),
+    );
+    assert!(
+        faults.total() >= run_for.as_millis() as u64 / 7 / 2,
+        "the faults were injected: {faults}"
+    );
+    assert!(
+        worst <= bound + SLACK,
+        "a send blocked {worst:?}, past its bound {bound:?}"
+    );
+    assert_eq!(
+        stream_len as usize,
+        unique_ids.len(),
+        "every entry of the stream was handled"
+    );
+    // Each redelivery needs a lost acknowledgement or a lost read reply, i.e. a fault
+    // that broke a connection; each such fault can cost at most one read's worth.
+    let breaking = faults.of(chaos::Fault::ResetNow)
+        + faults.of(chaos::Fault::ResetAfterBytes)
+        + faults.of(chaos::Fault::BlackHole);
+    assert!(
+        (redeliveries as u64) <= breaking * 3 * 10,
+        "redeliveries ({redeliveries}) bounded by the connection-breaking faults ({breaking})"
+    );
+    assert!(
+        (written_twice as u64) <= breaking * 8,
+        "retry duplicates ({written_twice}) bounded by the connection-breaking faults ({breaking})"
+    );
+}
