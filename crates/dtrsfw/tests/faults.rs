@@ -339,3 +339,130 @@ async fn random_faults_run(seed: u64, run_for: Duration) {
         "retry duplicates ({written_twice}) bounded by the connection-breaking faults ({breaking})"
     );
 }
+
+/// The packed size of the `XADD` a sender writes for `message` to `channel`.
+fn xadd_len(channel: &str, message: &Message) -> usize {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(channel).arg("*");
+    for (field, value) in message.get_json_encoded() {
+        cmd.arg(field).arg(value);
+    }
+    cmd.get_packed_command().len()
+}
+
+/// The body keys of the stream's entries, in order.
+fn stream_keys(conn: &mut redis::Connection, channel: &str) -> Vec<String> {
+    let entries: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg(channel).arg("-").arg("+").query(conn).unwrap();
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let body = &fields.iter().find(|(k, _)| k == "body").unwrap().1;
+            serde_json::from_str::<serde_json::Value>(body).unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A batch of 100 in chunks of 10 whose connection is reset in the middle of the 4th
+/// chunk's pipeline (after 3.5 chunks' bytes): without retries the error says 30 were
+/// written and the stream holds those 30 plus a prefix of the cut chunk; with retries
+/// every ID returned is in the stream and the only extra entries are that prefix, again.
+async fn reset_mid_batch(blocking: bool, attempts: u32) {
+    const CHANNEL: &str = "batch";
+    let server = Server::start();
+    let proxy = Proxy::start(server.port());
+    let options = sender_options().set_max_attempts(attempts).set_batch_size(10);
+    let sender = Sender::with_options(&instance(proxy.url()), options);
+    sender.register_channel(CHANNEL).unwrap();
+    sender.register_channel("warm-up").unwrap();
+    let messages: Vec<Message> = (0..100)
+        .map(|i| Message::new("m", &serde_json::json!({ "key": format!("m-{i:03}") })).unwrap())
+        .collect();
+    let keys: Vec<String> = (0..100).map(|i| format!("m-{i:03}")).collect();
+    let one = xadd_len(CHANNEL, &messages[0]);
+    let send = |sender: Sender, messages: Vec<Message>| async move {
+        if blocking {
+            tokio::task::spawn_blocking(move || sender.send_messages_blocking(CHANNEL, &messages))
+                .await
+                .unwrap()
+        } else {
+            sender.send_messages(CHANNEL, &messages).await
+        }
+    };
+    // The connection is open (handshake done) before the budget is armed.
+    let warm = Message::new("w", &serde_json::json!({})).unwrap();
+    if blocking {
+        let s = sender.clone();
+        tokio::task::spawn_blocking(move || s.send_message_blocking("warm-up", &warm))
+            .await
+            .unwrap()
+            .unwrap();
+    } else {
+        sender.send_message("warm-up", &warm).await.unwrap();
+    }
+    proxy.reset_after(
+        dtrsfw_test_support::proxy::Direction::Upstream,
+        (35 * one + one / 2) as u64,
+    );
+    let result = send(sender.clone(), messages.clone()).await;
+    let mut conn = server.connection();
+    let in_stream = stream_keys(&mut conn, CHANNEL);
+    let cut_prefix = &keys[30..35];
+    match (&result, attempts) {
+        (Err(e), 1) => {
+            eprintln!(
+                "reset mid-batch ({}, 1 attempt): {e}; stream {} entries",
+                if blocking { "blocking" } else { "async" },
+                in_stream.len()
+            );
+            assert!(e.is_transient(), "{e}");
+            assert!(
+                e.to_string()
+                    .contains("sending messages 30..40 of a batch of 100 (30 written before)"),
+                "{e}"
+            );
+            // The 30 reported, in order, then the part of the cut chunk the server got.
+            assert_eq!(in_stream[..30], keys[..30]);
+            assert_eq!(in_stream[30..], *cut_prefix, "only a prefix of the cut chunk");
+        }
+        (Ok(ids), _) => {
+            let returned: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            let entries: Vec<(String, redis::Value)> = redis::cmd("XRANGE")
+                .arg(CHANNEL)
+                .arg("-")
+                .arg("+")
+                .query(&mut conn)
+                .unwrap();
+            let stream_ids: HashSet<String> = entries.into_iter().map(|(id, _)| id).collect();
+            assert!(
+                returned.iter().all(|id| stream_ids.contains(id)),
+                "every returned ID is in the stream"
+            );
+            let mut expected: Vec<String> = keys[..35].to_vec();
+            expected.extend_from_slice(&keys[30..]);
+            eprintln!(
+                "reset mid-batch ({}, {attempts} attempts): all 100 returned; stream {} entries, duplicates {:?}",
+                if blocking { "blocking" } else { "async" },
+                in_stream.len(),
+                cut_prefix
+            );
+            assert_eq!(
+                in_stream, expected,
+                "the 100 in order, plus the cut prefix written twice by the retry"
+            );
+        }
+        (Err(e), _) => panic!("a retried batch succeeds after one reset: {e}"),
+    }
+    assert_eq!(proxy.connections_reset(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_in_the_middle_of_a_batch_reports_what_was_written() {
+    reset_mid_batch(false, 1).await;
+    reset_mid_batch(true, 1).await;
+    reset_mid_batch(false, 4).await;
+    reset_mid_batch(true, 4).await;
+}
