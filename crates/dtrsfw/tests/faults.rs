@@ -466,3 +466,89 @@ async fn reset_in_the_middle_of_a_batch_reports_what_was_written() {
     reset_mid_batch(false, 4).await;
     reset_mid_batch(true, 4).await;
 }
+
+/// Sends `n` keyed messages (one single send, the rest batched) and consumes them once
+/// with a fresh consumer; returns the handled keys in order.
+async fn round_trip(url: String, channel: &'static str, n: usize) -> Vec<String> {
+    let redis = instance(url);
+    let sender = Sender::with_options(&redis, sender_options().set_max_attempts(1));
+    sender.register_channel(channel).unwrap();
+    let messages: Vec<Message> = (0..n)
+        .map(|i| {
+            Message::new(
+                "m",
+                &serde_json::json!({ "key": format!("k{i}"), "pad": "x".repeat(300) }),
+            )
+            .unwrap()
+        })
+        .collect();
+    sender.send_message(channel, &messages[0]).await.unwrap();
+    sender.send_messages(channel, &messages[1..]).await.unwrap();
+    let consumer = Consumer::new(&redis, "svc").unwrap();
+    consumer
+        .register_channel(channel, ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let log: Handled = Arc::default();
+    consumer.register_async_handler(channel, recorder(&log, 0)).unwrap();
+    while log.lock().unwrap().len() < n {
+        consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
+    }
+    let keys = log.lock().unwrap().iter().map(|(_, k, _)| k.clone()).collect();
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_and_slow_replies_give_identical_results_and_timeouts_hold() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.port());
+    let direct = round_trip(server.url(), "direct", 40).await;
+    proxy.set_fragmented(true);
+    proxy.set_latency(Duration::from_millis(50), Duration::ZERO);
+    let start = Instant::now();
+    let through = round_trip(proxy.url(), "through", 40).await;
+    let took = start.elapsed();
+    assert_eq!(through, direct, "the same entries, in the same order");
+    let writes = proxy.writes();
+    assert!(
+        writes > 40 * 300,
+        "the replies really went byte by byte ({writes} writes)"
+    );
+    // A cached call through the slow link: the same value, then served from the cache.
+    let redis = instance(proxy.url());
+    let cached = dtrsfw::redis::caching::CachedFunction::builder("frag", ["n"])
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let args = dtrsfw::redis::caching::CacheArgs::new().arg("n", &7);
+    let first: u64 = cached.call_async(&redis, &args, async { 49 }).await;
+    let second: u64 = cached
+        .call_async(&redis, &args, async { unreachable!("served from the cache") })
+        .await;
+    assert_eq!((first, second), (49, 49));
+    assert_eq!(cached.stats().hits, 1, "{:?}", cached.stats());
+
+    // Slower than the socket timeout: each call fails with a timeout, in time.
+    proxy.set_latency(TIMEOUT * 3, Duration::ZERO);
+    let slow = instance(proxy.url());
+    let sender = Sender::with_options(&slow, sender_options().set_max_attempts(1));
+    sender.register_channel("through").unwrap();
+    let start = Instant::now();
+    let err = sender
+        .send_message("through", &Message::new("m", &serde_json::json!({})).unwrap())
+        .await
+        .unwrap_err();
+    let send_took = start.elapsed();
+    let start = Instant::now();
+    let (up, _) = dtrsfw::redis::is_redis_connected_async(&slow).await;
+    let health_took = start.elapsed();
+    eprintln!(
+        "fragmented + 50 ms: 40 entries sent and consumed in {took:?} ({writes} one-byte writes), identical to \
+         direct; at 1.5 s latency: send failed in {send_took:?} ({err}), health {up} in {health_took:?} \
+         (socket timeout {TIMEOUT:?})"
+    );
+    assert!(err.is_timeout() || err.is_connection(), "{err}");
+    assert!(send_took <= TIMEOUT * 2 + SLACK, "{send_took:?}");
+    assert!(!up);
+    assert!(health_took <= TIMEOUT * 2 + SLACK, "{health_took:?}");
+}
