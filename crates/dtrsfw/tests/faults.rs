@@ -552,3 +552,103 @@ async fn fragmented_and_slow_replies_give_identical_results_and_timeouts_hold() 
     assert!(!up);
     assert!(health_took <= TIMEOUT * 2 + SLACK, "{health_took:?}");
 }
+
+/// Runs `call` and returns how long it took.
+async fn timed<T>(call: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let out = call.await;
+    (out, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_hole_bounds_every_call_and_the_consumer_resumes_after() {
+    const CHANNEL: &str = "hole";
+    const BLOCK: Duration = Duration::from_millis(200);
+    let server = Server::start();
+    let proxy = Proxy::start(server.port());
+    let redis = instance(proxy.url());
+    let options = sender_options().set_max_attempts(2);
+    let sender = Sender::with_options(&redis, options);
+    sender.register_channel(CHANNEL).unwrap();
+    let consumer = Consumer::new(&instance(proxy.url()), "svc").unwrap();
+    consumer
+        .register_channel(CHANNEL, ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let log: Handled = Arc::default();
+    consumer.register_async_handler(CHANNEL, recorder(&log, 0)).unwrap();
+    let m = |k: &str| Message::new("m", &serde_json::json!({ "key": k })).unwrap();
+    let before = sender.send_message(CHANNEL, &m("before")).await.unwrap();
+    consumer.consume_all_channels(BLOCK).await.unwrap();
+    assert_eq!(log.lock().unwrap().len(), 1);
+    let cached = dtrsfw::redis::caching::CachedFunction::builder("hole", ["n"])
+        .build()
+        .unwrap();
+    let args = dtrsfw::redis::caching::CacheArgs::new().arg("n", &1);
+
+    proxy.set_black_hole(true);
+    // An entry written directly (the hole is only between the library and the server):
+    // the consumer's read and its acknowledgement both fall in the hole.
+    let _: String = redis::cmd("XADD")
+        .arg(CHANNEL)
+        .arg("*")
+        .arg("name")
+        .arg("m")
+        .arg("body")
+        .arg(r#"{"key":"during"}"#)
+        .query(&mut server.connection())
+        .unwrap();
+    let (send, send_took) = timed(sender.send_message(CHANNEL, &m("lost?"))).await;
+    let (read, read_took) = timed(consumer.consume_all_channels(BLOCK)).await;
+    let (value, cache_took) = timed(cached.call_async(&redis, &args, async { 11u32 })).await;
+    let (health, health_took) = timed(dtrsfw::redis::is_redis_connected_async(&redis)).await;
+    let (stats, stats_took) = timed(consumer.get_stats()).await;
+    let send_bound = TIMEOUT * 2 * 2 + Duration::from_millis(20);
+    eprintln!(
+        "black hole: send {:?} in {send_took:?} (bound {send_bound:?}); consume {:?} in {read_took:?}; cached call \
+         {value} in {cache_took:?}; health {} in {health_took:?}; stats returned ok={} (per-channel errors inside) in {stats_took:?}",
+        send.as_ref().map(|_| ()).map_err(ToString::to_string),
+        read.as_ref().map_err(ToString::to_string),
+        health.0,
+        stats.is_ok()
+    );
+    assert!(send.is_err_and(|e| e.is_transient()));
+    assert!(send_took <= send_bound + SLACK, "send {send_took:?}");
+    assert!(read.is_err_and(|e| e.is_transient()), "a read in the hole fails");
+    assert!(read_took <= TIMEOUT * 2 + BLOCK + SLACK, "consume {read_took:?}");
+    assert_eq!(value, 11, "the cache fails open");
+    assert!(
+        cache_took <= dtrsfw::redis::caching::DEFAULT_CACHE_TIMEOUT + SLACK,
+        "cache {cache_took:?}"
+    );
+    assert!(!health.0);
+    assert!(health_took <= TIMEOUT * 2 + SLACK, "health {health_took:?}");
+    assert!(stats_took <= TIMEOUT * 2 + SLACK, "stats {stats_took:?}");
+
+    // The hole closes: the consumer resumes, handles what was written meanwhile, and
+    // nothing stays pending.
+    proxy.set_black_hole(false);
+    let closed = Instant::now();
+    let after = sender.send_message(CHANNEL, &m("after")).await.unwrap();
+    let looping = {
+        let c = consumer.clone();
+        tokio::spawn(async move { c.persist_consume_all_channels(Duration::from_millis(20), BLOCK).await })
+    };
+    let mut conn = server.connection();
+    loop {
+        let keys: HashSet<String> = log.lock().unwrap().iter().map(|(_, k, _)| k.clone()).collect();
+        if keys.contains("during") && keys.contains("after") && pending(&mut conn, CHANNEL, "hole:svc:cg") == 0 {
+            break;
+        }
+        assert!(
+            closed.elapsed() < Duration::from_secs(10),
+            "the consumer resumed: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("black hole closed: consumer caught up in {:?}", closed.elapsed());
+    consumer.shutdown();
+    looping.await.unwrap().unwrap();
+    let ids: Vec<String> = log.lock().unwrap().iter().map(|(id, _, _)| id.clone()).collect();
+    assert!(ids.contains(&before.to_string()) && ids.contains(&after.to_string()));
+}
