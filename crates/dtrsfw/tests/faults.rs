@@ -652,3 +652,77 @@ async fn a_black_hole_bounds_every_call_and_the_consumer_resumes_after() {
     let ids: Vec<String> = log.lock().unwrap().iter().map(|(id, _, _)| id.clone()).collect();
     assert!(ids.contains(&before.to_string()) && ids.contains(&after.to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_refuses_sends_at_once_while_consumers_and_the_cache_carry_on() {
+    const CHANNEL: &str = "oom";
+    let server = Server::start();
+    let redis = instance(server.url());
+    let sender = Sender::with_options(&redis, sender_options());
+    sender.register_channel(CHANNEL).unwrap();
+    let consumer = Consumer::new(&redis, "svc").unwrap();
+    consumer
+        .register_channel(CHANNEL, ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let log: Handled = Arc::default();
+    consumer.register_async_handler(CHANNEL, recorder(&log, 0)).unwrap();
+    let m = |k: String| Message::new("m", &serde_json::json!({ "key": k })).unwrap();
+    let batch: Vec<Message> = (0..20).map(|i| m(format!("before-{i}"))).collect();
+    let before = sender.send_messages(CHANNEL, &batch).await.unwrap();
+
+    // Full: a limit below what is used (1 byte), so every write that may grow memory is
+    // refused, as on a full server.
+    let mut conn = server.connection();
+    let config_set = |conn: &mut redis::Connection, key: &str, value: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query::<()>(conn)
+            .unwrap()
+    };
+    config_set(&mut conn, "maxmemory-policy", "noeviction");
+    config_set(&mut conn, "maxmemory", "1");
+    let (sent, send_took) = timed(sender.send_message(CHANNEL, &m("during".into()))).await;
+    let err = sent.unwrap_err();
+    let (batch_sent, _) = timed(sender.send_messages(CHANNEL, &[m("d1".into()), m("d2".into())])).await;
+    let batch_err = batch_sent.unwrap_err();
+    // Consumers keep reading and acknowledging what was written before.
+    while log.lock().unwrap().len() < before.len() {
+        consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
+    }
+    let pending_during = pending(&mut conn, CHANNEL, "oom:svc:cg");
+    let cached = dtrsfw::redis::caching::CachedFunction::builder("oom", ["n"])
+        .build()
+        .unwrap();
+    let args = dtrsfw::redis::caching::CacheArgs::new().arg("n", &1);
+    let value: u32 = cached.call_async(&redis, &args, async { 5 }).await;
+    let stats = cached.stats();
+    eprintln!(
+        "out of memory: send refused in {send_took:?}: {err}; batch: {batch_err}; consumer handled {} and \
+         acknowledged them (pending {pending_during}); cached call {value} ({stats:?})",
+        log.lock().unwrap().len()
+    );
+    assert!(!err.is_transient(), "OOM is not retried: {err}");
+    assert_eq!(err.server_code(), Some("OOM"));
+    assert!(
+        err.to_string().contains("OOM") && err.to_string().contains("attempt 1 of 4"),
+        "{err}"
+    );
+    assert!(send_took < Duration::from_millis(500), "no retry storm: {send_took:?}");
+    assert_eq!(batch_err.server_code(), Some("OOM"), "{batch_err}");
+    assert_eq!(pending_during, 0, "acknowledgements go through while full");
+    assert_eq!(value, 5);
+    assert_eq!((stats.misses, stats.hits), (1, 0), "{stats:?}");
+    assert!(stats.errors >= 1, "the refused cache write is counted: {stats:?}");
+
+    // Memory freed: everything works again.
+    config_set(&mut conn, "maxmemory", "0");
+    sender.send_message(CHANNEL, &m("after".into())).await.unwrap();
+    let _: u32 = cached.call_async(&redis, &args, async { 5 }).await;
+    let _: u32 = cached
+        .call_async(&redis, &args, async { unreachable!("cached now") })
+        .await;
+    assert_eq!(cached.stats().hits, 1);
+}
