@@ -726,3 +726,64 @@ async fn out_of_memory_refuses_sends_at_once_while_consumers_and_the_cache_carry
         .await;
     assert_eq!(cached.stats().hits, 1);
 }
+
+fn replicaof(conn: &mut redis::Connection, primary: Option<u16>) {
+    let mut cmd = redis::cmd("REPLICAOF");
+    match primary {
+        Some(port) => cmd.arg("127.0.0.1").arg(port),
+        None => cmd.arg("NO").arg("ONE"),
+    };
+    cmd.query::<()>(conn).unwrap();
+}
+
+/// Waits until the replica behind `conn` reports a finished sync with its primary.
+fn wait_synced(conn: &mut redis::Connection) {
+    let start = Instant::now();
+    loop {
+        let info: String = redis::cmd("INFO").arg("replication").query(conn).unwrap();
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "replication never came up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_answers_readonly_which_is_retried_and_nothing_acknowledged_is_lost() {
+    const CHANNEL: &str = "demoted";
+    let (a, b) = (Server::start(), Server::start());
+    let (mut conn_a, mut conn_b) = (a.connection(), b.connection());
+    replicaof(&mut conn_b, Some(a.port()));
+    wait_synced(&mut conn_b);
+    let sender = Sender::with_options(&instance(a.url()), sender_options());
+    sender.register_channel(CHANNEL).unwrap();
+    let m = |k: &str| Message::new("m", &serde_json::json!({ "key": k })).unwrap();
+    let mut acknowledged = vec![sender.send_message(CHANNEL, &m("before")).await.unwrap().to_string()];
+    // A failover the client does not follow: B is promoted, A (which the client talks
+    // to) becomes B's replica and refuses writes.
+    replicaof(&mut conn_b, None);
+    replicaof(&mut conn_a, Some(b.port()));
+    wait_synced(&mut conn_a);
+    let (refused, took) = timed(sender.send_message(CHANNEL, &m("during"))).await;
+    let err = refused.unwrap_err();
+    eprintln!("demoted primary: send failed in {took:?} after its retries: {err}");
+    assert_eq!(err.server_code(), Some("READONLY"), "{err}");
+    assert!(err.is_transient(), "READONLY is retried: {err}");
+    assert!(err.to_string().contains("attempt 4 of 4"), "{err}");
+    assert!(took <= send_bound() + SLACK);
+    // Promoted back: the same sender writes again, without being rebuilt.
+    replicaof(&mut conn_a, None);
+    acknowledged.push(sender.send_message(CHANNEL, &m("after")).await.unwrap().to_string());
+    let entries: Vec<(String, redis::Value)> = redis::cmd("XRANGE")
+        .arg(CHANNEL)
+        .arg("-")
+        .arg("+")
+        .query(&mut conn_a)
+        .unwrap();
+    let ids: Vec<String> = entries.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, acknowledged, "every acknowledged send is there, and only those");
+}
