@@ -787,3 +787,100 @@ async fn a_demoted_primary_answers_readonly_which_is_retried_and_nothing_acknowl
     let ids: Vec<String> = entries.into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, acknowledged, "every acknowledged send is there, and only those");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_whose_connection_drops_is_renewed_or_reclaimed_and_handled() {
+    const CHANNEL: &str = "slow";
+    const RECLAIM: Duration = Duration::from_secs(1);
+    let server = Server::start();
+    let proxy = Proxy::start(server.port());
+    let log: Handled = Arc::default();
+    let options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .reclaim_idle(RECLAIM);
+    // A reads through the proxy and holds the entry 3 s (three reclaim periods); B reads
+    // directly and would reclaim it if A's claim lapsed.
+    let a = Consumer::new(&instance(proxy.url()), "svc").unwrap();
+    a.register_channel(CHANNEL, options.clone()).await.unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    {
+        let (log, started) = (log.clone(), started.clone());
+        a.register_async_handler(CHANNEL, move |d: Delivery| {
+            let (log, started) = (log.clone(), started.clone());
+            async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                log.lock().unwrap().push((d.id().to_owned(), "slow".into(), 0));
+                Ok::<(), String>(())
+            }
+        })
+        .unwrap();
+    }
+    let b = Consumer::new(&instance(server.url()), "svc").unwrap();
+    b.register_channel(CHANNEL, options).await.unwrap();
+    b.register_async_handler(CHANNEL, recorder(&log, 1)).unwrap();
+    let sender = Sender::new(&instance(server.url()));
+    sender.register_channel(CHANNEL).unwrap();
+    let id = sender
+        .send_message(
+            CHANNEL,
+            &Message::new("m", &serde_json::json!({ "key": "slow" })).unwrap(),
+        )
+        .await
+        .unwrap()
+        .to_string();
+    let loop_a = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            a.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
+                .await
+        })
+    };
+    started.notified().await;
+    let loop_b = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
+                .await
+        })
+    };
+    // A's connection drops while its handler runs, and stays unusable for 1.5 s (longer
+    // than the reclaim idle time).
+    proxy.reset_all();
+    proxy.set_black_hole(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.set_black_hole(false);
+    let mut conn = server.connection();
+    let start = Instant::now();
+    loop {
+        let handled = log.lock().unwrap().iter().filter(|(i, _, _)| *i == id).count();
+        if handled > 0 && pending(&mut conn, CHANNEL, "slow:svc:cg") == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the entry was handled and acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.shutdown();
+    b.shutdown();
+    loop_a.await.unwrap().unwrap();
+    loop_b.await.unwrap().unwrap();
+    let by: Vec<usize> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(i, _, _)| *i == id)
+        .map(|(_, _, c)| *c)
+        .collect();
+    eprintln!(
+        "slow handler + lost connection: handled by {by:?} (0 = the slow instance, 1 = the other); nothing pending \
+         {:?} after the link came back",
+        start.elapsed()
+    );
+    assert!(
+        !by.is_empty() && by.len() <= 2,
+        "handled once, or twice when reclaimed: {by:?}"
+    );
+}
