@@ -494,7 +494,7 @@ async fn round_trip(url: String, channel: &'static str, n: usize) -> Vec<String>
     while log.lock().unwrap().len() < n {
         consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
     }
-    let keys = log.lock().unwrap().iter().map(|(_, k, _)| k.clone()).collect();
+    let keys: Vec<String> = log.lock().unwrap().iter().map(|(_, k, _)| k.clone()).collect();
     keys
 }
 
