@@ -84,7 +84,12 @@ async fn latency_delays_each_direction() {
     let start = Instant::now();
     stream.write_all(b"y").await.unwrap();
     assert_eq!(read_up_to(&mut stream, 1).await.0, b"y");
-    assert!(start.elapsed() < Duration::from_millis(100), "latency lifted");
+    // Well under the 2 × 100 ms it cost with the latency on.
+    assert!(
+        start.elapsed() < Duration::from_millis(150),
+        "latency lifted: {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -98,6 +103,7 @@ async fn fragments_go_out_as_one_write_per_byte_with_the_same_bytes() {
     assert_eq!(read_up_to(&mut stream, data.len()).await, (data.clone(), None));
     // 200 bytes each way, one write per byte (how the receiver's reads coalesce them
     // is up to its timing).
+    tokio::time::sleep(Duration::from_millis(50)).await; // the counter follows the write
     assert_eq!(proxy.writes(), 400);
     let mut seen = 0;
     while let Ok(n) = reads.try_recv() {
@@ -202,13 +208,17 @@ async fn dropping_the_proxy_closes_its_port_and_its_connections() {
     stream.write_all(b"x").await.unwrap();
     read_up_to(&mut stream, 1).await;
     drop(proxy);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let (got, _) = read_up_to(&mut stream, 1).await;
     assert!(got.is_empty(), "the connection was closed");
-    assert!(
-        TcpStream::connect(("127.0.0.1", proxy_port)).await.is_err(),
-        "nothing listens"
-    );
+    // The runtime's thread stops in the background: give it a moment on a busy machine.
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", proxy_port)).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "nothing listens after the drop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -221,10 +231,16 @@ async fn the_scheduler_injects_faults_at_its_period_and_lifts_them_when_stopped(
     let counts = proxy.stop_chaos();
     assert!(counts.total() >= running.total());
     assert!(counts.total() >= 40, "about one fault per 5 ms: {counts}");
-    // Everything lifted: a round trip is clean and fast.
+    // Everything lifted: a round trip is clean and unfragmented (one write each way),
+    // and no fault is left set.
     let mut stream = connect(&proxy).await;
-    let start = Instant::now();
+    let writes = proxy.writes();
     stream.write_all(b"ok").await.unwrap();
     assert_eq!(read_up_to(&mut stream, 2).await, (b"ok".to_vec(), None));
-    assert!(start.elapsed() < Duration::from_millis(100));
+    // (The counter follows the write: let the last one land.)
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(proxy.writes() - writes, 2);
+    assert_eq!(*proxy.faults.latency.lock().unwrap(), (Duration::ZERO, Duration::ZERO));
+    assert_eq!(proxy.faults.bandwidth.load(Ordering::SeqCst), 0);
+    assert!(!*proxy.faults.black_hole.borrow());
 }
