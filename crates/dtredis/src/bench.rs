@@ -5,6 +5,7 @@
 mod cache;
 mod consume;
 mod publish;
+pub(crate) mod soak;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -116,9 +116,13 @@ enum Command {
         /// Fewer operations and rounds (a smoke run).
         #[arg(long)]
         quick: bool,
-        /// Only these areas (`publish`, `consume`, `cache`), comma-separated.
+        /// Only these areas (`publish`, `consume`, `cache`), comma-separated; or `soak`
+        /// alone: producers, consumers and cached calls through a fault-injecting proxy.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// How long the soak runs, in seconds. By default, 600.
+        #[arg(long, default_value_t = 600)]
+        duration: u64,
     },
 }
 
@@ -348,12 +352,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let redis = redis()?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
-        Command::Bench { json, quick, only } => {
+        Command::Bench {
+            json,
+            quick,
+            only,
+            duration,
+        } => {
             interruptible(async {
                 let (_server, url) = private_server_unless(cli.url)?;
                 // The library validates the URL first: redis-rs's own parse errors (met by
                 // the bare baseline) can quote a piece of it, credentials included.
                 instance(&url)?;
+                if only == ["soak"] {
+                    return bench::soak::run(&url, Duration::from_secs(duration)).await;
+                }
                 let ctx = bench::BenchContext {
                     url: url.clone(),
                     quick,

@@ -11,6 +11,8 @@
 //! let url = server.url(); // redis://127.0.0.1:<free port>/0
 //! ```
 
+pub mod proxy;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
