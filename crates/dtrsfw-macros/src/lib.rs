@@ -261,18 +261,7 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
         let value = &c.value;
         quote!(.cache_only_for(#argument, #operator, &(#value)))
     });
-    // Unknown operators fail to compile, with dtrsfw's message and list of operators, at
-    // the user's operator: a constant evaluated against dtrsfw's one list.
-    let operator_checks = options.conditions.iter().map(|c| {
-        let operator = &c.operator;
-        quote_spanned! {c.operator_span=>
-            const _: () = if let ::core::option::Option::Some(__dtrsfw_unknown) =
-                #dtrsfw::__private::unknown_operator(#operator)
-            {
-                ::core::panic!("{}", __dtrsfw_unknown.as_str())
-            };
-        }
-    });
+    let operator_checks = operator_checks(&options.conditions, &dtrsfw);
     let skipped: Vec<&String> = options.skip.iter().map(|s| &s.name).collect();
     let skip = (!skipped.is_empty()).then(|| quote!(.skip_cache_keys([#(#skipped),*])));
     let keyed = arguments
@@ -322,7 +311,7 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            #(#operator_checks)*
+            #operator_checks
             static __DTRSFW_CACHE: ::std::sync::OnceLock<::core::option::Option<#dtrsfw::CachedFunction>> =
                 ::std::sync::OnceLock::new();
             let __dtrsfw_cache = __DTRSFW_CACHE.get_or_init(|| {
@@ -346,4 +335,22 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
             }
         }
     })
+}
+
+/// Unknown operators fail to compile, with dtrsfw's message and list of operators, at
+/// the user's operator: one constant per condition, evaluated against dtrsfw's one list.
+fn operator_checks(conditions: &[Condition], dtrsfw: &TokenStream2) -> TokenStream2 {
+    conditions
+        .iter()
+        .map(|c| {
+            let operator = &c.operator;
+            quote_spanned! {c.operator_span=>
+                const _: () = if let ::core::option::Option::Some(__dtrsfw_unknown) =
+                    #dtrsfw::__private::unknown_operator(#operator)
+                {
+                    ::core::panic!("{}", __dtrsfw_unknown.as_str())
+                };
+            }
+        })
+        .collect()
 }
