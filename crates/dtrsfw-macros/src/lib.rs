@@ -5,8 +5,8 @@
 //! function at compile time.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{ToTokens, quote};
+use proc_macro2::{Spacing, Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -14,8 +14,6 @@ use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, brac
 
 /// The keys `cache_wrapper` accepts, for error messages.
 const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_keys";
-/// The operators of `cache_only_for`, for error messages.
-const VALID_OPERATORS: &str = "in, not in, not_in, ==, !=, <, <=, >, >=";
 
 /// Caches a function's results in Redis, keyed by its arguments (the Python
 /// `@cache_wrapper`).
@@ -52,78 +50,57 @@ pub fn cache_wrapper(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 struct Condition {
     argument: Ident,
-    operator: &'static str,
+    /// The operator as written (`in`, `not in`, `<=`, ...); whether it is one is
+    /// dtrsfw's to say: the expansion checks it at compile time.
+    operator: String,
+    operator_span: Span,
     value: Expr,
 }
 
 impl Parse for Condition {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let argument: Ident = input.parse()?;
-        let operator = if input.peek(Token![in]) {
-            input.parse::<Token![in]>()?;
-            "in"
-        } else if input.peek(Ident) && input.fork().parse::<Ident>()? == "not" && input.peek2(Token![in]) {
-            input.parse::<Ident>()?;
-            input.parse::<Token![in]>()?;
-            "not_in"
-        } else if input.peek(Ident) && input.fork().parse::<Ident>()? == "not_in" {
-            input.parse::<Ident>()?;
-            "not_in"
-        } else if input.peek(Token![==]) {
-            input.parse::<Token![==]>()?;
-            "=="
-        } else if input.peek(Token![!=]) {
-            input.parse::<Token![!=]>()?;
-            "!="
-        } else if input.peek(Token![<=]) {
-            input.parse::<Token![<=]>()?;
-            "<="
-        } else if input.peek(Token![>=]) {
-            input.parse::<Token![>=]>()?;
-            ">="
-        } else if input.peek(Token![<]) {
-            input.parse::<Token![<]>()?;
-            "<"
-        } else if input.peek(Token![>]) {
-            input.parse::<Token![>]>()?;
-            ">"
-        } else {
-            return Err(syn::Error::new(
-                input.span(),
-                format!(
-                    "unknown operator `{}` in cache_only_for; valid operators: {VALID_OPERATORS}",
-                    operator_text(input)
-                ),
-            ));
-        };
+        let (operator, operator_span) = parse_operator(input, &argument)?;
         let value: Expr = input.parse()?;
         Ok(Condition {
             argument,
             operator,
+            operator_span,
             value,
         })
     }
 }
 
-/// The would-be operator at the cursor, for the error message: a run of joined
-/// punctuation (`=~`), or one token.
-fn operator_text(input: ParseStream<'_>) -> String {
-    let mut cursor = input.cursor();
-    let mut text = String::new();
-    while let Some((punct, next)) = cursor.punct() {
-        text.push(punct.as_char());
-        cursor = next;
-        if punct.spacing() == proc_macro2::Spacing::Alone {
-            break;
+/// Cuts the operator out of a condition, knowing only the shape of operators, not the
+/// list (that lives in `dtrsfw::redis::caching`): a word (`in`, `not_in`), `not` and a
+/// word (`not in`), or one or two joined punctuation characters (`<=`, `=~`), the second
+/// only if it cannot start the value (`x<-1` is `<` then `-1`).
+fn parse_operator(input: ParseStream<'_>, argument: &Ident) -> syn::Result<(String, Span)> {
+    if input.peek(Ident::peek_any) {
+        let word = Ident::parse_any(input)?;
+        if word == "not" && input.peek(Ident::peek_any) {
+            let next = Ident::parse_any(input)?;
+            return Ok((format!("not {next}"), word.span()));
         }
+        return Ok((word.to_string(), word.span()));
     }
-    if text.is_empty() {
-        text = cursor
-            .token_tree()
-            .map(|(tt, _)| tt.into_token_stream().to_string())
-            .unwrap_or_default();
-    }
-    text
+    input.step(|cursor| {
+        let Some((first, rest)) = cursor.punct() else {
+            return Err(cursor.error(format!(
+                "expected an operator after `{argument}` in cache_only_for (a word such as `in`, or a symbol such as `==`)"
+            )));
+        };
+        let mut operator = first.as_char().to_string();
+        let mut after = rest;
+        if first.spacing() == Spacing::Joint
+            && let Some((second, next)) = rest.punct()
+            && !matches!(second.as_char(), '-' | '!' | '&' | '*' | '|' | '.')
+        {
+            operator.push(second.as_char());
+            after = next;
+        }
+        Ok(((operator, first.span()), after))
+    })
 }
 
 /// A name in `skip_cache_keys`: `request_id` or `"request_id"`.
@@ -280,10 +257,11 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     let expire = options.expire.iter().map(|e| quote!(.expire(#e)));
     let conditions = options.conditions.iter().map(|c| {
         let argument = c.argument.unraw().to_string();
-        let operator = c.operator;
+        let operator = &c.operator;
         let value = &c.value;
         quote!(.cache_only_for(#argument, #operator, &(#value)))
     });
+    let operator_checks = operator_checks(&options.conditions, &dtrsfw);
     let skipped: Vec<&String> = options.skip.iter().map(|s| &s.name).collect();
     let skip = (!skipped.is_empty()).then(|| quote!(.skip_cache_keys([#(#skipped),*])));
     let keyed = arguments
@@ -333,6 +311,7 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
+            #operator_checks
             static __DTRSFW_CACHE: ::std::sync::OnceLock<::core::option::Option<#dtrsfw::CachedFunction>> =
                 ::std::sync::OnceLock::new();
             let __dtrsfw_cache = __DTRSFW_CACHE.get_or_init(|| {
@@ -356,4 +335,22 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
             }
         }
     })
+}
+
+/// Unknown operators fail to compile, with dtrsfw's message and list of operators, at
+/// the user's operator: one constant per condition, evaluated against dtrsfw's one list.
+fn operator_checks(conditions: &[Condition], dtrsfw: &TokenStream2) -> TokenStream2 {
+    conditions
+        .iter()
+        .map(|c| {
+            let operator = &c.operator;
+            quote_spanned! {c.operator_span=>
+                const _: () = if let ::core::option::Option::Some(__dtrsfw_unknown) =
+                    #dtrsfw::__private::unknown_operator(#operator)
+                {
+                    ::core::panic!("{}", __dtrsfw_unknown.as_str())
+                };
+            }
+        })
+        .collect()
 }

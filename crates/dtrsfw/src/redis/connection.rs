@@ -80,6 +80,7 @@
 //!   Our tests see no loss on a local cluster, but a service that needs a stronger
 //!   guarantee should add `WAIT` (not done by the sender).
 
+mod extensions;
 mod pool;
 
 use std::fmt;
@@ -557,9 +558,9 @@ struct Inner {
     sync_pool: RwLock<Option<Arc<SyncPool>>>,
     async_client: RwLock<Option<AsyncRedisClient>>,
     async_init: tokio::sync::Mutex<()>,
-    /// The cache's view of this server (circuit, in-flight calls, counters), found once in
-    /// the process-wide registry so a cached call takes no global lock.
-    cache_state: std::sync::OnceLock<Arc<crate::redis::caching::ServerState>>,
+    /// Per-instance state of higher layers (the cache's view of this server), type-erased
+    /// so that this module does not depend on them.
+    extensions: self::extensions::Extensions,
 }
 
 /// A validated Redis configuration with its lazily created connections. Cheap to
@@ -623,17 +624,15 @@ impl RedisInstance {
                 sync_pool: RwLock::new(None),
                 async_client: RwLock::new(None),
                 async_init: tokio::sync::Mutex::new(()),
-                cache_state: std::sync::OnceLock::new(),
+                extensions: Default::default(),
             }),
         })
     }
 
-    /// The cache state of this server, computed by `init` on first use.
-    pub(crate) fn cache_state(
-        &self,
-        init: impl FnOnce() -> Arc<crate::redis::caching::ServerState>,
-    ) -> &Arc<crate::redis::caching::ServerState> {
-        self.inner.cache_state.get_or_init(init)
+    /// This instance's state of type `T` kept by a higher layer, created by `init` on
+    /// first use (see `connection/extensions.rs`).
+    pub(crate) fn extension<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        self.inner.extensions.get_or_insert_with(init)
     }
 
     /// The connection URL, credentials included (percent-encoded). Treat it as a secret;

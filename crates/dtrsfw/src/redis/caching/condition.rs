@@ -7,84 +7,10 @@
 //! Comparisons Python would reject (`"a" < 1`) are simply false.
 
 use std::cmp::Ordering;
-use std::fmt;
-use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::redis::error::Error;
-
-/// The operator of a [`cache_only_for`](super::CachedFunctionBuilder::cache_only_for)
-/// condition. Parsed from `"in"`, `"not_in"` (or `"not in"`), `"=="`, `"!="`, `"<"`,
-/// `"<="`, `">"`, `">="`.
-///
-/// ```
-/// use dtrsfw::redis::caching::Operator;
-///
-/// assert_eq!("not in".parse::<Operator>()?, Operator::NotIn);
-/// assert!("=~".parse::<Operator>().is_err());
-/// # Ok::<(), dtrsfw::redis::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operator {
-    /// The argument is an element (list), substring (string) or key (object) of the value.
-    In,
-    /// The negation of [`In`](Self::In).
-    NotIn,
-    /// Equal (numbers compare by value, `1 == 1.0`).
-    Eq,
-    /// Not equal.
-    Ne,
-    /// Less than (numbers, or strings by code point).
-    Lt,
-    /// Less than or equal.
-    Le,
-    /// Greater than.
-    Gt,
-    /// Greater than or equal.
-    Ge,
-}
-
-/// Every operator spelling accepted, for error messages.
-pub const OPERATORS: &str = "in, not_in (or `not in`), ==, !=, <, <=, >, >=";
-
-impl FromStr for Operator {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Ok(match s.trim() {
-            "in" => Operator::In,
-            "not_in" | "not in" => Operator::NotIn,
-            "==" => Operator::Eq,
-            "!=" => Operator::Ne,
-            "<" => Operator::Lt,
-            "<=" => Operator::Le,
-            ">" => Operator::Gt,
-            ">=" => Operator::Ge,
-            other => {
-                return Err(Error::invalid_input(format!(
-                    "unknown cache_only_for operator {other:?}; valid operators: {OPERATORS}"
-                )));
-            }
-        })
-    }
-}
-
-impl fmt::Display for Operator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Operator::In => "in",
-            Operator::NotIn => "not_in",
-            Operator::Eq => "==",
-            Operator::Ne => "!=",
-            Operator::Lt => "<",
-            Operator::Le => "<=",
-            Operator::Gt => ">",
-            Operator::Ge => ">=",
-        })
-    }
-}
+use super::operator::Operator;
 
 /// One validated condition.
 #[derive(Debug, Clone)]
