@@ -1,5 +1,5 @@
 //! The POST action routes. Each is refused with 403 in read-only mode or without CSRF
-//! proof (see [`csrf`](super::csrf)); without `confirm=yes` it answers a page that says
+//! proof (see [`super::csrf`]); without `confirm=yes` it answers a page that says
 //! what it will do; with it, it does it through the library (the same functions as
 //! `dtredis dlq` and `dtredis cache`) and reports what it did — as a page, or as JSON
 //! when the request accepts `application/json`.
@@ -12,11 +12,11 @@ use dtrsfw::redis::streamer::{ReplayReport, purge_dead_letters};
 use serde_json::json;
 
 use super::auth::AuthBy;
+use super::csrf;
 use super::data::{dlq_query, required};
 use super::form::Fields;
 use super::pages::{confirm, enc, layout};
 use super::state::{AppError, AppResult, AppState, Shared};
-use super::csrf;
 
 /// One action, parsed from its form.
 #[derive(Debug)]
@@ -44,9 +44,15 @@ impl Action {
     fn parse(route: &str, f: &Fields) -> AppResult<Action> {
         let stream = || required(f, "stream").map(str::to_owned);
         Ok(match route {
-            "replay" => Action::Replay { stream: stream()?, ids: selected(f)? },
+            "replay" => Action::Replay {
+                stream: stream()?,
+                ids: selected(f)?,
+            },
             "replay-matching" => Action::ReplayMatching { stream: stream()? },
-            "delete" => Action::Delete { stream: stream()?, ids: selected(f)? },
+            "delete" => Action::Delete {
+                stream: stream()?,
+                ids: selected(f)?,
+            },
             "purge" => Action::Purge { stream: stream()? },
             _ => Action::Invalidate {
                 namespace: required(f, "namespace")?.to_owned(),
@@ -66,13 +72,22 @@ impl Action {
                 format!("Replay every dead letter of {stream} that matches the current filter?")
             }
             Action::Delete { stream, ids } => {
-                format!("Delete {} dead letter(s) from {stream}:dlq ({})? They are not replayed.", ids.len(), ids.join(", "))
+                format!(
+                    "Delete {} dead letter(s) from {stream}:dlq ({})? They are not replayed.",
+                    ids.len(),
+                    ids.join(", ")
+                )
             }
             Action::Purge { stream } => format!("Delete the whole dead-letter stream {stream}:dlq?"),
-            Action::Invalidate { namespace, args: Some(args) } => {
+            Action::Invalidate {
+                namespace,
+                args: Some(args),
+            } => {
                 format!("Invalidate the cached call {args} in namespace {namespace}?")
             }
-            Action::Invalidate { namespace, args: None } => format!("Invalidate every key of cache namespace {namespace}?"),
+            Action::Invalidate { namespace, args: None } => {
+                format!("Invalidate every key of cache namespace {namespace}?")
+            }
         }
     }
 
@@ -99,7 +114,10 @@ impl Action {
         let redis = &state.redis;
         let replayed = |r: ReplayReport| {
             (
-                format!("Replayed {}; kept {} malformed (not replayable).", r.replayed, r.skipped),
+                format!(
+                    "Replayed {}; kept {} malformed (not replayable).",
+                    r.replayed, r.skipped
+                ),
                 json!({"replayed": r.replayed, "skipped": r.skipped}),
             )
         };
@@ -114,7 +132,10 @@ impl Action {
             }
             Action::Purge { stream } => {
                 let n = purge_dead_letters(redis, stream).await?;
-                (format!("Purged {stream}:dlq: {n} dead letter(s) deleted."), json!({"purged": n}))
+                (
+                    format!("Purged {stream}:dlq: {n} dead letter(s) deleted."),
+                    json!({"purged": n}),
+                )
             }
             Action::Invalidate { namespace, args } => {
                 let n: u64 = crate::commands::cache::invalidate(redis, namespace, args.as_deref())
@@ -134,12 +155,19 @@ fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 async fn act(state: &AppState, by: AuthBy, headers: &HeaderMap, route: &str, f: &Fields) -> AppResult<Response> {
-    if let Err(refused) = csrf::check(state, by, headers, f) {
-        return Ok(refused);
+    if let Err(why) = csrf::check(state, by, headers, f) {
+        return Ok(csrf::forbidden(why));
     }
     let action = Action::parse(route, f)?;
     let back = action.back(f);
-    let path = format!("/actions/{}", if route == "invalidate" { "cache/invalidate".to_owned() } else { format!("dlq/{route}") });
+    let path = format!(
+        "/actions/{}",
+        if route == "invalidate" {
+            "cache/invalidate".to_owned()
+        } else {
+            format!("dlq/{route}")
+        }
+    );
     if f.get("confirm") != Some("yes") {
         let body = confirm::ask(state, &path, &action.describe(), f, &back);
         return Ok(layout(state, "Confirm", &body).into_response());

@@ -80,12 +80,20 @@ pub(crate) async fn require_token(State(state): State<Shared>, mut request: Requ
             return unauthorized();
         }
         let path = request.uri().path();
-        let location = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
+        let location = if rest.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{rest}")
+        };
         let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", state.token);
         let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(&location), HeaderValue::from_str(&cookie)) else {
             return unauthorized();
         };
-        return (StatusCode::SEE_OTHER, [(header::LOCATION, location), (header::SET_COOKIE, cookie)]).into_response();
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+        )
+            .into_response();
     }
     let headers = request.headers();
     let by = if bearer(headers).is_some_and(|t| same_secret(t, &state.token)) {

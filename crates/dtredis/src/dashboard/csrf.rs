@@ -17,7 +17,8 @@ use super::state::AppState;
 /// The hidden form field that carries the token.
 pub(crate) const FIELD: &str = "csrf";
 
-fn forbidden(why: &str) -> Response {
+/// The 403 answer of a refused action.
+pub(crate) fn forbidden(why: &str) -> Response {
     (StatusCode::FORBIDDEN, format!("403 forbidden: {why}\n")).into_response()
 }
 
@@ -31,19 +32,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin == format!("http://{host}")
 }
 
-/// Lets an action through, or answers 403 (read-only mode first, then CSRF).
-pub(crate) fn check(state: &AppState, by: AuthBy, headers: &HeaderMap, fields: &Fields) -> Result<(), Response> {
+/// Lets an action through, or says why it is refused (read-only mode first, then
+/// CSRF); the caller answers 403 with [`forbidden`].
+pub(crate) fn check(state: &AppState, by: AuthBy, headers: &HeaderMap, fields: &Fields) -> Result<(), &'static str> {
     if state.read_only {
-        return Err(forbidden("the dashboard runs with --read-only"));
+        return Err("the dashboard runs with --read-only");
     }
     if by == AuthBy::Bearer {
         return Ok(());
     }
     if !same_origin(headers) {
-        return Err(forbidden("cross-origin request"));
+        return Err("cross-origin request");
     }
     match fields.get(FIELD) {
         Some(token) if same_secret(token, &state.csrf) => Ok(()),
-        _ => Err(forbidden("missing or wrong CSRF token; reload the page and try again")),
+        _ => Err("missing or wrong CSRF token; reload the page and try again"),
     }
 }

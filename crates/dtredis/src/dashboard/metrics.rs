@@ -43,41 +43,92 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> AppResult<impl IntoR
     let mut out = String::with_capacity(256 + summaries.len() * 400);
     family(&mut out, "dtrsfw_stream_length", "Entries in the stream (XLEN).");
     for s in &summaries {
-        let _ = writeln!(out, "dtrsfw_stream_length{{stream=\"{}\"}} {}", label(&s.name), s.length);
+        let _ = writeln!(
+            out,
+            "dtrsfw_stream_length{{stream=\"{}\"}} {}",
+            label(&s.name),
+            s.length
+        );
     }
     type Pick = fn(&dtrsfw::redis::inspect::GroupSummary) -> Option<String>;
     let groups: [(&str, &str, Pick); 4] = [
-        ("dtrsfw_group_lag", "Entries not yet delivered to the group.", |g| g.lag.map(|v| v.to_string())),
-        ("dtrsfw_group_pending", "Entries delivered to the group and not acknowledged.", |g| Some(g.pending.to_string())),
+        ("dtrsfw_group_lag", "Entries not yet delivered to the group.", |g| {
+            g.lag.map(|v| v.to_string())
+        }),
+        (
+            "dtrsfw_group_pending",
+            "Entries delivered to the group and not acknowledged.",
+            |g| Some(g.pending.to_string()),
+        ),
         (
             "dtrsfw_group_oldest_pending_age_seconds",
             "Age of the group's oldest pending entry (0 when none).",
             |g| Some(format!("{:.3}", g.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0)),
         ),
-        ("dtrsfw_group_consumers", "Consumers in the group.", |g| Some(g.consumers.to_string())),
+        ("dtrsfw_group_consumers", "Consumers in the group.", |g| {
+            Some(g.consumers.to_string())
+        }),
     ];
     for (name, help, pick) in groups {
         family(&mut out, name, help);
         for s in &summaries {
             for g in &s.groups {
                 if let Some(v) = pick(g) {
-                    let _ = writeln!(out, "{name}{{stream=\"{}\",group=\"{}\"}} {v}", label(&s.name), label(&g.name));
+                    let _ = writeln!(
+                        out,
+                        "{name}{{stream=\"{}\",group=\"{}\"}} {v}",
+                        label(&s.name),
+                        label(&g.name)
+                    );
                 }
             }
         }
     }
-    family(&mut out, "dtrsfw_dead_letters", "Entries in the stream's dead-letter stream <stream>:dlq.");
+    family(
+        &mut out,
+        "dtrsfw_dead_letters",
+        "Entries in the stream's dead-letter stream <stream>:dlq.",
+    );
     for s in &summaries {
-        let _ = writeln!(out, "dtrsfw_dead_letters{{stream=\"{}\"}} {}", label(&s.name), s.dead_letters);
+        let _ = writeln!(
+            out,
+            "dtrsfw_dead_letters{{stream=\"{}\"}} {}",
+            label(&s.name),
+            s.dead_letters
+        );
     }
-    family(&mut out, "dtrsfw_cache_keys", "Keys of the cache namespace, estimated from a bounded SCAN sample.");
+    family(
+        &mut out,
+        "dtrsfw_cache_keys",
+        "Keys of the cache namespace, estimated from a bounded SCAN sample.",
+    );
     for ns in &caches.namespaces {
-        let _ = writeln!(out, "dtrsfw_cache_keys{{namespace=\"{}\"}} {}", label(&ns.namespace), ns.approx_keys);
+        let _ = writeln!(
+            out,
+            "dtrsfw_cache_keys{{namespace=\"{}\"}} {}",
+            label(&ns.namespace),
+            ns.approx_keys
+        );
     }
-    family(&mut out, "dtrsfw_scan_complete", "1 when the key scan saw the whole keyspace, 0 when its budget stopped it.");
-    let _ = writeln!(out, "dtrsfw_scan_complete{{scan=\"streams\"}} {}", u8::from(listed.complete));
-    let _ = writeln!(out, "dtrsfw_scan_complete{{scan=\"caches\"}} {}", u8::from(caches.complete));
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out))
+    family(
+        &mut out,
+        "dtrsfw_scan_complete",
+        "1 when the key scan saw the whole keyspace, 0 when its budget stopped it.",
+    );
+    let _ = writeln!(
+        out,
+        "dtrsfw_scan_complete{{scan=\"streams\"}} {}",
+        u8::from(listed.complete)
+    );
+    let _ = writeln!(
+        out,
+        "dtrsfw_scan_complete{{scan=\"caches\"}} {}",
+        u8::from(caches.complete)
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    ))
 }
 
 #[cfg(test)]

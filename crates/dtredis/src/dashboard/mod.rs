@@ -69,13 +69,23 @@ fn check_token(token: &str) -> anyhow::Result<()> {
 
 async fn read_only_guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if state.read_only {
-        return (StatusCode::FORBIDDEN, "403 forbidden: the dashboard runs with --read-only\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "403 forbidden: the dashboard runs with --read-only\n",
+        )
+            .into_response();
     }
     next.run(request).await
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse + Clone {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body)
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 fn router(state: Shared) -> Router {
@@ -100,8 +110,14 @@ fn router(state: Shared) -> Router {
         .route("/api/caches/lookup", get(api::lookup))
         .route("/metrics", get(metrics::metrics))
         .route("/events", get(sse::events))
-        .route("/assets/app.js", get(asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
-        .route("/assets/style.css", get(asset("text/css; charset=utf-8", include_str!("assets/style.css"))))
+        .route(
+            "/assets/app.js",
+            get(asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))),
+        )
+        .route(
+            "/assets/style.css",
+            get(asset("text/css; charset=utf-8", include_str!("assets/style.css"))),
+        )
         .merge(actions)
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .with_state(state)

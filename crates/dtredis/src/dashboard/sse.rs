@@ -17,7 +17,12 @@ use super::state::Shared;
 
 fn event(snapshot: &Snapshot, page: usize) -> Event {
     let start = (page.max(1) - 1) * STREAMS_PER_PAGE;
-    let rows = snapshot.streams.iter().skip(start).take(STREAMS_PER_PAGE).collect::<Vec<_>>();
+    let rows = snapshot
+        .streams
+        .iter()
+        .skip(start)
+        .take(STREAMS_PER_PAGE)
+        .collect::<Vec<_>>();
     let data = json!({
         "server": snapshot.server,
         "streams": rows,
@@ -35,18 +40,21 @@ pub(crate) async fn events(
     let page = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let snapshots = state.snapshot.clone();
     let stopping = state.stopping.clone();
-    let updates = stream::unfold((snapshots, stopping, true), move |(mut snaps, mut stop, first)| async move {
-        if !first {
-            tokio::select! {
-                changed = snaps.changed() => changed.ok()?,
-                _ = stop.wait_for(|s| *s) => return None,
+    let updates = stream::unfold(
+        (snapshots, stopping, true),
+        move |(mut snaps, mut stop, first)| async move {
+            if !first {
+                tokio::select! {
+                    changed = snaps.changed() => changed.ok()?,
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
             }
-        }
-        if *stop.borrow() {
-            return None;
-        }
-        let snapshot: Arc<Snapshot> = snaps.borrow_and_update().clone();
-        Some((Ok(event(&snapshot, page)), (snaps, stop, false)))
-    });
+            if *stop.borrow() {
+                return None;
+            }
+            let snapshot: Arc<Snapshot> = snaps.borrow_and_update().clone();
+            Some((Ok(event(&snapshot, page)), (snaps, stop, false)))
+        },
+    );
     Sse::new(updates).keep_alive(KeepAlive::default())
 }

@@ -68,7 +68,10 @@ impl Dashboard {
 
     /// Sends SIGTERM and waits for the exit status (at most `limit`).
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let start = std::time::Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -162,7 +165,14 @@ pub fn csrf_of(page: &str) -> String {
 }
 
 /// Adds a dead letter for `channel` as the consumer writes it.
-pub fn add_dead_letter(conn: &mut redis::Connection, channel: &str, name: &str, body: &str, reason: &str, service: &str) -> String {
+pub fn add_dead_letter(
+    conn: &mut redis::Connection,
+    channel: &str,
+    name: &str,
+    body: &str,
+    reason: &str,
+    service: &str,
+) -> String {
     redis::cmd("XADD")
         .arg(format!("{channel}:dlq"))
         .arg("*")

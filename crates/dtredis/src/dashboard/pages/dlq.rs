@@ -104,7 +104,11 @@ fn render(state: &AppState, view: &DlqView, q: &Fields) -> Markup {
 pub(crate) async fn page(State(state): State<Shared>, Query(q): Query<Fields>) -> AppResult<Html<String>> {
     let stream = data::required(&q, "stream")?;
     let view = data::dlq(&state, stream, &q).await?;
-    Ok(layout(&state, &format!("Dead letters of {stream}"), &render(&state, &view, &q)))
+    Ok(layout(
+        &state,
+        &format!("Dead letters of {stream}"),
+        &render(&state, &view, &q),
+    ))
 }
 
 fn detail(state: &AppState, stream: &str, l: &DeadLetter) -> Markup {
@@ -141,5 +145,9 @@ pub(crate) async fn letter(State(state): State<Shared>, Query(q): Query<Fields>)
     let letter = get_dead_letter(&state.redis, stream, id)
         .await?
         .ok_or_else(|| AppError::not_found(anyhow::anyhow!("no dead letter {id:?} in {stream}:dlq")))?;
-    Ok(layout(&state, &format!("Dead letter {id}"), &detail(&state, stream, &letter)))
+    Ok(layout(
+        &state,
+        &format!("Dead letter {id}"),
+        &detail(&state, stream, &letter),
+    ))
 }

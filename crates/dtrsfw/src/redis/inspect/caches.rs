@@ -72,7 +72,11 @@ pub async fn sample_cache_namespaces(redis: &RedisInstance, budget: ScanBudget) 
         }
     }
     let examined = scan.steps.saturating_mul(budget_count(budget)).max(1);
-    let scale = if scan.complete { 1.0 } else { (dbsize as f64 / examined as f64).max(1.0) };
+    let scale = if scan.complete {
+        1.0
+    } else {
+        (dbsize as f64 / examined as f64).max(1.0)
+    };
     let mut namespaces = Vec::with_capacity(keys.len());
     for (namespace, found) in keys {
         let mut stats = NamespaceStats {
@@ -95,16 +99,17 @@ fn budget_count(budget: ScanBudget) -> u64 {
     budget.count_hint() as u64
 }
 
-async fn add_ttls(client: &mut crate::redis::AsyncRedisClient, keys: &[&str], stats: &mut NamespaceStats) -> Result<()> {
+async fn add_ttls(
+    client: &mut crate::redis::AsyncRedisClient,
+    keys: &[&str],
+    stats: &mut NamespaceStats,
+) -> Result<()> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for key in keys {
         pipe.cmd("PTTL").arg(*key);
     }
-    let ttls: Vec<RedisResult<i64>> = pipe
-        .query_async(client)
-        .await
-        .map_err(|e| Error::redis("PTTL", e))?;
+    let ttls: Vec<RedisResult<i64>> = pipe.query_async(client).await.map_err(|e| Error::redis("PTTL", e))?;
     for ttl in ttls.into_iter().flatten() {
         match u64::try_from(ttl) {
             Ok(ms) => {

@@ -151,10 +151,17 @@ fn to_letter(entry: super::StreamEntry) -> DeadLetter {
 
 /// Newest-first matching letters of `channel`'s dead-letter stream: fills one page, or
 /// stops after [`DeadLetterQuery::max_scanned`] letters read, whichever is first.
-pub async fn search_dead_letters(redis: &RedisInstance, channel: &str, query: &DeadLetterQuery) -> Result<DeadLetterPage> {
+pub async fn search_dead_letters(
+    redis: &RedisInstance,
+    channel: &str,
+    query: &DeadLetterQuery,
+) -> Result<DeadLetterPage> {
     let dlq = dead_letter_stream(channel);
     let mut page = DeadLetterPage::default();
-    let mut end = query.before.as_ref().map_or_else(|| "+".to_owned(), |b| format!("({b}"));
+    let mut end = query
+        .before
+        .as_ref()
+        .map_or_else(|| "+".to_owned(), |b| format!("({b}"));
     loop {
         let chunk = read_chunk(redis, &dlq, &end, true).await?;
         let exhausted = chunk.len() < CHUNK;
@@ -203,7 +210,11 @@ async fn fetch_by_ids(redis: &RedisInstance, channel: &str, ids: &[String]) -> R
 
 /// Replays the letters with these dead-letter IDs (those still there), as
 /// [`replay_dead_letters`](crate::redis::streamer::replay_dead_letters) does each one.
-pub async fn replay_selected_dead_letters(redis: &RedisInstance, channel: &str, ids: &[String]) -> Result<ReplayReport> {
+pub async fn replay_selected_dead_letters(
+    redis: &RedisInstance,
+    channel: &str,
+    ids: &[String],
+) -> Result<ReplayReport> {
     let letters = fetch_by_ids(redis, channel, ids).await?;
     let mut client = redis.get_async_redis_client().await?;
     let mut report = ReplayReport::default();

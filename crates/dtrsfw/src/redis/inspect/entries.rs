@@ -55,7 +55,12 @@ pub(crate) fn parse_entries(reply: &Value) -> Vec<StreamEntry> {
 
 /// Up to `count` entries of `stream` older than `before` (newest first when `before` is
 /// `None`). Reads `count + 1` entries, never more.
-pub async fn page_entries(redis: &RedisInstance, stream: &str, before: Option<&str>, count: usize) -> Result<EntryPage> {
+pub async fn page_entries(
+    redis: &RedisInstance,
+    stream: &str,
+    before: Option<&str>,
+    count: usize,
+) -> Result<EntryPage> {
     let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
     let mut client = redis.get_async_redis_client().await?;
     let reply: Value = redis::cmd("XREVRANGE")

@@ -22,8 +22,8 @@ mod summary;
 
 pub use caches::{NamespaceSample, NamespaceStats, sample_cache_namespaces};
 pub use dead_letters::{
-    DeadLetterPage, DeadLetterQuery, delete_dead_letters, get_dead_letter, replay_matching_dead_letters, replay_selected_dead_letters,
-    search_dead_letters,
+    DeadLetterPage, DeadLetterQuery, delete_dead_letters, get_dead_letter, replay_matching_dead_letters,
+    replay_selected_dead_letters, search_dead_letters,
 };
 pub use entries::{EntryPage, StreamEntry, page_entries};
 pub use scan::{ScanBudget, ScanResult, StreamList, list_streams};

@@ -270,7 +270,12 @@ pub async fn group_consumers(redis: &RedisInstance, stream: &str, group: &str) -
 
 /// The `count` oldest pending entries of `group` (`XPENDING stream group - + count`):
 /// who holds each, for how long, and how many deliveries it had.
-pub async fn oldest_pending(redis: &RedisInstance, stream: &str, group: &str, count: usize) -> Result<Vec<PendingEntry>> {
+pub async fn oldest_pending(
+    redis: &RedisInstance,
+    stream: &str,
+    group: &str,
+    count: usize,
+) -> Result<Vec<PendingEntry>> {
     let mut client = redis.get_async_redis_client().await?;
     let reply: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
         .arg(stream)
