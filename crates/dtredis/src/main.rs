@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod dashboard;
 mod terminal;
 
 use std::time::Duration;
@@ -107,6 +108,20 @@ enum Command {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// A web page for streams, groups, dead letters and caches, with `/metrics` and a JSON
+    /// API. Prints `dashboard: http://HOST:PORT/?token=TOKEN` first; stops on
+    /// SIGTERM/Ctrl-C.
+    Dashboard {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+        /// The access token. By default, `$DTREDIS_DASHBOARD_TOKEN`, else a random one.
+        #[arg(long, env = "DTREDIS_DASHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Show no action and refuse every action route with 403.
+        #[arg(long)]
+        read_only: bool,
     },
     /// Throughput of ours beside a bare redis-rs loop, same run, medians and ratios.
     Bench {
@@ -351,6 +366,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info { channel, json } => {
             let redis = redis()?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
+        }
+        Command::Dashboard {
+            listen,
+            token,
+            read_only,
+        } => {
+            let args = dashboard::DashboardArgs {
+                listen,
+                token,
+                read_only,
+            };
+            dashboard::run(redis()?, args).await?;
         }
         Command::Bench {
             json,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod health;
+pub mod inspect;
 pub mod message;
 pub mod sender;
 pub mod streamer;

@@ -61,7 +61,7 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    fn from_entry(dlq_id: String, fields: &[(String, Value)]) -> Self {
+    pub(crate) fn from_entry(dlq_id: String, fields: &[(String, Value)]) -> Self {
         let bytes = |key: &str| {
             fields.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
                 Value::BulkString(b) => Some(b.clone()),
@@ -171,26 +171,7 @@ pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Opt
             if only.is_some_and(|id| id != letter.dlq_id && id != letter.id) {
                 continue;
             }
-            let Some(message) = &letter.message else {
-                report.skipped += 1;
-                continue;
-            };
-            let mut xadd = redis::cmd("XADD");
-            xadd.arg(channel).arg("*");
-            for (field, value) in message.get_json_encoded() {
-                xadd.arg(field).arg(value);
-            }
-            let _: Value = xadd
-                .query_async(&mut client)
-                .await
-                .map_err(|e| Error::redis(format!("re-publishing dead letter {} to {channel}", letter.dlq_id), e))?;
-            let _: Value = redis::cmd("XDEL")
-                .arg(&dlq)
-                .arg(&letter.dlq_id)
-                .query_async(&mut client)
-                .await
-                .map_err(|e| Error::redis(format!("removing dead letter {} from {dlq}", letter.dlq_id), e))?;
-            report.replayed += 1;
+            replay_letter(&mut client, channel, letter, &mut report).await?;
         }
     }
     if let Some(id) = only
@@ -199,6 +180,40 @@ pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Opt
         return Err(Error::invalid_input(format!("no dead letter with id {id:?} in {dlq}")));
     }
     Ok(report)
+}
+
+/// Re-publishes one dead letter to `channel` and then removes it from the dead-letter
+/// stream, counting it in `report` (as skipped when it is not a valid message). Shared by
+/// [`replay_dead_letters`] and the selective replays of
+/// [`inspect`](crate::redis::inspect).
+pub(crate) async fn replay_letter(
+    client: &mut crate::redis::AsyncRedisClient,
+    channel: &str,
+    letter: &DeadLetter,
+    report: &mut ReplayReport,
+) -> Result<()> {
+    let dlq = dead_letter_stream(channel);
+    let Some(message) = &letter.message else {
+        report.skipped += 1;
+        return Ok(());
+    };
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(channel).arg("*");
+    for (field, value) in message.get_json_encoded() {
+        xadd.arg(field).arg(value);
+    }
+    let _: Value = xadd
+        .query_async(&mut *client)
+        .await
+        .map_err(|e| Error::redis(format!("re-publishing dead letter {} to {channel}", letter.dlq_id), e))?;
+    let _: Value = redis::cmd("XDEL")
+        .arg(&dlq)
+        .arg(&letter.dlq_id)
+        .query_async(&mut *client)
+        .await
+        .map_err(|e| Error::redis(format!("removing dead letter {} from {dlq}", letter.dlq_id), e))?;
+    report.replayed += 1;
+    Ok(())
 }
 
 /// Deletes `channel`'s dead-letter stream; returns how many entries it held.

@@ -158,6 +158,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 pub use self::blocking::BlockingConsumer;
+pub(crate) use self::dead_letter::replay_letter;
 pub use self::dead_letter::{
     DeadLetter, ReplayReport, dead_letter_stream, list_dead_letters, purge_dead_letters, replay_dead_letters,
 };
