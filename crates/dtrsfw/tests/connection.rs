@@ -55,7 +55,7 @@ fn encoded_credentials_reach_the_server_intact() {
     .unwrap();
     let who: String = redis::cmd("ACL")
         .arg("WHOAMI")
-        .query(&mut *redis.get_redis().unwrap())
+        .query(&mut redis.get_redis().unwrap())
         .unwrap();
     assert_eq!(who, "us@r:x");
 }

@@ -844,21 +844,25 @@ pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u6
     let mut conn = redis.get_redis()?;
     let pattern = namespace_pattern(namespace);
     let mut deleted: u64 = unlink_cmd(&[namespace.to_owned()])
-        .query(&mut *conn)
+        .query(&mut conn)
         .map_err(|e| Error::redis("UNLINK", e))?;
     // On a cluster each primary holds a share of the keys and has its own SCAN cursor:
     // scan every primary (redis-rs sends each SCAN to the node named). UNLINK of one
     // step's keys may span slots; redis-rs splits it per slot.
-    let targets = conn.scan_targets().map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
+    let targets = conn
+        .connection_mut()
+        .scan_targets()
+        .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
     for node in &targets {
         let mut cursor = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = conn
+                .connection_mut()
                 .query_on(node.as_ref(), &scan_cmd(cursor, &pattern))
                 .map_err(|e| Error::redis("SCAN", e))?;
             if !keys.is_empty() {
                 let n: u64 = unlink_cmd(&keys)
-                    .query(&mut *conn)
+                    .query(&mut conn)
                     .map_err(|e| Error::redis("UNLINK", e))?;
                 deleted += n;
             }
