@@ -586,9 +586,12 @@ impl RedisInstance {
     }
 
     /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
-    /// at most the connect timeout when every connection is lent out. The guard
-    /// dereferences to a [`SyncConnection`]: a one-server connection, or on a cluster a
-    /// redis-rs cluster connection that routes each command by its key.
+    /// at most the connect timeout when every connection is lent out. Commands run on the
+    /// guard itself ([`PooledConnection`] implements [`redis::ConnectionLike`]) retry a
+    /// command that is safe to repeat once, on a fresh connection, after a timeout or a lost
+    /// connection, as the other clients do. The guard dereferences to a [`SyncConnection`]:
+    /// a one-server connection, or on a cluster a redis-rs cluster connection that routes
+    /// each command by its key.
     ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;

@@ -401,6 +401,12 @@ impl Consumer {
     /// (waiting up to `block_time` in Redis `BLOCK` when there are none), runs the
     /// handlers, acknowledges, and returns how many entries were processed successfully.
     /// `group` is this consumer's group on the channel, or its service name.
+    ///
+    /// Bounded: before it reads, a batch sends at most one command on the shared
+    /// connection (the reclaim), then reads on a connection of its own, opened on the first
+    /// read. Against a server that does not answer, the first batch after
+    /// [`register_channel`](Self::register_channel) (which opened the shared connection)
+    /// fails within `socket timeout + connect timeout`.
     pub async fn consume_messages(&self, channel: &str, group: &str, block_time: Duration) -> Result<u64> {
         let ch = self.channel(channel)?;
         self.check_group(&ch, group)?;
