@@ -856,17 +856,7 @@ impl PooledConnection {
     pub fn connection_mut(&mut self) -> &mut SyncConnection {
         self.conn.as_mut().expect("connection present until drop")
     }
-}
 
-impl Drop for PooledConnection {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.pool.give_back(conn);
-        }
-    }
-}
-
-impl PooledConnection {
     /// Runs `f`; when it fails in a way that may mean no answer came and `retry` holds,
     /// replaces the connection with a fresh one and runs `f` once more. The failed
     /// connection is closed, never reused: after a timeout its late reply could still
@@ -885,6 +875,14 @@ impl PooledConnection {
                 f(self.connection_mut())
             }
             other => other,
+        }
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
         }
     }
 }
