@@ -55,7 +55,7 @@ fn encoded_credentials_reach_the_server_intact() {
     .unwrap();
     let who: String = redis::cmd("ACL")
         .arg("WHOAMI")
-        .query(&mut *redis.get_redis().unwrap())
+        .query(&mut redis.get_redis().unwrap())
         .unwrap();
     assert_eq!(who, "us@r:x");
 }
@@ -263,6 +263,59 @@ fn sync_pool_recovers_after_server_restart() {
     let v: Option<i32> = client.get("k").unwrap();
     assert_eq!(v, None, "no persistence: the value is gone, but the call succeeds");
     assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+/// A fresh instance per client, each holding one open connection (so the restart breaks
+/// it and the first command after it meets a dead socket).
+fn warmed_instance(server: &Server, retry_on_timeout: bool) -> RedisInstance {
+    let redis = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url(server.url())
+            .set_redis_retry_on_timeout(retry_on_timeout),
+    )
+    .unwrap();
+    let _: () = redis.get_redis().unwrap().set("k", "v").unwrap();
+    redis
+}
+
+#[tokio::test]
+async fn every_client_retries_a_safe_command_once_on_a_fresh_connection_after_a_restart() {
+    let mut server = Server::start();
+    let pooled = warmed_instance(&server, true);
+    let handle = warmed_instance(&server, true);
+    let shared = warmed_instance(&server, true);
+    let mut async_client = shared.get_async_redis_client().await.unwrap();
+    let _: Option<String> = async_client.get("k").await.unwrap();
+    let not_safe = warmed_instance(&server, true);
+    let no_retry = warmed_instance(&server, false);
+    server.restart();
+
+    // The guard from get_redis(), used directly as the README shows.
+    let v: Option<String> = pooled
+        .get_redis()
+        .unwrap()
+        .get("k")
+        .unwrap_or_else(|e| panic!("get_redis(): GET after a restart: {e}"));
+    assert_eq!(v, None, "no persistence: the value is gone, but the call succeeds");
+    let v: Option<String> = handle
+        .get_redis_client()
+        .get("k")
+        .unwrap_or_else(|e| panic!("get_redis_client(): GET after a restart: {e}"));
+    assert_eq!(v, None);
+    let v: Option<String> = async_client
+        .get("k")
+        .await
+        .unwrap_or_else(|e| panic!("get_async_redis_client(): GET after a restart: {e}"));
+    assert_eq!(v, None);
+
+    // Not safe to repeat: the error comes back, and the guard's next command works on a
+    // fresh connection (the broken one is not returned to the pool).
+    let err = not_safe.get_redis().unwrap().incr::<_, _, i64>("n", 1).unwrap_err();
+    assert!(err.is_io_error() || err.is_connection_dropped(), "{err}");
+    let n: i64 = not_safe.get_redis().unwrap().incr("n", 1).unwrap();
+    assert_eq!(n, 1, "the failed INCR was not sent again");
+    // retry_on_timeout off: no retry, even for GET.
+    assert!(no_retry.get_redis().unwrap().get::<_, Option<String>>("k").is_err());
 }
 
 #[tokio::test]

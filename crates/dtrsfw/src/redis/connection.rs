@@ -12,13 +12,19 @@
 //!   (defaults 5 s). A blocking read uses its own connection
 //!   ([`get_blocking_connection`](RedisInstance::get_blocking_connection),
 //!   [`get_async_blocking_connection`](RedisInstance::get_async_blocking_connection))
-//!   whose timeout adds the block time.
+//!   whose timeout adds the block time. The bounds hold from a cold start too: opening
+//!   the shared async connection takes at most the connect timeout, and tasks that need
+//!   it while it is being opened share that one connect (none waits out another's
+//!   failure); a failed connect is not remembered, the next call tries again.
 //! - The async client is one multiplexed connection (redis-rs `ConnectionManager`) that
 //!   reconnects by itself after a server restart. The sync pool drops a connection that
 //!   broke and opens a new one; a connection idle longer than the health-check interval
 //!   is PINGed before reuse.
 //! - `retry_on_timeout` (default on) retries once, on a fresh connection, only commands
-//!   that are safe to repeat: reads (`GET`, `MGET`, `EXISTS`, `TTL`, `SCAN`, `XRANGE`,
+//!   that are safe to repeat, on every client: the [`get_redis`](RedisInstance::get_redis)
+//!   guard, the [`get_redis_client`](RedisInstance::get_redis_client) handle and the async
+//!   client (the guard's `connection_mut()` lends the bare connection, without retry).
+//!   The commands: reads (`GET`, `MGET`, `EXISTS`, `TTL`, `SCAN`, `XRANGE`,
 //!   `XINFO`, `XPENDING`, `XLEN`, …) and idempotent writes (`SET`, `SETEX`, `DEL`,
 //!   `UNLINK`, `EXPIRE`, `XACK`, `XTRIM`, `XDEL`). Never `XADD`, `INCR`, `XREADGROUP`,
 //!   scripts or pipelines.
@@ -82,6 +88,7 @@
 
 mod extensions;
 mod pool;
+mod shared_slot;
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -94,6 +101,7 @@ use redis::io::tcp::TcpSettings;
 use redis::{Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
 use self::pool::SyncPool;
+use self::shared_slot::SharedSlot;
 use super::config::{RedisConfig, redact_url};
 use super::error::{Error, Result};
 
@@ -147,6 +155,20 @@ fn packed_command_name(packed: &[u8]) -> Option<&[u8]> {
     lines.next()?; // *N
     lines.next()?; // $len
     lines.next().map(|name| name.strip_suffix(b"\r").unwrap_or(name))
+}
+
+/// The first word of a command (its name), if it is a plain argument.
+fn command_name(cmd: &Cmd) -> Option<&[u8]> {
+    match cmd.args_iter().next()? {
+        redis::Arg::Simple(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// Whether the command named `name` is sent a second time after a retryable failure:
+/// the one retry decision of every client (pooled guard, sync handle, async client).
+fn may_retry(retry_on_timeout: bool, name: Option<&[u8]>) -> bool {
+    retry_on_timeout && name.is_some_and(is_safe_to_retry)
 }
 
 /// Whether an error means "the request may never have been answered": the case that
@@ -527,6 +549,11 @@ impl Connector {
         }
     }
 
+    /// Opens the manager, in at most the connect timeout. The manager's retries (below)
+    /// are for reconnecting a connection that existed; they also apply to its first
+    /// connect, where three tries against a server that does not answer took three
+    /// connect timeouts plus backoffs. So the first connect as a whole gets one connect
+    /// timeout: a server that refuses at once still gets the quick retries within it.
     async fn connect_manager(&self, client: &redis::Client) -> Result<redis::aio::ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -536,10 +563,13 @@ impl Connector {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let manager = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| Error::redis("connecting to redis", e))?;
+        let manager = with_deadline(self.connect_timeout, "connecting to redis", async {
+            client
+                .get_connection_manager_with_config(config)
+                .await
+                .map_err(|e| Error::redis("connecting to redis", e))
+        })
+        .await?;
         tracing::debug!(addr = %client.get_connection_info().addr(), "opened the shared async connection");
         Ok(manager)
     }
@@ -556,8 +586,8 @@ struct Inner {
     url: String,
     connector: Connector,
     sync_pool: RwLock<Option<Arc<SyncPool>>>,
-    async_client: RwLock<Option<AsyncRedisClient>>,
-    async_init: tokio::sync::Mutex<()>,
+    /// The shared async client, or the one connect opening it.
+    shared: Arc<SharedSlot>,
     /// Per-instance state of higher layers (the cache's view of this server), type-erased
     /// so that this module does not depend on them.
     extensions: self::extensions::Extensions,
@@ -572,7 +602,7 @@ struct Inner {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let redis = RedisInstance::new(RedisConfig::new().set_redis_host("localhost"))?;
 /// let mut conn = redis.get_redis()?; // back to the pool when `conn` drops
-/// redis::cmd("SET").arg("key").arg("value").exec(&mut *conn)?;
+/// redis::cmd("SET").arg("key").arg("value").exec(&mut conn)?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -622,8 +652,7 @@ impl RedisInstance {
                 url,
                 connector,
                 sync_pool: RwLock::new(None),
-                async_client: RwLock::new(None),
-                async_init: tokio::sync::Mutex::new(()),
+                shared: Arc::default(),
                 extensions: Default::default(),
             }),
         })
@@ -669,9 +698,12 @@ impl RedisInstance {
     }
 
     /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
-    /// at most the connect timeout when every connection is lent out. The guard
-    /// dereferences to a [`SyncConnection`]: a one-server connection, or on a cluster a
-    /// redis-rs cluster connection that routes each command by its key.
+    /// at most the connect timeout when every connection is lent out. Commands run on the
+    /// guard itself ([`PooledConnection`] implements [`redis::ConnectionLike`]) retry a
+    /// command that is safe to repeat once, on a fresh connection, after a timeout or a lost
+    /// connection, as the other clients do. The guard dereferences to a [`SyncConnection`]:
+    /// a one-server connection, or on a cluster a redis-rs cluster connection that routes
+    /// each command by its key.
     ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
@@ -716,6 +748,11 @@ impl RedisInstance {
     /// The shared async client, connecting on first use. It multiplexes every task's
     /// commands over one connection and reconnects by itself after a server restart.
     ///
+    /// Opening it takes at most the connect timeout
+    /// ([`RedisConfig::set_redis_socket_connect_timeout`]); tasks that ask while it is
+    /// being opened wait for that same connect and get its result (none waits out
+    /// another's failure). A failed connect is not remembered: the next call tries again.
+    ///
     /// ```no_run
     /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> Result<(), Box<dyn std::error::Error>> {
     /// use redis::AsyncCommands;
@@ -724,29 +761,20 @@ impl RedisInstance {
     /// # Ok(()) }
     /// ```
     pub async fn get_async_redis_client(&self) -> Result<AsyncRedisClient> {
-        if let Some(client) = self.cached_async_client() {
-            return Ok(client);
-        }
-        // One task connects; the others wait for it instead of opening their own.
-        let _init = self.inner.async_init.lock().await;
-        if let Some(client) = self.cached_async_client() {
-            return Ok(client);
-        }
-        let inner = self.inner.connector.connect_shared().await?;
-        let client = AsyncRedisClient {
-            inner,
-            retry_on_timeout: self.inner.connector.retry_on_timeout,
-        };
-        *self.inner.async_client.write().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
-        Ok(client)
-    }
-
-    fn cached_async_client(&self) -> Option<AsyncRedisClient> {
         self.inner
-            .async_client
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .shared
+            .get_or_connect(|| {
+                // Cloned only when a connect starts, not on every call.
+                let connector = self.inner.connector.clone();
+                async move {
+                    let inner = connector.connect_shared().await?;
+                    Ok(AsyncRedisClient {
+                        inner,
+                        retry_on_timeout: connector.retry_on_timeout,
+                    })
+                }
+            })
+            .await
     }
 
     /// The async twin of [`get_redis`](Self::get_redis): a handle on the shared
@@ -756,14 +784,9 @@ impl RedisInstance {
     }
 
     /// Forgets the shared async connection; it closes once no handle uses it, and the next
-    /// call connects anew.
+    /// call connects anew (a connect under way is forgotten too).
     pub async fn reset_async_pool(&self) {
-        let _init = self.inner.async_init.lock().await;
-        self.inner
-            .async_client
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.inner.shared.reset();
     }
 
     /// Whether this instance talks to a Redis Cluster (a `redis+cluster://` URL).
@@ -915,7 +938,15 @@ impl redis::ConnectionLike for SyncConnection {
 }
 
 /// A connection borrowed from the sync pool; returned to it on `Drop` (discarded
-/// instead if it broke). Dereferences to [`SyncConnection`] (one server or a cluster).
+/// instead if it broke). Implements [`redis::ConnectionLike`], so `redis::Commands`
+/// methods and `cmd.query(&mut conn)` work on it directly; then, like every client of
+/// the instance, a command that is safe to repeat is retried once, on a fresh connection,
+/// after a timeout or a lost connection (see [`RedisConfig::set_redis_retry_on_timeout`]).
+///
+/// It also dereferences to the [`SyncConnection`] (one server or a cluster) for its
+/// `&self` methods; [`connection_mut`](Self::connection_mut) lends it by `&mut`, without
+/// that retry. (It implements `Deref` but not `DerefMut`: redis-rs would otherwise see
+/// the connection, not the guard, and bypass the retry.)
 pub struct PooledConnection {
     conn: Option<SyncConnection>,
     pool: Arc<SyncPool>,
@@ -934,9 +965,32 @@ impl std::ops::Deref for PooledConnection {
     }
 }
 
-impl std::ops::DerefMut for PooledConnection {
-    fn deref_mut(&mut self) -> &mut SyncConnection {
+impl PooledConnection {
+    /// The connection itself, for what needs a [`SyncConnection`] by `&mut` (such as
+    /// [`SyncConnection::as_single_mut`]). Commands sent through it are not retried.
+    pub fn connection_mut(&mut self) -> &mut SyncConnection {
         self.conn.as_mut().expect("connection present until drop")
+    }
+
+    /// Runs `f`; when it fails in a way that may mean no answer came and `retry` holds,
+    /// replaces the connection with a fresh one and runs `f` once more. The failed
+    /// connection is closed, never reused: after a timeout its late reply could still
+    /// arrive and be taken for the next command's.
+    fn run<T>(
+        &mut self,
+        retry: bool,
+        mut f: impl FnMut(&mut SyncConnection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        match f(self.connection_mut()) {
+            Err(e) if retry && is_retryable_failure(&e) => {
+                tracing::warn!(error = %e, "retrying a command that is safe to repeat, on a fresh connection");
+                let fresh = self.pool.connect_replacement().map_err(|e| to_redis_error(&e))?;
+                // The old one is dropped here: its place in the pool's count is the fresh one's.
+                self.conn = Some(fresh);
+                f(self.connection_mut())
+            }
+            other => other,
+        }
     }
 }
 
@@ -945,6 +999,37 @@ impl Drop for PooledConnection {
         if let Some(conn) = self.conn.take() {
             self.pool.give_back(conn);
         }
+    }
+}
+
+impl redis::ConnectionLike for PooledConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        let retry = may_retry(self.pool.retry_on_timeout(), packed_command_name(cmd));
+        self.run(retry, |conn| conn.req_packed_command(cmd))
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<Value>> {
+        // A pipeline mixes commands; it is not retried as a whole.
+        self.run(false, |conn| conn.req_packed_commands(cmd, offset, count))
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        // Through the `Cmd` (not its packed bytes) so that a cluster connection can route
+        // it; a one-server connection packs it as before.
+        let retry = may_retry(self.pool.retry_on_timeout(), command_name(cmd));
+        self.run(retry, |conn| conn.req_command(cmd))
+    }
+
+    fn get_db(&self) -> i64 {
+        (**self).get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.connection_mut().check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        (**self).is_open()
     }
 }
 
@@ -963,21 +1048,8 @@ impl fmt::Debug for RedisClient {
 }
 
 impl RedisClient {
-    fn with_connection<T>(
-        &self,
-        retry: bool,
-        mut f: impl FnMut(&mut SyncConnection) -> redis::RedisResult<T>,
-    ) -> redis::RedisResult<T> {
-        let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
-        match f(&mut conn) {
-            Err(e) if retry && is_retryable_failure(&e) => {
-                tracing::warn!(error = %e, "retrying a command that is safe to repeat, on a fresh connection");
-                drop(conn);
-                let mut conn = self.instance.get_redis().map_err(|e| to_redis_error(&e))?;
-                f(&mut conn)
-            }
-            other => other,
-        }
+    fn borrow(&self) -> redis::RedisResult<PooledConnection> {
+        self.instance.get_redis().map_err(|e| to_redis_error(&e))
     }
 }
 
@@ -992,27 +1064,18 @@ fn to_redis_error(err: &Error) -> redis::RedisError {
     std::io::Error::new(kind, err.to_string()).into()
 }
 
+/// Each command borrows a pooled connection, whose retry of safe commands it shares.
 impl redis::ConnectionLike for RedisClient {
     fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
-        let retry =
-            self.instance.inner.connector.retry_on_timeout && packed_command_name(cmd).is_some_and(is_safe_to_retry);
-        self.with_connection(retry, |conn| conn.req_packed_command(cmd))
+        self.borrow()?.req_packed_command(cmd)
     }
 
     fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> redis::RedisResult<Vec<Value>> {
-        // A pipeline mixes commands; it is not retried as a whole.
-        self.with_connection(false, |conn| conn.req_packed_commands(cmd, offset, count))
+        self.borrow()?.req_packed_commands(cmd, offset, count)
     }
 
     fn req_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
-        // Through the `Cmd` (not its packed bytes) so that a cluster connection can route
-        // it; a one-server connection packs it as before.
-        let retry = self.instance.inner.connector.retry_on_timeout
-            && cmd
-                .args_iter()
-                .next()
-                .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n)));
-        self.with_connection(retry, |conn| conn.req_command(cmd))
+        self.borrow()?.req_command(cmd)
     }
 
     fn get_db(&self) -> i64 {
@@ -1020,8 +1083,7 @@ impl redis::ConnectionLike for RedisClient {
     }
 
     fn check_connection(&mut self) -> bool {
-        self.with_connection(false, |conn| Ok(conn.check_connection()))
-            .unwrap_or(false)
+        self.borrow().is_ok_and(|mut conn| conn.check_connection())
     }
 
     fn is_open(&self) -> bool {
@@ -1077,14 +1139,7 @@ impl redis::aio::ConnectionLike for AsyncRedisClient {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             match self.inner.as_dyn().req_packed_command(cmd).await {
-                Err(e)
-                    if self.retry_on_timeout
-                        && is_retryable_failure(&e)
-                        && cmd
-                            .args_iter()
-                            .next()
-                            .is_some_and(|a| matches!(a, redis::Arg::Simple(n) if is_safe_to_retry(n))) =>
-                {
+                Err(e) if is_retryable_failure(&e) && may_retry(self.retry_on_timeout, command_name(cmd)) => {
                     tracing::warn!(error = %e, "retrying a command that is safe to repeat");
                     self.inner.as_dyn().req_packed_command(cmd).await
                 }

@@ -131,6 +131,19 @@ impl Error {
         Error::new(ErrorKind::Timeout, context.to_string())
     }
 
+    /// A copy for one more receiver of a result shared by several callers (one connect
+    /// awaited by many): same kind and message, and the redis-rs cause when there is one
+    /// (so `server_code` and `is_transient` answer alike). Other causes are not copied.
+    pub(crate) fn duplicate(&self) -> Self {
+        Error {
+            kind: self.kind,
+            message: self.message.clone(),
+            cause: self
+                .redis_error()
+                .map(|e| Box::new(e.clone()) as Box<dyn std::error::Error + Send + Sync + 'static>),
+        }
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

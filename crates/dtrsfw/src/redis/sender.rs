@@ -216,9 +216,13 @@ impl SenderOptions {
 
     /// How many times in all a send is tried when it fails with a transient error; 1 means
     /// no retry (at-most-once, see the [module docs](self#retries-and-duplicates)). Values
-    /// below 1 count as 1. Each attempt is bounded by the instance's socket timeout, so a
-    /// send against a stalled server fails after at most `attempts × timeout` plus the
-    /// backoffs. By default, 4.
+    /// below 1 count as 1. Each attempt is bounded by the instance's socket timeout, plus
+    /// its connect timeout when the attempt must first open the shared connection (from a
+    /// cold start, or when the last connect failed). So a send against a server that does
+    /// not answer fails after at most `attempts × socket timeout` plus the backoffs while
+    /// the connection is open, `attempts × connect timeout` plus the backoffs from a cold
+    /// start (no connection can be opened), and never more than
+    /// `attempts × (connect + socket timeout)` plus the backoffs. By default, 4.
     #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn set_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);

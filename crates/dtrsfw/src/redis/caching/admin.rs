@@ -103,7 +103,7 @@ async fn unlink(conn: &mut impl Conn, key: &str) -> Result<bool> {
 /// namespace `a:b`, as their keys share the prefix.
 pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u64> {
     let mut conn = redis.get_redis()?;
-    run_sync(unlink_namespace(&mut *conn, namespace))
+    run_sync(unlink_namespace(&mut conn, namespace))
 }
 
 /// The async twin of [`invalidate_namespace`].

@@ -17,7 +17,7 @@ use redis::{Cmd, FromRedisValue, RedisResult};
 
 use super::flight::{Flight, Outcome};
 use super::server::ServerState;
-use crate::redis::connection::{AsyncRedisClient, NodeAddr, RedisInstance, SyncConnection, with_deadline};
+use crate::redis::connection::{AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, SyncConnection, with_deadline};
 use crate::redis::error::{Error, Result};
 
 /// Runs a flow built on the sync impls to completion on the calling thread.
@@ -126,6 +126,18 @@ impl NodeConn for SyncConnection {
 
     async fn run_on<R: FromRedisValue>(&mut self, node: Option<&NodeAddr>, cmd: &Cmd) -> RedisResult<R> {
         self.query_on(node, cmd)
+    }
+}
+
+/// The pooled guard: `run` goes through the guard (a safe command is retried once after a
+/// lost connection), per-node commands through the bare connection it lends.
+impl NodeConn for PooledConnection {
+    async fn nodes(&mut self) -> RedisResult<Vec<Option<NodeAddr>>> {
+        self.connection_mut().scan_targets()
+    }
+
+    async fn run_on<R: FromRedisValue>(&mut self, node: Option<&NodeAddr>, cmd: &Cmd) -> RedisResult<R> {
+        self.connection_mut().query_on(node, cmd)
     }
 }
 

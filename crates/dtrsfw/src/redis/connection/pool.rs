@@ -121,6 +121,17 @@ impl SyncPool {
         Some(conn)
     }
 
+    /// Whether commands safe to repeat are retried once (`retry_on_timeout`).
+    pub(super) fn retry_on_timeout(&self) -> bool {
+        self.connector.retry_on_timeout
+    }
+
+    /// A new connection to replace a lent one that failed: it takes that one's place in
+    /// the count, so the count does not change (the failed one is dropped, not returned).
+    pub(super) fn connect_replacement(&self) -> Result<SyncConnection> {
+        self.connector.connect_sync()
+    }
+
     /// Hands a connection back; a broken one is dropped and its slot freed.
     pub(super) fn give_back(&self, conn: SyncConnection) {
         let mut state = self.lock();

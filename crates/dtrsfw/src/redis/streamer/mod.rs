@@ -462,6 +462,12 @@ impl Consumer {
     ///
     /// Fails before reading anything when `channel` has no handler (its entries would be
     /// acknowledged unhandled), as do the other `consume_*` methods.
+    ///
+    /// Bounded: before it reads, a batch sends at most one command on the shared
+    /// connection (the reclaim), then reads on a connection of its own, opened on the first
+    /// read. Against a server that does not answer, the first batch after
+    /// [`register_channel`](Self::register_channel) (which opened the shared connection)
+    /// fails within `socket timeout + connect timeout`.
     pub async fn consume_messages(&self, channel: &str, group: &str, block_time: Duration) -> Result<u64> {
         let ch = self.channel(channel)?;
         self.check_group(&ch, group)?;
