@@ -17,7 +17,9 @@ use redis::{Cmd, FromRedisValue, RedisResult};
 
 use super::flight::{Flight, Outcome};
 use super::server::ServerState;
-use crate::redis::connection::{AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, SyncConnection, with_deadline};
+use crate::redis::connection::{
+    AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, SyncConnection, with_deadline,
+};
 use crate::redis::error::{Error, Result};
 
 /// Runs a flow built on the sync impls to completion on the calling thread.
