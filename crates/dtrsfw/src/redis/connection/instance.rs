@@ -1,0 +1,248 @@
+//! `RedisInstance`: a validated configuration with its lazily created connections, the
+//! entry point of every client (sync pool, shared async client, dedicated connections
+//! for blocking reads).
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::aio::{AsyncBlockingConnection, AsyncRedisClient};
+use super::connector::Connector;
+use super::extensions::Extensions;
+use super::pool::SyncPool;
+use super::shared_slot::SharedSlot;
+use super::sync::{PooledConnection, RedisClient, SyncConnection};
+use super::url::build_url;
+use crate::redis::config::{RedisConfig, redact_url};
+use crate::redis::error::Result;
+
+struct Inner {
+    config: RedisConfig,
+    url: String,
+    connector: Connector,
+    sync_pool: RwLock<Option<Arc<SyncPool>>>,
+    /// The shared async client, or the one connect opening it.
+    shared: Arc<SharedSlot>,
+    /// Per-instance state of higher layers (the cache's view of this server), type-erased
+    /// so that this module does not depend on them.
+    extensions: Extensions,
+}
+
+/// A validated Redis configuration with its lazily created connections. Cheap to
+/// clone; clones share the pools.
+///
+/// ```no_run
+/// use dtrsfw::redis::{RedisConfig, RedisInstance};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisInstance::new(RedisConfig::new().set_redis_host("localhost"))?;
+/// let mut conn = redis.get_redis()?; // back to the pool when `conn` drops
+/// redis::cmd("SET").arg("key").arg("value").exec(&mut conn)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisInstance {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInstance")
+            .field("url", &redact_url(&self.inner.url))
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// Shows the URL with credentials masked.
+impl fmt::Display for RedisInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.inner.url))
+    }
+}
+
+impl RedisInstance {
+    /// Validates `config` and prepares (without connecting) the connections.
+    ///
+    /// Fails with an error naming the field when there is no host and no URL, the port
+    /// is 0 or above 65535, the db is not a non-negative number, the URL cannot be
+    /// parsed, or TLS is requested with a `redis://` URL.
+    ///
+    /// ```
+    /// use dtrsfw::redis::{RedisConfig, RedisInstance};
+    ///
+    /// let redis = RedisInstance::new(
+    ///     RedisConfig::new().set_redis_host("cache").set_redis_username("app").set_redis_password("p@ss"),
+    /// )?;
+    /// assert_eq!(redis.redis_url(), "redis://app:p%40ss@cache:6379/0");
+    /// assert_eq!(redis.to_string(), "redis://***@cache:6379/0");
+    /// # Ok::<(), dtrsfw::redis::Error>(())
+    /// ```
+    pub fn new(config: RedisConfig) -> Result<Self> {
+        let url = build_url(&config)?;
+        let connector = Connector::new(&config, &url)?;
+        Ok(RedisInstance {
+            inner: Arc::new(Inner {
+                config,
+                url,
+                connector,
+                sync_pool: RwLock::new(None),
+                shared: Arc::default(),
+                extensions: Extensions::default(),
+            }),
+        })
+    }
+
+    /// This instance's state of type `T` kept by a higher layer, created by `init` on
+    /// first use (see `connection/extensions.rs`).
+    pub(crate) fn extension<T: std::any::Any + Send + Sync>(&self, init: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        self.inner.extensions.get_or_insert_with(init)
+    }
+
+    /// The connection URL, credentials included (percent-encoded). Treat it as a secret;
+    /// `Display` of the instance masks them.
+    pub fn redis_url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The connection URL (the Python name of [`redis_url`](Self::redis_url)).
+    pub fn get_redis_url(&self) -> &str {
+        self.redis_url()
+    }
+
+    /// The configuration this instance was built from.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    fn sync_pool(&self) -> Arc<SyncPool> {
+        if let Some(pool) = self.inner.sync_pool.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return pool.clone();
+        }
+        let mut slot = self.inner.sync_pool.write().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| {
+            let config = &self.inner.config;
+            Arc::new(SyncPool::new(
+                self.inner.connector.clone(),
+                config.redis_max_connections(),
+                config.redis_socket_connect_timeout(),
+                config.redis_health_check_interval(),
+            ))
+        })
+        .clone()
+    }
+
+    /// Borrows a connection from the sync pool; it goes back when the guard drops. Waits
+    /// at most the connect timeout when every connection is lent out. Commands run on the
+    /// guard itself ([`PooledConnection`] implements [`redis::ConnectionLike`]) retry a
+    /// command that is safe to repeat once, on a fresh connection, after a timeout or a lost
+    /// connection, as the other clients do. The guard dereferences to a [`SyncConnection`]:
+    /// a one-server connection, or on a cluster a redis-rs cluster connection that routes
+    /// each command by its key.
+    ///
+    /// ```no_run
+    /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
+    /// use redis::Commands;
+    /// let mut conn = redis.get_redis()?;
+    /// let _: () = conn.set("key", "value")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_redis(&self) -> Result<PooledConnection> {
+        let pool = self.sync_pool();
+        let conn = pool.take()?;
+        Ok(PooledConnection::new(conn, pool))
+    }
+
+    /// A sync client handle that borrows a pooled connection for each command (like a
+    /// `redis.Redis` over a pool). Implements [`redis::ConnectionLike`], so every
+    /// `redis::Commands` method works on it.
+    ///
+    /// ```no_run
+    /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
+    /// use redis::Commands;
+    /// let mut client = redis.get_redis_client();
+    /// let value: Option<String> = client.get("key")?;
+    /// println!("{value:?}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_redis_client(&self) -> RedisClient {
+        RedisClient::new(self.clone(), self.inner.connector.db)
+    }
+
+    /// Drops the sync pool: idle connections close now, lent ones when returned. The next
+    /// borrow creates a fresh pool.
+    pub fn reset_sync_pool(&self) {
+        if let Some(pool) = self.inner.sync_pool.write().unwrap_or_else(|e| e.into_inner()).take() {
+            pool.clear();
+        }
+    }
+
+    /// The shared async client, connecting on first use. It multiplexes every task's
+    /// commands over one connection and reconnects by itself after a server restart.
+    ///
+    /// Opening it takes at most the connect timeout
+    /// ([`RedisConfig::set_redis_socket_connect_timeout`]); tasks that ask while it is
+    /// being opened wait for that same connect and get its result (none waits out
+    /// another's failure). A failed connect is not remembered: the next call tries again.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> Result<(), Box<dyn std::error::Error>> {
+    /// use redis::AsyncCommands;
+    /// let mut client = redis.get_async_redis_client().await?;
+    /// let _: () = client.set("key", "value").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_async_redis_client(&self) -> Result<AsyncRedisClient> {
+        self.inner
+            .shared
+            .get_or_connect(|| {
+                // Cloned only when a connect starts, not on every call.
+                let connector = self.inner.connector.clone();
+                async move {
+                    let conn = connector.connect_shared().await?;
+                    Ok(AsyncRedisClient::new(conn, connector.retry_on_timeout))
+                }
+            })
+            .await
+    }
+
+    /// The async twin of [`get_redis`](Self::get_redis): a handle on the shared
+    /// multiplexed connection. Dropping it is all the cleanup there is.
+    pub async fn get_async_redis(&self) -> Result<AsyncRedisClient> {
+        self.get_async_redis_client().await
+    }
+
+    /// Forgets the shared async connection; it closes once no handle uses it, and the next
+    /// call connects anew (a connect under way is forgotten too).
+    pub async fn reset_async_pool(&self) {
+        self.inner.shared.reset();
+    }
+
+    /// Whether this instance talks to a Redis Cluster (a `redis+cluster://` URL).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.connector.is_cluster()
+    }
+
+    /// A dedicated async connection for commands that block on the server
+    /// (`XREADGROUP ... BLOCK`, `BLPOP`): its response timeout is the socket timeout plus
+    /// `block`, so a long block neither times out early nor holds up the shared
+    /// connection's other users. On a cluster it is a cluster connection of its own,
+    /// which sends each command to the node owning its key (a single-key blocking read
+    /// therefore blocks on that node only).
+    pub async fn get_async_blocking_connection(&self, block: Duration) -> Result<AsyncBlockingConnection> {
+        let conn = self.inner.connector.connect_dedicated_async(block).await?;
+        Ok(AsyncBlockingConnection::new(conn))
+    }
+
+    /// A connection outside the pool whose connect (handshake included) and response
+    /// timeouts are both `timeout`: the cache's short-timeout connections.
+    pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<SyncConnection> {
+        self.inner.connector.connect_sync_with_timeouts(timeout, timeout)
+    }
+
+    /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
+    /// a connection outside the pool whose read timeout is the socket timeout plus `block`.
+    pub fn get_blocking_connection(&self, block: Duration) -> Result<SyncConnection> {
+        self.inner.connector.connect_dedicated_sync(block)
+    }
+}
