@@ -8,7 +8,9 @@ impl RedisConfig {
     /// Reads `REDIS_URL`; where it is unset or empty, `REDIS_HOST`, `REDIS_PORT`,
     /// `REDIS_DB`, `REDIS_USERNAME`, `REDIS_PASSWORD` and `REDIS_SSL` (`true`/`1`/`yes`).
     ///
-    /// Fails with an error naming the variable when `REDIS_PORT` is not a number or
+    /// # Errors
+    ///
+    /// A configuration error naming the variable when `REDIS_PORT` is not a number or
     /// `REDIS_SSL` is not a boolean.
     ///
     /// ```
@@ -24,6 +26,10 @@ impl RedisConfig {
 
     /// [`from_env`](Self::from_env) over any variable lookup (used by tests, which must
     /// not mutate the process environment while other tests run).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut config = RedisConfig::new();
         if let Some(url) = lookup("REDIS_URL") {

@@ -65,6 +65,7 @@ pub enum ConfigValue {
 
 impl RedisConfig {
     /// An empty configuration: every option at its default.
+    #[must_use]
     pub fn new() -> Self {
         RedisConfig::default()
     }
@@ -192,71 +193,85 @@ impl RedisConfig {
     }
 
     /// The URL, if one was set.
+    #[must_use]
     pub fn redis_url(&self) -> Option<&str> {
         self.url.as_deref()
     }
 
     /// The host, if one was set.
+    #[must_use]
     pub fn redis_host(&self) -> Option<&str> {
         self.host.as_deref()
     }
 
     /// The port, if one was set.
+    #[must_use]
     pub fn redis_port(&self) -> Option<u32> {
         self.port
     }
 
     /// The database, if one was set.
+    #[must_use]
     pub fn redis_db(&self) -> Option<&str> {
         self.db.as_deref()
     }
 
     /// The user name, if one was set.
+    #[must_use]
     pub fn redis_username(&self) -> Option<&str> {
         self.username.as_deref()
     }
 
     /// The password, if one was set.
+    #[must_use]
     pub fn redis_password(&self) -> Option<&str> {
         self.password.as_deref()
     }
 
     /// Whether TLS was requested.
+    #[must_use]
     pub fn redis_ssl(&self) -> bool {
         self.ssl
     }
 
     /// The CA file, if one was set.
+    #[must_use]
     pub fn redis_ssl_ca_certs(&self) -> Option<&std::path::Path> {
         self.ssl_ca_certs.as_deref()
     }
 
     /// Pool size, default applied.
+    #[must_use]
     pub fn redis_max_connections(&self) -> usize {
         self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
     }
 
     /// Response timeout, default applied.
+    #[must_use]
     pub fn redis_socket_timeout(&self) -> Duration {
         self.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT)
     }
 
     /// Connect timeout, default applied.
+    #[must_use]
     pub fn redis_socket_connect_timeout(&self) -> Duration {
         self.socket_connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
 
     /// TCP keepalive, default applied.
+    #[must_use]
     pub fn redis_socket_keepalive(&self) -> bool {
         self.socket_keepalive.unwrap_or(true)
     }
 
     /// Health-check interval, default applied.
+    #[must_use]
     pub fn redis_health_check_interval(&self) -> Duration {
         self.health_check_interval.unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
     }
 
     /// Retry-on-timeout, default applied.
+    #[must_use]
     pub fn redis_retry_on_timeout(&self) -> bool {
         self.retry_on_timeout.unwrap_or(true)
     }

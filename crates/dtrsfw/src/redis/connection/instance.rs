@@ -64,9 +64,11 @@ impl fmt::Display for RedisInstance {
 impl RedisInstance {
     /// Validates `config` and prepares (without connecting) the connections.
     ///
-    /// Fails with an error naming the field when there is no host and no URL, the port
+    /// # Errors
+    ///
+    /// A configuration error naming the field when there is no host and no URL, the port
     /// is 0 or above 65535, the db is not a non-negative number, the URL cannot be
-    /// parsed, or TLS is requested with a `redis://` URL.
+    /// parsed, TLS is requested with a `redis://` URL, or the CA file cannot be read.
     ///
     /// ```
     /// use dtrsfw::redis::{RedisConfig, RedisInstance};
@@ -101,16 +103,19 @@ impl RedisInstance {
 
     /// The connection URL, credentials included (percent-encoded). Treat it as a secret;
     /// `Display` of the instance masks them.
+    #[must_use]
     pub fn redis_url(&self) -> &str {
         &self.inner.url
     }
 
     /// The connection URL (the Python name of [`redis_url`](Self::redis_url)).
+    #[must_use]
     pub fn get_redis_url(&self) -> &str {
         self.redis_url()
     }
 
     /// The configuration this instance was built from.
+    #[must_use]
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
     }
@@ -140,6 +145,11 @@ impl RedisInstance {
     /// a one-server connection, or on a cluster a redis-rs cluster connection that routes
     /// each command by its key.
     ///
+    /// # Errors
+    ///
+    /// A timeout error when the pool stays exhausted for the connect timeout; the
+    /// connect's error (connection, timeout, authentication, ...) when a new connection
+    /// is needed and cannot be opened.    ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
     /// use redis::Commands;
@@ -165,6 +175,7 @@ impl RedisInstance {
     /// println!("{value:?}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[must_use]
     pub fn get_redis_client(&self) -> RedisClient {
         RedisClient::new(self.clone(), self.inner.connector.db)
     }
@@ -185,6 +196,10 @@ impl RedisInstance {
     /// being opened wait for that same connect and get its result (none waits out
     /// another's failure). A failed connect is not remembered: the next call tries again.
     ///
+    /// # Errors
+    ///
+    /// The connect's error (connection, timeout, authentication, ...) when the shared
+    /// connection is not open yet and cannot be opened.    ///
     /// ```no_run
     /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> Result<(), Box<dyn std::error::Error>> {
     /// use redis::AsyncCommands;
@@ -208,6 +223,10 @@ impl RedisInstance {
 
     /// The async twin of [`get_redis`](Self::get_redis): a handle on the shared
     /// multiplexed connection. Dropping it is all the cleanup there is.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_async_redis_client`](Self::get_async_redis_client).
     pub async fn get_async_redis(&self) -> Result<AsyncRedisClient> {
         self.get_async_redis_client().await
     }
@@ -219,6 +238,7 @@ impl RedisInstance {
     }
 
     /// Whether this instance talks to a Redis Cluster (a `redis+cluster://` URL).
+    #[must_use]
     pub fn is_cluster(&self) -> bool {
         self.inner.connector.is_cluster()
     }
@@ -229,6 +249,10 @@ impl RedisInstance {
     /// connection's other users. On a cluster it is a cluster connection of its own,
     /// which sends each command to the node owning its key (a single-key blocking read
     /// therefore blocks on that node only).
+    ///
+    /// # Errors
+    ///
+    /// The connect's error (connection, timeout, authentication, ...).
     pub async fn get_async_blocking_connection(&self, block: Duration) -> Result<AsyncBlockingConnection> {
         let conn = self.inner.connector.connect_dedicated_async(block).await?;
         Ok(AsyncBlockingConnection::new(conn))
@@ -242,6 +266,10 @@ impl RedisInstance {
 
     /// The sync twin of [`get_async_blocking_connection`](Self::get_async_blocking_connection):
     /// a connection outside the pool whose read timeout is the socket timeout plus `block`.
+    ///
+    /// # Errors
+    ///
+    /// The connect's error (connection, timeout, authentication, ...).
     pub fn get_blocking_connection(&self, block: Duration) -> Result<SyncConnection> {
         self.inner.connector.connect_dedicated_sync(block)
     }

@@ -39,6 +39,7 @@ impl fmt::Debug for SyncConnection {
 
 impl SyncConnection {
     /// Whether this is a cluster connection.
+    #[must_use]
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner, SyncInner::Cluster(_))
     }
@@ -53,6 +54,10 @@ impl SyncConnection {
     }
 
     /// Sets the read timeout (of every node's socket, on a cluster); `None` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error (a zero duration is refused).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_read_timeout(timeout),
@@ -62,6 +67,10 @@ impl SyncConnection {
     }
 
     /// Sets the write timeout (of every node's socket, on a cluster); `None` waits forever.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error (a zero duration is refused).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
         match &self.inner {
             SyncInner::Single(conn) => conn.set_write_timeout(timeout),
