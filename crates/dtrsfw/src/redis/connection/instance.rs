@@ -10,8 +10,9 @@ use super::aio::{AsyncBlockingConnection, AsyncRedisClient};
 use super::connector::Connector;
 use super::extensions::Extensions;
 use super::pool::SyncPool;
+use super::pooled::PooledConnection;
 use super::shared_slot::SharedSlot;
-use super::sync::{PooledConnection, RedisClient, SyncConnection};
+use super::sync::SyncConnection;
 use super::url::build_url;
 use crate::redis::config::{RedisConfig, redact_url};
 use crate::redis::error::Result;
@@ -114,6 +115,11 @@ impl RedisInstance {
         self.redis_url()
     }
 
+    /// The database the connections select (always 0 on a cluster).
+    pub(super) fn db(&self) -> i64 {
+        self.inner.connector.db
+    }
+
     /// The configuration this instance was built from.
     #[must_use]
     pub fn config(&self) -> &RedisConfig {
@@ -161,23 +167,6 @@ impl RedisInstance {
         let pool = self.sync_pool();
         let conn = pool.take()?;
         Ok(PooledConnection::new(conn, pool))
-    }
-
-    /// A sync client handle that borrows a pooled connection for each command (like a
-    /// `redis.Redis` over a pool). Implements [`redis::ConnectionLike`], so every
-    /// `redis::Commands` method works on it.
-    ///
-    /// ```no_run
-    /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
-    /// use redis::Commands;
-    /// let mut client = redis.get_redis_client();
-    /// let value: Option<String> = client.get("key")?;
-    /// println!("{value:?}");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[must_use]
-    pub fn get_redis_client(&self) -> RedisClient {
-        RedisClient::new(self.clone(), self.inner.connector.db)
     }
 
     /// Drops the sync pool: idle connections close now, lent ones when returned. The next
@@ -272,5 +261,50 @@ impl RedisInstance {
     /// The connect's error (connection, timeout, authentication, ...).
     pub fn get_blocking_connection(&self, block: Duration) -> Result<SyncConnection> {
         self.inner.connector.connect_dedicated_sync(block)
+    }
+}
+
+/// What `RedisInstance::new` says of bad URLs as a whole (validation in `config`, parsing
+/// in `url` and `connector`): it names the field and never quotes credentials.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every configuration error of `url`, as shown (Display and Debug).
+    fn config_error_text(url: &str) -> String {
+        let err = RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect_err(url);
+        assert!(err.is_configuration(), "{err}");
+        format!("{err} {err:?}")
+    }
+
+    #[test]
+    fn malformed_urls_are_rejected_without_quoting_their_credentials() {
+        let cases = [
+            ("redis://admin:hun#ter2@127.0.0.1:6399/0", ["admin", "hun#ter2"]),
+            ("redis+cluster://user:p#ss@h1:1,h2:2", ["user", "p#ss"]),
+            ("redis+cluster://user:pa/ssw0rd@h1:1,h2:2/0", ["user", "ssw0rd"]),
+            ("rediss://u:p/ss@host:1/0", ["u:p", "p/ss"]),
+            ("rediss+cluster://usr:pw/s3cr3t@h1:1", ["usr", "s3cr3t"]),
+            // redis-rs quotes an unknown protocol value in its error detail.
+            ("redis://h:1/0?protocol=secr3t-pw", ["secr3t-pw", "secr3t-pw"]),
+        ];
+        for (url, secrets) in cases {
+            let text = config_error_text(url);
+            for secret in secrets {
+                assert!(!text.contains(secret), "{url}: {secret:?} leaked in {text}");
+            }
+            assert!(text.contains("redis_url"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_database_other_than_0_is_named_without_quoting_the_path() {
+        let text = config_error_text("redis+cluster://h1:1,h2:2/3");
+        assert!(text.contains("only database 0, not 3"), "{text}");
+        let text = config_error_text("redis+cluster://h1:1/not-a-db-pw");
+        assert!(
+            text.contains("only database 0") && !text.contains("not-a-db-pw"),
+            "{text}"
+        );
     }
 }

@@ -89,31 +89,37 @@
 // Layering. This module sits above `config` and `error` and below every user of Redis
 // (caching, sender, streamer, health, inspect); it imports none of them (per-instance
 // state of those layers lives in the type-erased `extensions` slot). Inside, arrows run
-// one way: `instance` (the entry point) → `pool`, `shared_slot` → `sync`, `aio` →
-// `connector` (redis-rs clients, TLS, TCP) → `url`; `retry` (the one retry decision),
-// `cluster` (per-node commands) and `deadline` are leaves the clients use.
+// one way, from the entry point down: `instance` → `pooled` (the sync guard), `pool`,
+// `shared_slot` → `connector` (redis-rs clients, TLS, TCP settings) → `sync`, `aio`
+// (the connections), `url`; `retry` (the one retry decision) and `deadline` are leaves.
+// `client` (the per-command sync handle) and `cluster` (per-node commands) add methods
+// on top, so that the instance never names them.
 //
-// Naming. "sync" is the synchronous API (`SyncConnection`, `SyncPool`, `connect_sync`);
-// "dedicated" names a connection opened for Redis `BLOCK` reads, outside the pool and
-// the shared client (`connect_dedicated_sync`, `connect_dedicated_async`). The public
-// `get_blocking_connection`, `get_async_blocking_connection` and
-// `AsyncBlockingConnection` keep the Python package's word "blocking" for the latter;
-// new internal items do not use "blocking" for the sync API.
+// Naming. Internally "sync" names the synchronous API (`SyncConnection`, `SyncPool`,
+// `connect_sync`), and "blocking read" a Redis `BLOCK` command (`XREADGROUP ... BLOCK`,
+// `BLPOP`), whose connection is "dedicated": opened for it, outside the pool and the
+// shared client (`connect_dedicated_sync`, `connect_dedicated_async`). "Blocking" alone
+// appears only in public names kept for parity (`get_blocking_connection`,
+// `get_async_blocking_connection`, `AsyncBlockingConnection`: all about blocking reads).
 
 mod aio;
+mod client;
 mod cluster;
 mod connector;
 mod deadline;
 mod extensions;
 mod instance;
 mod pool;
+mod pooled;
 mod retry;
 mod shared_slot;
 mod sync;
 mod url;
 
 pub use self::aio::{AsyncBlockingConnection, AsyncRedisClient};
+pub use self::client::RedisClient;
 pub(crate) use self::cluster::NodeAddr;
 pub(crate) use self::deadline::with_deadline;
 pub use self::instance::RedisInstance;
-pub use self::sync::{PooledConnection, RedisClient, SyncConnection};
+pub use self::pooled::PooledConnection;
+pub use self::sync::SyncConnection;
