@@ -145,41 +145,49 @@ impl Error {
     }
 
     /// What kind of error this is.
+    #[must_use]
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The server could not be reached or the connection broke.
+    #[must_use]
     pub fn is_connection(&self) -> bool {
         self.kind == ErrorKind::Connection
     }
 
     /// The operation ran out of time.
+    #[must_use]
     pub fn is_timeout(&self) -> bool {
         self.kind == ErrorKind::Timeout
     }
 
     /// Credentials were refused.
+    #[must_use]
     pub fn is_authentication(&self) -> bool {
         self.kind == ErrorKind::Authentication
     }
 
     /// An ACL refused the command.
+    #[must_use]
     pub fn is_permission(&self) -> bool {
         self.kind == ErrorKind::Permission
     }
 
     /// The configuration is invalid.
+    #[must_use]
     pub fn is_configuration(&self) -> bool {
         self.kind == ErrorKind::Configuration
     }
 
     /// The server answered with an error or an unexpected reply.
+    #[must_use]
     pub fn is_response(&self) -> bool {
         self.kind == ErrorKind::Response
     }
 
     /// A value could not be (de)serialized.
+    #[must_use]
     pub fn is_serialization(&self) -> bool {
         self.kind == ErrorKind::Serialization
     }
@@ -188,6 +196,7 @@ impl Error {
     /// in time, or the server is loading or failing over. On a cluster this includes a
     /// `MOVED`/`ASK` redirection that redis-rs could not follow in time (the slot's owner
     /// was being replaced): the command did not run, so sending it again is safe.
+    #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
             || self.redis_error().is_some_and(|e| {
@@ -200,6 +209,7 @@ impl Error {
 
     /// The server's error code (`NOGROUP`, `BUSYGROUP`, `WRONGTYPE`, ...), if the server
     /// answered with an error.
+    #[must_use]
     pub fn server_code(&self) -> Option<&str> {
         self.redis_error().and_then(|e| e.code())
     }

@@ -33,6 +33,7 @@ fn limit(redis: &RedisInstance) -> Duration {
 /// }
 /// # Ok::<(), dtrsfw::redis::Error>(())
 /// ```
+#[must_use]
 pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
     // A dedicated short-timeout connection, not the pool: a pooled connection carries the
     // full socket timeout, and a probe must not queue behind busy pool users.

@@ -51,8 +51,12 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
-    /// A message named `name` whose body is `body` serialized as JSON. Fails when the
-    /// name is empty or the body cannot be serialized.
+    /// A message named `name` whose body is `body` serialized as JSON.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-input error when the name is empty, a serialization error when the
+    /// body cannot be serialized.
     pub fn new(name: impl Into<String>, body: &impl Serialize) -> Result<Self> {
         let name = name.into();
         if name.is_empty() {
@@ -64,6 +68,11 @@ impl Message {
     }
 
     /// A message from a body that is already JSON text; the text is checked.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-input error when the name is empty, a serialization error when the
+    /// text is not JSON.
     pub fn from_json(name: impl Into<String>, body_json: impl Into<String>) -> Result<Self> {
         let name = name.into();
         let body = body_json.into();
@@ -76,34 +85,47 @@ impl Message {
     }
 
     /// The message name (the event type handlers route on).
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The body as JSON text, as stored in the `body` field.
+    #[must_use]
     pub fn body_json(&self) -> &str {
         &self.body
     }
 
     /// The body decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// A serialization error when the body does not decode as `T`.
     pub fn body_as<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.body)
             .map_err(|e| Error::serialization(format!("decoding the body of message {:?}", self.name), e))
     }
 
     /// The body as a generic JSON value.
+    #[must_use]
     pub fn body(&self) -> serde_json::Value {
         // The body was checked to be JSON when the message was built or decoded.
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 
     /// The stream fields, as `dtpyfw`'s `get_json_encoded()`: `name` and `body`.
+    #[must_use]
     pub fn get_json_encoded(&self) -> [(&'static str, &str); 2] {
         [(FIELD_NAME, &self.name), (FIELD_BODY, &self.body)]
     }
 
-    /// Decodes a stream entry's fields. Unknown fields are ignored. The error says why
-    /// the entry is malformed; such entries belong in the dead-letter stream.
+    /// Decodes a stream entry's fields. Unknown fields are ignored.
+    ///
+    /// # Errors
+    ///
+    /// A [`Malformed`] saying why the entry is malformed (a field missing or not UTF-8,
+    /// an empty name, a body that is not JSON); such entries belong in the dead-letter
+    /// stream.
     ///
     /// ```
     /// use dtrsfw::redis::message::{Malformed, Message};

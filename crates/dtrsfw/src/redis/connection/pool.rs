@@ -11,7 +11,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use redis::ConnectionLike;
 use std::time::{Duration, Instant};
 
-use super::{Connector, SyncConnection};
+use super::connector::Connector;
+use super::sync::SyncConnection;
 use crate::redis::error::{Error, ErrorKind, Result};
 
 struct Idle {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::watch;
 
-use super::AsyncRedisClient;
+use super::aio::AsyncRedisClient;
 use crate::redis::error::{Error, ErrorKind, Result};
 
 /// The outcome of one connect, as its waiters see it (`None` until it is known).

@@ -1,15 +1,10 @@
-//! `RedisConfig`: the connection settings, as a chainable builder.
-//!
-//! The setters mirror `dtpyfw.redis.config.RedisConfig` one for one (same names, same
-//! defaults). Nothing is validated here: [`RedisInstance::new`](super::RedisInstance::new)
-//! validates the whole configuration at once and names the offending field, so a
-//! configuration read from the environment and one built in code fail the same way.
+//! `RedisConfig`: the connection settings, as a chainable builder, and their defaults.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::{Error, Result};
+use super::redact::redact_url;
 
 /// Default pool size (`redis_max_connections`), as in the Python package.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10;
@@ -20,7 +15,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default idle time after which a pooled connection is PINGed before reuse.
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(15);
 
-/// Connection settings for a [`RedisInstance`](super::RedisInstance).
+/// Connection settings for a [`RedisInstance`](crate::redis::RedisInstance).
 ///
 /// ```
 /// use dtrsfw::redis::RedisConfig;
@@ -70,62 +65,9 @@ pub enum ConfigValue {
 
 impl RedisConfig {
     /// An empty configuration: every option at its default.
+    #[must_use]
     pub fn new() -> Self {
         RedisConfig::default()
-    }
-
-    /// Reads `REDIS_URL`; where it is unset or empty, `REDIS_HOST`, `REDIS_PORT`,
-    /// `REDIS_DB`, `REDIS_USERNAME`, `REDIS_PASSWORD` and `REDIS_SSL` (`true`/`1`/`yes`).
-    ///
-    /// Fails with an error naming the variable when `REDIS_PORT` is not a number or
-    /// `REDIS_SSL` is not a boolean.
-    ///
-    /// ```
-    /// # use dtrsfw::redis::RedisConfig;
-    /// // With nothing set, the result is an empty configuration.
-    /// let config = RedisConfig::from_env()?;
-    /// println!("{config:?}"); // credentials masked
-    /// # Ok::<(), dtrsfw::redis::Error>(())
-    /// ```
-    pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    }
-
-    /// [`from_env`](Self::from_env) over any variable lookup (used by tests, which must
-    /// not mutate the process environment while other tests run).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let mut config = RedisConfig::new();
-        if let Some(url) = lookup("REDIS_URL") {
-            return Ok(config.set_redis_url(url));
-        }
-        if let Some(host) = lookup("REDIS_HOST") {
-            config = config.set_redis_host(host);
-        }
-        if let Some(port) = lookup("REDIS_PORT") {
-            let port = port
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| Error::config("REDIS_PORT", format!("{port:?} is not a port number")))?;
-            config = config.set_redis_port(port);
-        }
-        if let Some(db) = lookup("REDIS_DB") {
-            config = config.set_redis_db(db);
-        }
-        if let Some(username) = lookup("REDIS_USERNAME") {
-            config = config.set_redis_username(username);
-        }
-        if let Some(password) = lookup("REDIS_PASSWORD") {
-            config = config.set_redis_password(password);
-        }
-        if let Some(ssl) = lookup("REDIS_SSL") {
-            let ssl = match ssl.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(Error::config("REDIS_SSL", format!("{ssl:?} is not a boolean"))),
-            };
-            config = config.set_redis_ssl(ssl);
-        }
-        Ok(config)
     }
 
     /// Full Redis URL (`redis://`, `rediss://`, `unix://`); when set it overrides host,
@@ -251,71 +193,85 @@ impl RedisConfig {
     }
 
     /// The URL, if one was set.
+    #[must_use]
     pub fn redis_url(&self) -> Option<&str> {
         self.url.as_deref()
     }
 
     /// The host, if one was set.
+    #[must_use]
     pub fn redis_host(&self) -> Option<&str> {
         self.host.as_deref()
     }
 
     /// The port, if one was set.
+    #[must_use]
     pub fn redis_port(&self) -> Option<u32> {
         self.port
     }
 
     /// The database, if one was set.
+    #[must_use]
     pub fn redis_db(&self) -> Option<&str> {
         self.db.as_deref()
     }
 
     /// The user name, if one was set.
+    #[must_use]
     pub fn redis_username(&self) -> Option<&str> {
         self.username.as_deref()
     }
 
     /// The password, if one was set.
+    #[must_use]
     pub fn redis_password(&self) -> Option<&str> {
         self.password.as_deref()
     }
 
     /// Whether TLS was requested.
+    #[must_use]
     pub fn redis_ssl(&self) -> bool {
         self.ssl
     }
 
     /// The CA file, if one was set.
+    #[must_use]
     pub fn redis_ssl_ca_certs(&self) -> Option<&std::path::Path> {
         self.ssl_ca_certs.as_deref()
     }
 
     /// Pool size, default applied.
+    #[must_use]
     pub fn redis_max_connections(&self) -> usize {
         self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
     }
 
     /// Response timeout, default applied.
+    #[must_use]
     pub fn redis_socket_timeout(&self) -> Duration {
         self.socket_timeout.unwrap_or(DEFAULT_SOCKET_TIMEOUT)
     }
 
     /// Connect timeout, default applied.
+    #[must_use]
     pub fn redis_socket_connect_timeout(&self) -> Duration {
         self.socket_connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
 
     /// TCP keepalive, default applied.
+    #[must_use]
     pub fn redis_socket_keepalive(&self) -> bool {
         self.socket_keepalive.unwrap_or(true)
     }
 
     /// Health-check interval, default applied.
+    #[must_use]
     pub fn redis_health_check_interval(&self) -> Duration {
         self.health_check_interval.unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL)
     }
 
     /// Retry-on-timeout, default applied.
+    #[must_use]
     pub fn redis_retry_on_timeout(&self) -> bool {
         self.retry_on_timeout.unwrap_or(true)
     }
@@ -376,83 +332,5 @@ impl fmt::Debug for RedisConfig {
             .field("health_check_interval", &self.health_check_interval)
             .field("retry_on_timeout", &self.retry_on_timeout)
             .finish()
-    }
-}
-
-/// The URL as it may be shown: everything between `scheme://` and the last `@` (from
-/// the start when there is no scheme) becomes `***`, and so does everything after a
-/// `?` (a query can carry credentials: `unix:///s.sock?user=u&pass=p`). When a `?` comes
-/// before the last `@`, everything after the scheme is masked.
-///
-/// It never parses the URL: a password is exactly where `/`, `#`, `?` or `@` appear
-/// unencoded, and a parser would end the user-info there and show the rest.
-pub(crate) fn redact_url(url: &str) -> String {
-    let start = url
-        .find("://")
-        .filter(|&end| is_scheme(&url[..end]))
-        .map_or(0, |end| end + 3);
-    let scheme = &url[..start];
-    let query = url[start..].find('?').map(|q| start + q);
-    match url[start..].rfind('@').map(|at| start + at) {
-        // A `?` before the last `@`: either the password holds a `?` or the query an `@`;
-        // what follows may be the rest of either, so nothing of it is shown.
-        Some(at) if query.is_some_and(|q| q < at) => format!("{scheme}***"),
-        Some(at) => mask_query(&format!("{scheme}***@{}", &url[at + 1..])),
-        None => mask_query(url),
-    }
-}
-
-/// `url` with everything after its first `?` replaced by `***`.
-fn mask_query(url: &str) -> String {
-    match url.find('?') {
-        Some(q) => format!("{}?***", &url[..q]),
-        None => url.to_owned(),
-    }
-}
-
-/// Whether `s` is a URL scheme (RFC 3986: a letter, then letters, digits, `+ - .`), so
-/// that `user:pa://ss@host` is not mistaken for one.
-fn is_scheme(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redaction_masks_up_to_the_last_at_whatever_the_credentials_contain() {
-        let cases = [
-            // The issue's examples: `#`, `/` and `@` unencoded in the password.
-            (
-                "redis://admin:hun#ter2@127.0.0.1:6399/0",
-                "redis://***@127.0.0.1:6399/0",
-            ),
-            ("redis+cluster://user:p#ss@h1:1,h2:2", "redis+cluster://***@h1:1,h2:2"),
-            ("rediss://u:p/ss@host:1/0", "rediss://***@host:1/0"),
-            ("redis://u:p?ss@host:1/0", "redis://***"),
-            ("redis://us@r:p@ss@host:1/0", "redis://***@host:1/0"),
-            ("redis://u:p%40ss@host:1/0", "redis://***@host:1/0"),
-            // No scheme (or something before `://` that is no scheme): up to the last `@`.
-            ("admin:hunter2@host:6379", "***@host:6379"),
-            ("u:pa://ss@host:1", "***@host:1"),
-            // Nothing to mask.
-            ("redis://host:6379/0", "redis://host:6379/0"),
-            ("rediss://host:6379/0#insecure", "rediss://host:6379/0#insecure"),
-            ("redis+cluster://h1:1,h2:2", "redis+cluster://h1:1,h2:2"),
-            // A query can carry credentials (`unix://...?user=..&pass=..`): it is masked whole.
-            (
-                "unix:///tmp/r.sock?db=1&user=adm&pass=hun#ter2",
-                "unix:///tmp/r.sock?***",
-            ),
-            ("redis://u:p@host:1/0?protocol=resp3", "redis://***@host:1/0?***"),
-            ("unix:///tmp/r.sock?pass=a@b", "unix://***"),
-            ("unix:///tmp/r.sock?user=@&pass= %::", "unix://***"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
     }
 }

@@ -1,0 +1,141 @@
+//! What only a cluster needs beyond redis-rs's routing by key: the few commands that must
+//! run on every primary (a `SCAN` cursor belongs to one node). On one server the same
+//! calls run the command on that server, so callers need not tell the two apart.
+
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, RedisResult, Value};
+
+use super::aio::{AsyncConn, AsyncRedisClient};
+use super::sync::{SyncConnection, SyncInner};
+
+/// One node of a cluster, by address: for the few commands that must run on every
+/// primary (a `SCAN` cursor belongs to one node). redis-rs sends the command there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct NodeAddr {
+    host: String,
+    port: u16,
+}
+
+impl NodeAddr {
+    fn routing(&self) -> RoutingInfo {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        })
+    }
+}
+
+/// The primaries in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id], replicas...], ...]`),
+/// each once.
+fn primaries_from_slots(reply: &Value) -> Vec<NodeAddr> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<NodeAddr> = ranges.iter().filter_map(primary_of_range).collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+/// The primary of one `CLUSTER SLOTS` range (`[start, end, [host, port, id], ...]`).
+fn primary_of_range(range: &Value) -> Option<NodeAddr> {
+    let Value::Array(range) = range else { return None };
+    let Some(Value::Array(primary)) = range.get(2) else {
+        return None;
+    };
+    let host = match primary.first()? {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        _ => return None,
+    };
+    let port = match primary.get(1)? {
+        Value::Int(p) => u16::try_from(*p).ok()?,
+        _ => return None,
+    };
+    Some(NodeAddr { host, port })
+}
+
+/// `[None]` (the one server) or every primary, from a `CLUSTER SLOTS` reply.
+fn targets(reply: &Value) -> Vec<Option<NodeAddr>> {
+    primaries_from_slots(reply).into_iter().map(Some).collect()
+}
+
+fn not_a_cluster() -> redis::RedisError {
+    (
+        redis::ErrorKind::InvalidClientConfig,
+        "a node address given for a one-server connection",
+    )
+        .into()
+}
+
+impl AsyncRedisClient {
+    /// Where to run a per-node command such as `SCAN`: `[None]` (the server) for one
+    /// server, every primary for a cluster.
+    pub(crate) async fn scan_targets(&mut self) -> RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.conn {
+            AsyncConn::Single(_) => Ok(vec![None]),
+            AsyncConn::Cluster(conn) => Ok(targets(&redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?)),
+        }
+    }
+
+    /// Runs `cmd` on `node` (a primary from [`scan_targets`](Self::scan_targets)).
+    pub(crate) async fn query_on<T: FromRedisValue>(&mut self, node: Option<&NodeAddr>, cmd: &Cmd) -> RedisResult<T> {
+        match (&mut self.conn, node) {
+            (AsyncConn::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd.clone(), node.routing()).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (AsyncConn::Single(_), Some(_)) => Err(not_a_cluster()),
+            (_, None) => cmd.query_async(self).await,
+        }
+    }
+}
+
+impl SyncConnection {
+    /// The sync twin of [`AsyncRedisClient::scan_targets`].
+    pub(crate) fn scan_targets(&mut self) -> RedisResult<Vec<Option<NodeAddr>>> {
+        match &mut self.inner {
+            SyncInner::Single(_) => Ok(vec![None]),
+            SyncInner::Cluster(conn) => Ok(targets(&redis::cmd("CLUSTER").arg("SLOTS").query(conn)?)),
+        }
+    }
+
+    /// The sync twin of [`AsyncRedisClient::query_on`].
+    pub(crate) fn query_on<T: FromRedisValue>(&mut self, node: Option<&NodeAddr>, cmd: &Cmd) -> RedisResult<T> {
+        match (&mut self.inner, node) {
+            (SyncInner::Cluster(conn), Some(node)) => {
+                let value = conn.route_command(cmd, node.routing())?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            (SyncInner::Single(_), Some(_)) => Err(not_a_cluster()),
+            (_, None) => cmd.query(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_primaries_are_read_from_cluster_slots_once_each() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let range = |start: i64, end: i64, primary: Value, replica: Value| {
+            Value::Array(vec![Value::Int(start), Value::Int(end), primary, replica])
+        };
+        let reply = Value::Array(vec![
+            range(0, 100, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+            range(101, 200, node("10.0.0.2", 7001), node("10.0.0.5", 7004)),
+            range(201, 300, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+        ]);
+        let ports: Vec<u16> = primaries_from_slots(&reply).iter().map(|n| n.port).collect();
+        assert_eq!(ports, [7000, 7001]);
+        assert!(primaries_from_slots(&Value::Nil).is_empty());
+    }
+}
