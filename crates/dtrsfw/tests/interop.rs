@@ -99,6 +99,26 @@ async fn a_python_and_a_rust_instance_of_one_service_share_the_work_exactly_once
         })
     };
 
+    // Both instances should be reading before the first message: a Python interpreter can
+    // take longer to start than the bursts below last, on a loaded machine. An instance
+    // shows up among the group's consumers at its first read on Valkey 8.1/9.1; against
+    // Redis 7.0 the Python instance was not listed before its first delivery, so there
+    // the wait ends after a start-up allowance instead.
+    let mut conn = server.connection();
+    let allowance = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < allowance {
+        let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg("orders")
+            .arg("orders:billing:cg")
+            .query(&mut conn)
+            .unwrap_or_default();
+        if consumers.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Bursts with pauses, so both instances are waiting when messages arrive.
     let sender = Sender::new(&redis);
     sender.register_channel("orders").unwrap();
@@ -112,7 +132,6 @@ async fn a_python_and_a_rust_instance_of_one_service_share_the_work_exactly_once
     }
 
     // Done when the group has delivered everything and nothing is pending.
-    let mut conn = server.connection();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
