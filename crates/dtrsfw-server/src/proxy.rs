@@ -20,8 +20,8 @@
 //! - [`Proxy::start_chaos`]: a random fault every `T` from a seeded RNG (see [`chaos`]).
 //!
 //! ```no_run
-//! let server = dtrsfw_test_support::Server::start();
-//! let proxy = dtrsfw_test_support::proxy::Proxy::start(server.port());
+//! let server = dtrsfw_server::Server::start();
+//! let proxy = dtrsfw_server::proxy::Proxy::start(server.port());
 //! let url = proxy.url(); // give this to the client under test
 //! proxy.set_latency(std::time::Duration::from_millis(50), std::time::Duration::ZERO);
 //! ```
