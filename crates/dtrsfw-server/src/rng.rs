@@ -7,6 +7,7 @@ pub struct Rng(u64);
 
 impl Rng {
     /// A generator starting from `seed` (0 is replaced, as xorshift would stay at 0).
+    #[must_use]
     pub fn new(seed: u64) -> Rng {
         Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
     }

@@ -102,12 +102,18 @@ impl ServerBuilder {
 
     /// Starts the server and waits until it accepts connections; panics with the
     /// server's log if it cannot.
+    #[must_use]
     pub fn start(self) -> Server {
         self.try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts the server and waits until it accepts connections; on failure returns
     /// what went wrong with the server's log (for tools that must not panic).
+    ///
+    /// # Errors
+    ///
+    /// When the binary cannot run, the temp dir cannot be made, or the server exits or is
+    /// not ready within 20 s: the reason, with the server's log.
     pub fn try_start(self) -> Result<Server, String> {
         let binary = self.binary();
         match Command::new(&binary).arg("--version").output() {
@@ -159,32 +165,38 @@ pub struct Server {
 
 impl Server {
     /// A plain server with default options.
+    #[must_use]
     pub fn start() -> Server {
         Server::builder().start()
     }
 
     /// Options for a server.
+    #[must_use]
     pub fn builder() -> ServerBuilder {
         ServerBuilder::default()
     }
 
     /// The TCP port.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// `redis://127.0.0.1:<port>/0` (or `rediss://` for a TLS server).
+    #[must_use]
     pub fn url(&self) -> String {
         let scheme = if self.builder.tls { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// The temp dir holding the log (and the AOF, certificates).
+    #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The CA certificate (PEM) that signed a TLS server's certificate.
+    #[must_use]
     pub fn ca_cert(&self) -> &Path {
         &self.tls_files.as_ref().expect("a TLS server (builder().tls())").ca_cert
     }
@@ -195,16 +207,19 @@ impl Server {
     }
 
     /// The server's log so far.
+    #[must_use]
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// A plain redis-rs client for assertions (not TLS).
+    #[must_use]
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("client for the test server")
     }
 
     /// A plain redis-rs connection for assertions, as the `default` user.
+    #[must_use]
     pub fn connection(&self) -> redis::Connection {
         let mut conn = self
             .client()
