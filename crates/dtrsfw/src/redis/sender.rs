@@ -28,8 +28,9 @@
 //! read either.
 //!
 //! Sending to a channel that was not registered ([`Sender::register_channel`],
-//! [`Sender::register_channel_with`]) is an [`ErrorKind::InvalidInput`] error naming
-//! it. [`Sender::send_messages`] pipelines a batch: one round trip per
+//! [`Sender::register_channel_with`]) is an
+//! [`ErrorKind::InvalidInput`](super::ErrorKind::InvalidInput) error naming it.
+//! [`Sender::send_messages`] pipelines a batch: one round trip per
 //! [`SenderOptions::set_batch_size`] messages (1000 by default), returning the IDs in
 //! order.
 //!
