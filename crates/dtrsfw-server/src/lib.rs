@@ -25,3 +25,4 @@ mod tls;
 pub use binary::{cli_binary, free_port, server_binary, tls_server_binary};
 pub use rng::Rng;
 pub use server::{AclUser, Server, ServerBuilder};
+pub use tls::generate_unrelated_ca;

@@ -13,18 +13,7 @@ pub(crate) struct TlsFiles {
 /// A CA and a server certificate signed by it, valid for `127.0.0.1` and `localhost`.
 pub(crate) fn generate_tls_files(dir: &Path) -> TlsFiles {
     let path = |name: &str| dir.join(name);
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl (install the openssl package)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     std::fs::write(path("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("write san.ext");
     run(&[
         "req",
@@ -75,4 +64,43 @@ pub(crate) fn generate_tls_files(dir: &Path) -> TlsFiles {
         cert: path("server.crt"),
         key: path("server.key"),
     }
+}
+
+/// A second CA, unrelated to any server's (for "a wrong CA is rejected" tests): its
+/// certificate, written to `other-ca.crt` in `dir`.
+#[must_use]
+pub fn generate_unrelated_ca(dir: &Path) -> PathBuf {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other-ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other CA",
+        ],
+    );
+    dir.join("other-ca.crt")
+}
+
+/// Runs the `openssl` CLI in `dir`; panics with its stderr when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (install the openssl package)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -14,7 +14,8 @@
 //! ```
 
 pub use dtrsfw_server::{
-    AclUser, Rng, Server, ServerBuilder, cli_binary, free_port, proxy, server_binary, tls_server_binary,
+    AclUser, Rng, Server, ServerBuilder, cli_binary, free_port, generate_unrelated_ca, proxy, server_binary,
+    tls_server_binary,
 };
 
 use std::net::TcpListener;
@@ -76,35 +77,6 @@ impl Drop for SilentListener {
             let _ = thread.join();
         }
     }
-}
-
-/// A second, unrelated CA (for "wrong CA is rejected" tests).
-pub fn generate_unrelated_ca(dir: &Path) -> PathBuf {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other-ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other CA",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir.join("other-ca.crt")
 }
 
 /// The Python interpreter of the virtualenv holding the real `dtpyfw==0.6.51`
