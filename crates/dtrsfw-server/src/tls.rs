@@ -15,21 +15,7 @@ pub(crate) fn generate_tls_files(dir: &Path) -> TlsFiles {
     let path = |name: &str| dir.join(name);
     let run = |args: &[&str]| openssl(dir, args);
     std::fs::write(path("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("write san.ext");
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=dtrsfw test CA",
-    ]);
+    self_signed_ca(dir, "ca", "/CN=dtrsfw test CA");
     run(&[
         "req",
         "-newkey",
@@ -67,28 +53,20 @@ pub(crate) fn generate_tls_files(dir: &Path) -> TlsFiles {
 }
 
 /// A second CA, unrelated to any server's (for "a wrong CA is rejected" tests): its
-/// certificate, written to `other-ca.crt` in `dir`.
+/// certificate, written to `other.crt` in `dir`.
 #[must_use]
 pub fn generate_unrelated_ca(dir: &Path) -> PathBuf {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other-ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other CA",
-        ],
-    );
-    dir.join("other-ca.crt")
+    self_signed_ca(dir, "other", "/CN=other CA")
+}
+
+/// A self-signed CA valid for 2 days: `<name>.key` and `<name>.crt` (returned) in `dir`.
+fn self_signed_ca(dir: &Path, name: &str, subject: &str) -> PathBuf {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.crt"));
+    let args = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &cert,
+    ];
+    openssl(dir, &[&args[..], &["-days", "2", "-subj", subject]].concat());
+    dir.join(cert)
 }
 
 /// Runs the `openssl` CLI in `dir`; panics with its stderr when it fails.
