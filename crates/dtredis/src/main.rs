@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dtrsfw::redis::{RedisConfig, RedisInstance, is_redis_connected_async};
-use dtrsfw_test_support::Server;
+use dtrsfw_server::Server;
 
 /// Redis streams and caching for DealerTower services.
 #[derive(Debug, Parser)]

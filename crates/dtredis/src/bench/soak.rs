@@ -13,7 +13,7 @@ use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
 use dtrsfw::redis::{
     ChannelOptions, Consumer, Delivery, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom,
 };
-use dtrsfw_test_support::proxy::{Proxy, chaos};
+use dtrsfw_server::proxy::{Proxy, chaos};
 
 const CHANNEL: &str = "soak";
 

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod message;
 pub mod sender;
 pub mod streamer;
+mod sync_edge;
 
 pub use caching::{CacheArgs, CacheStats, CachedFunction, cache_data, cache_data_async};
 pub use config::{ConfigValue, RedisConfig};

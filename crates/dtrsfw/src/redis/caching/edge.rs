@@ -3,14 +3,11 @@
 //! Every flow (a cached call, `cache_data`, the admin functions) is written once, as
 //! `async` code generic over the traits here. The async API awaits it with the async
 //! impls. The sync API drives the same code with the sync impls, whose futures do their
-//! (blocking) work when first polled and are then ready, so [`run_sync`] completes the
-//! whole flow in a single poll, on the calling thread, without any runtime. Decisions
+//! (blocking) work when first polled and are then ready, so `run_sync` (`sync_edge.rs`)
+//! completes the whole flow in a single poll, on the calling thread. Decisions
 //! therefore exist once; only these impls know which connections are used and how a
 //! command is bounded in time.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use redis::{Cmd, FromRedisValue, RedisResult};
@@ -21,16 +18,7 @@ use crate::redis::connection::{
     AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, SyncConnection, with_deadline,
 };
 use crate::redis::error::{Error, Result};
-
-/// Runs a flow built on the sync impls to completion on the calling thread.
-pub(super) fn run_sync<F: Future>(flow: F) -> F::Output {
-    match pin!(flow).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => output,
-        // Only reachable if an async impl (or a user future) were driven here: every
-        // sync impl below is ready when first polled.
-        Poll::Pending => unreachable!("a sync cache flow suspended"),
-    }
-}
+pub(super) use crate::redis::sync_edge::run_sync;
 
 /// How a cached call reaches Redis and waits for a concurrent caller.
 pub(super) trait CallIo {
@@ -150,19 +138,5 @@ impl NodeConn for AsyncRedisClient {
 
     async fn run_on<R: FromRedisValue>(&mut self, node: Option<&NodeAddr>, cmd: &Cmd) -> RedisResult<R> {
         self.query_on(node, cmd).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flow_of_ready_futures_completes_in_one_poll() {
-        let flow = async {
-            let a = async { 1 }.await;
-            a + std::future::ready(2).await
-        };
-        assert_eq!(run_sync(flow), 3);
     }
 }

@@ -20,8 +20,8 @@
 //! - [`Proxy::start_chaos`]: a random fault every `T` from a seeded RNG (see [`chaos`]).
 //!
 //! ```no_run
-//! let server = dtrsfw_test_support::Server::start();
-//! let proxy = dtrsfw_test_support::proxy::Proxy::start(server.port());
+//! let server = dtrsfw_server::Server::start();
+//! let proxy = dtrsfw_server::proxy::Proxy::start(server.port());
 //! let url = proxy.url(); // give this to the client under test
 //! proxy.set_latency(std::time::Duration::from_millis(50), std::time::Duration::ZERO);
 //! ```
@@ -152,6 +152,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy on a free port of 127.0.0.1 to the server on `upstream_port`.
+    #[must_use]
     pub fn start(upstream_port: u16) -> Proxy {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -67,11 +67,13 @@ pub struct FaultCounts {
 
 impl FaultCounts {
     /// All faults.
+    #[must_use]
     pub fn total(&self) -> u64 {
         self.by_kind.iter().sum()
     }
 
     /// Faults of `kind`.
+    #[must_use]
     pub fn of(&self, kind: Fault) -> u64 {
         self.by_kind[kind as usize]
     }
@@ -90,6 +92,7 @@ impl std::fmt::Display for FaultCounts {
 
 /// The seed to use: `$DTRSFW_FAULT_SEED` when set (to replay a printed seed), else
 /// `default`.
+#[must_use]
 pub fn seed_from_env(default: u64) -> u64 {
     std::env::var("DTRSFW_FAULT_SEED")
         .ok()
