@@ -114,7 +114,6 @@ impl redis::ToRedisArgs for EntryId {
 
 impl redis::ToSingleRedisArg for EntryId {}
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,10 +29,10 @@ pub use config::{ConfigValue, RedisConfig};
 pub use connection::{
     AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,
 };
+pub use entry_id::EntryId;
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;
-pub use entry_id::EntryId;
 pub use sender::{Retention, Sender, SenderOptions};
 pub use streamer::{
     BlockingConsumer, ChannelOptions, ChannelStats, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle,

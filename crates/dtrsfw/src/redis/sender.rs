@@ -83,8 +83,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{Cmd, Pipeline, Value};
 
 use super::connection::RedisInstance;
-use super::error::{Error, ErrorKind, Result};
 pub use super::entry_id::EntryId;
+use super::error::{Error, ErrorKind, Result};
 pub use super::message::Message;
 
 /// How a channel's stream is kept bounded; applied by every `XADD` to it (see the

@@ -10,20 +10,21 @@
 
 use redis::Value;
 
-use super::reply::{self, StreamId};
+use super::reply;
 use super::worker::{Channel, Shared};
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 
 /// Where one group stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GroupPosition {
-    pub(crate) last_delivered: StreamId,
-    pub(crate) smallest_pending: Option<StreamId>,
+    pub(crate) last_delivered: EntryId,
+    pub(crate) smallest_pending: Option<EntryId>,
 }
 
 /// The `MINID` to trim to: entries with a smaller ID are consumed by every listed group.
 /// `None` (delete nothing) when no service is listed or a listed group does not exist.
-pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<StreamId> {
+pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<EntryId> {
     if groups.is_empty() {
         return None;
     }
@@ -31,7 +32,7 @@ pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<StreamI
         .iter()
         .map(|g| {
             let g = (*g)?;
-            let first_undelivered = g.last_delivered.next();
+            let first_undelivered = g.last_delivered.successor();
             Some(
                 g.smallest_pending
                     .map_or(first_undelivered, |p| p.min(first_undelivered)),
@@ -67,7 +68,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
             positions.push(None);
             continue;
         };
-        let Some(last_delivered) = record.string("last-delivered-id").as_deref().and_then(StreamId::parse) else {
+        let Some(last_delivered) = record.entry_id("last-delivered-id") else {
             positions.push(None);
             continue;
         };
@@ -78,7 +79,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
                 .query_async(&mut client)
                 .await
                 .map_err(|e| Error::redis(format!("reading the pending summary of {group}"), e))?;
-            reply::xpending_smallest(&summary).as_deref().and_then(StreamId::parse)
+            reply::xpending_smallest(&summary)
         } else {
             None
         };
@@ -107,8 +108,8 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> StreamId {
-        StreamId::parse(s).unwrap()
+    fn id(s: &str) -> EntryId {
+        s.parse().unwrap()
     }
 
     #[test]

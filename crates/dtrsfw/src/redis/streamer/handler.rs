@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 use crate::redis::message::Message;
 
@@ -20,7 +21,7 @@ pub struct Delivery {
 
 struct DeliveryInner {
     channel: Arc<str>,
-    id: String,
+    id: EntryId,
     message: Message,
     deliveries: u64,
     payload: OnceLock<serde_json::Value>,
@@ -38,7 +39,7 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(channel: Arc<str>, id: String, message: Message, deliveries: u64) -> Self {
+    pub(crate) fn new(channel: Arc<str>, id: EntryId, message: Message, deliveries: u64) -> Self {
         Delivery {
             inner: Arc::new(DeliveryInner {
                 channel,
@@ -56,8 +57,8 @@ impl Delivery {
     }
 
     /// The entry ID.
-    pub fn id(&self) -> &str {
-        &self.inner.id
+    pub fn id(&self) -> EntryId {
+        self.inner.id
     }
 
     /// The decoded message.

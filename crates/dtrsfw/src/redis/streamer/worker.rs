@@ -19,9 +19,10 @@ use tracing::{Instrument, debug, debug_span, warn};
 use super::dead_letter;
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::options::{ChannelOptions, ConsumerOptions};
-use super::reply::{self, RawEntry, StreamId};
+use super::reply::{self, RawEntry};
 use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 use crate::redis::message::Message;
 
@@ -81,14 +82,14 @@ impl std::fmt::Debug for Channel {
 pub(crate) struct LoopState {
     /// The dedicated connection for blocking reads, and the block it was sized for.
     conn: Option<(AsyncBlockingConnection, Duration)>,
-    reclaim_cursor: Option<String>,
+    reclaim_cursor: Option<EntryId>,
     next_reclaim: Option<Instant>,
     /// Acknowledgements not yet sent (kept across failures: `XACK` is idempotent).
-    acks: Vec<String>,
+    acks: Vec<EntryId>,
     /// Where to continue re-taking this instance's own pending entries, when some may
     /// have been delivered to it without it knowing (see [`recover_own`]); `None` when
     /// there is nothing to look for.
-    own_pending_from: Option<StreamId>,
+    own_pending_from: Option<EntryId>,
 }
 
 /// How a loop runs.
@@ -106,7 +107,7 @@ type Outcome = (tokio::task::Id, Delivery, Result<(), String>);
 /// A running task's entries: their IDs (for claim renewal) and how many still have no
 /// outcome.
 struct Chunk {
-    ids: Vec<String>,
+    ids: Vec<EntryId>,
     remaining: usize,
 }
 
@@ -141,16 +142,16 @@ impl Work {
         self.queue.len() + self.in_flight
     }
 
-    fn held_ids(&self) -> Vec<String> {
+    fn held_ids(&self) -> Vec<EntryId> {
         self.queue
             .iter()
-            .map(|d| d.id().to_owned())
-            .chain(self.chunks.values().flat_map(|c| c.ids.iter().cloned()))
+            .map(Delivery::id)
+            .chain(self.chunks.values().flat_map(|c| c.ids.iter().copied()))
             .collect()
     }
 
-    fn holds(&self, id: &str) -> bool {
-        self.queue.iter().any(|d| d.id() == id) || self.chunks.values().any(|c| c.ids.iter().any(|i| i == id))
+    fn holds(&self, id: EntryId) -> bool {
+        self.queue.iter().any(|d| d.id() == id) || self.chunks.values().any(|c| c.ids.contains(&id))
     }
 
     /// Hands queued entries to free slots, splitting the queue evenly among them.
@@ -165,7 +166,7 @@ impl Work {
             if retried > 0 {
                 Counters::add(&ch.counters.retried, retried);
             }
-            let ids = chunk.iter().map(|d| d.id().to_owned()).collect();
+            let ids = chunk.iter().map(Delivery::id).collect();
             let (handlers, tx, name) = (self.handlers.clone(), self.outcomes_tx.clone(), ch.name.clone());
             let blocking_pool = parallel > 1;
             let handle = self.running.spawn(async move {
@@ -212,7 +213,7 @@ enum Event {
 
 /// Applies an event: an entry's outcome (acknowledge, leave pending, or dead-letter), or
 /// a finished slot (start queued entries; entries of an aborted slot stay pending).
-async fn absorb(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<String>, event: Event) {
+async fn absorb(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<EntryId>, event: Event) {
     match event {
         Event::Outcome((task, delivery, outcome)) => {
             if let Some(chunk) = work.chunks.get_mut(&task) {
@@ -258,7 +259,7 @@ async fn next_event(work: &mut Work) -> Event {
 }
 
 /// Applies every event already available, without waiting.
-async fn absorb_ready(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<String>) {
+async fn absorb_ready(shared: &Shared, ch: &Arc<Channel>, work: &mut Work, acks: &mut Vec<EntryId>) {
     while let Ok(outcome) = work.outcomes_rx.try_recv() {
         absorb(shared, ch, work, acks, Event::Outcome(outcome)).await;
     }
@@ -279,7 +280,7 @@ fn now_ms() -> u64 {
 async fn dead_letter(
     shared: &Shared,
     ch: &Channel,
-    id: &str,
+    id: EntryId,
     fields: &[(Vec<u8>, Vec<u8>)],
     reason: &str,
     error: &str,
@@ -310,12 +311,12 @@ async fn dead_letter(
         .await
         .map_err(|e| Error::redis(format!("writing to dead-letter stream {}", ch.dlq), e))?;
     Counters::add(&ch.counters.dead_lettered, 1);
-    warn!(channel = %ch.name, id, reason, deliveries, "entry moved to the dead-letter stream");
+    warn!(channel = %ch.name, %id, reason, deliveries, "entry moved to the dead-letter stream");
     Ok(())
 }
 
 /// Acknowledges the IDs in `acks`, in one command; on failure they stay for the next try.
-async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<String>) -> Result<()> {
+async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<EntryId>) -> Result<()> {
     if acks.is_empty() {
         return Ok(());
     }
@@ -359,7 +360,7 @@ async fn admit(
     ch: &Arc<Channel>,
     entry: RawEntry,
     deliveries: u64,
-    acks: &mut Vec<String>,
+    acks: &mut Vec<EntryId>,
 ) -> Result<Option<Delivery>> {
     match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
         Ok(message) => Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
@@ -367,7 +368,7 @@ async fn admit(
             dead_letter(
                 shared,
                 ch,
-                &entry.id,
+                entry.id,
                 &entry.fields,
                 REASON_MALFORMED,
                 &why.to_string(),
@@ -384,14 +385,14 @@ async fn admit(
 async fn settle(
     shared: &Shared,
     ch: &Arc<Channel>,
-    acks: &mut Vec<String>,
+    acks: &mut Vec<EntryId>,
     delivery: &Delivery,
     outcome: Result<(), String>,
 ) -> Result<()> {
     match outcome {
         Ok(()) => {
             Counters::add(&ch.counters.processed, 1);
-            acks.push(delivery.id().to_owned());
+            acks.push(delivery.id());
         }
         Err(error) => {
             Counters::add(&ch.counters.failed, 1);
@@ -410,7 +411,7 @@ async fn settle(
                     delivery.deliveries(),
                 )
                 .await?;
-                acks.push(delivery.id().to_owned());
+                acks.push(delivery.id());
             } else {
                 warn!(channel = %ch.name, id = %delivery.id(), deliveries = delivery.deliveries(), %error,
                     "handler failed; the entry stays pending and will be retried");
@@ -470,7 +471,7 @@ async fn reclaim(
     work: &mut Work,
     count: usize,
 ) -> Result<bool> {
-    let cursor = state.reclaim_cursor.clone().unwrap_or_else(|| "0-0".to_owned());
+    let cursor = state.reclaim_cursor.unwrap_or(EntryId::ZERO);
     let mut client = shared.redis.get_async_redis_client().await?;
     let value: Value = redis::cmd("XAUTOCLAIM")
         .arg(&*ch.name)
@@ -484,7 +485,7 @@ async fn reclaim(
         .await
         .map_err(|e| Error::redis(format!("reclaiming pending entries of {}", ch.name), e))?;
     let (next, claimed, deleted) = reply::xautoclaim(&value);
-    let more = next != "0-0";
+    let more = next != EntryId::ZERO;
     state.reclaim_cursor = more.then_some(next);
     for id in deleted {
         Counters::add(&ch.counters.deleted_pending, 1);
@@ -492,7 +493,7 @@ async fn reclaim(
     }
     let (claimed, gone): (Vec<_>, Vec<_>) = claimed
         .into_iter()
-        .filter(|e| !work.holds(&e.id))
+        .filter(|e| !work.holds(e.id))
         .partition(|e| !e.fields.is_empty());
     for entry in gone {
         // Redis before 7.0 returns deleted entries with nil fields instead of a list.
@@ -504,7 +505,7 @@ async fn reclaim(
     }
     // XAUTOCLAIM does not say how often each entry was delivered; XPENDING over the
     // claimed range does (one command per reclaim batch).
-    let (first, last) = (&claimed[0].id, &claimed[claimed.len() - 1].id);
+    let (first, last) = (claimed[0].id, claimed[claimed.len() - 1].id);
     let rows: Value = redis::cmd("XPENDING")
         .arg(&*ch.name)
         .arg(&ch.group)
@@ -515,7 +516,7 @@ async fn reclaim(
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("reading delivery counts on {}", ch.name), e))?;
-    let counts: HashMap<String, u64> = reply::xpending_rows(&rows)
+    let counts: HashMap<EntryId, u64> = reply::xpending_rows(&rows)
         .into_iter()
         .map(|r| (r.id, r.deliveries))
         .collect();
@@ -533,7 +534,7 @@ async fn queue_taken_over(
     state: &mut LoopState,
     work: &mut Work,
     claimed: Vec<RawEntry>,
-    counts: &HashMap<String, u64>,
+    counts: &HashMap<EntryId, u64>,
 ) -> Result<()> {
     for entry in claimed {
         let deliveries = counts.get(&entry.id).copied().unwrap_or(2);
@@ -546,7 +547,7 @@ async fn queue_taken_over(
             dead_letter(
                 shared,
                 ch,
-                &entry.id,
+                entry.id,
                 &entry.fields,
                 REASON_MAX_DELIVERIES,
                 &error,
@@ -583,7 +584,7 @@ async fn recover_own(
     let rows: Value = redis::cmd("XPENDING")
         .arg(&*ch.name)
         .arg(&ch.group)
-        .arg(from.to_string())
+        .arg(from)
         .arg("+")
         .arg(count.max(1) + work.held())
         .arg(&shared.consumer_name)
@@ -591,14 +592,13 @@ async fn recover_own(
         .await
         .map_err(|e| Error::redis(format!("listing own pending entries of {}", ch.name), e))?;
     let rows = reply::xpending_rows(&rows);
-    state.own_pending_from = rows.last().and_then(|r| StreamId::parse(&r.id)).map(StreamId::next);
+    state.own_pending_from = rows.last().map(|r| r.id.successor());
     // Not the ones held here, nor those done whose acknowledgement waits to be sent.
-    let acked: std::collections::HashSet<&str> = state.acks.iter().map(String::as_str).collect();
+    let acked: std::collections::HashSet<EntryId> = state.acks.iter().copied().collect();
     let lost: Vec<_> = rows
         .into_iter()
-        .filter(|r| !work.holds(&r.id) && !acked.contains(r.id.as_str()))
+        .filter(|r| !work.holds(r.id) && !acked.contains(&r.id))
         .collect();
-    drop(acked);
     if lost.is_empty() {
         return Ok(());
     }
@@ -609,7 +609,7 @@ async fn recover_own(
         .arg(&ch.group)
         .arg(&shared.consumer_name)
         .arg(0)
-        .arg(lost.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .arg(lost.iter().map(|r| r.id).collect::<Vec<_>>())
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("taking own pending entries of {}", ch.name), e))?;
@@ -621,10 +621,10 @@ async fn recover_own(
         if !claimed.iter().any(|e| e.id == row.id) {
             // Deleted from the stream: nothing to run, acknowledge (idempotent).
             Counters::add(&ch.counters.deleted_pending, 1);
-            state.acks.push(row.id.clone());
+            state.acks.push(row.id);
         }
     }
-    let counts: HashMap<String, u64> = lost.into_iter().map(|r| (r.id, r.deliveries + 1)).collect();
+    let counts: HashMap<EntryId, u64> = lost.into_iter().map(|r| (r.id, r.deliveries + 1)).collect();
     Counters::add(&ch.counters.reclaimed, claimed.len() as u64);
     debug!(channel = %ch.name, count = claimed.len(), "took back own pending entries");
     queue_taken_over(shared, ch, state, work, claimed, &counts).await
@@ -632,7 +632,7 @@ async fn recover_own(
 
 /// Renews our claim on held entries (`XCLAIM ... JUSTID`, idle reset, delivery count
 /// unchanged) so that no other instance reclaims an entry whose handler still runs.
-async fn renew(shared: &Shared, ch: &Channel, ids: &[String]) -> Result<()> {
+async fn renew(shared: &Shared, ch: &Channel, ids: &[EntryId]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -665,7 +665,7 @@ pub(crate) async fn run(
     if !mode.once {
         // An earlier run may have left entries under our name (a read abandoned at
         // shutdown, a lost reply).
-        state.own_pending_from = Some(StreamId { ms: 0, seq: 0 });
+        state.own_pending_from = Some(EntryId::ZERO);
     }
     let processed_before = ch.counters.processed.load(std::sync::atomic::Ordering::Relaxed);
     let mut work = Work::new(handlers);
@@ -747,7 +747,7 @@ pub(crate) async fn run(
                         }
                         if !e.is_response() {
                             // The reply may be lost with entries claimed to us.
-                            state.own_pending_from.get_or_insert(StreamId { ms: 0, seq: 0 });
+                            state.own_pending_from.get_or_insert(EntryId::ZERO);
                         }
                         state.next_reclaim = Some(now + ch.opts.reclaim_idle / 2);
                     }
@@ -908,7 +908,7 @@ async fn read_new(
                 // The connection may be broken: open a fresh one next time. The server may
                 // have delivered entries whose reply is lost: look for them.
                 state.conn = None;
-                state.own_pending_from.get_or_insert(StreamId { ms: 0, seq: 0 });
+                state.own_pending_from.get_or_insert(EntryId::ZERO);
             }
             Err(err)
         }
