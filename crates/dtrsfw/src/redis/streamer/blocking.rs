@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::{ChannelOptions, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle};
+use super::consumer::Consumer;
+use super::handler::Delivery;
+use super::options::{ChannelOptions, ConsumerOptions};
+use super::shutdown::ShutdownHandle;
+use super::stats::ConsumerStats;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
 

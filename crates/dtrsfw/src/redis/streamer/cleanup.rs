@@ -10,8 +10,9 @@
 
 use redis::Value;
 
+use super::channel::{Channel, Shared};
+use super::names::group_name;
 use super::reply;
-use super::worker::{Channel, Shared};
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 
@@ -60,7 +61,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
     let records = reply::records(&info);
     let mut positions = Vec::with_capacity(ch.opts.consumers.len());
     for service in &ch.opts.consumers {
-        let group = super::group_name(&ch.name, service);
+        let group = group_name(&ch.name, service);
         let Some(record) = records
             .iter()
             .find(|r| r.string("name").as_deref() == Some(group.as_str()))

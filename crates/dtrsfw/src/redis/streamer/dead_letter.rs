@@ -1,14 +1,30 @@
-//! Reading and operating the dead-letter stream `<channel>:dlq`: list, replay, purge.
-//!
-//! The consumer writes there (see the module docs of [`streamer`](super) for the field
-//! contract); these functions are for operators and tools such as `dtredis dlq`.
+//! The dead-letter stream `<channel>:dlq`: its field contract (see the module docs of
+//! [`streamer`](super)), the writer the consumer uses, and reading and operating it
+//! (list, replay, purge) for operators and tools such as `dtredis dlq`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 use redis::streams::StreamRangeReply;
+use tracing::warn;
 
+use super::channel::{Channel, Shared};
+pub use super::names::dead_letter_stream;
+use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 use crate::redis::message::Message;
+
+/// Reason: no `name`/`body`, not UTF-8, or a body that is not JSON.
+pub(crate) const REASON_MALFORMED: &str = "malformed";
+/// Reason: delivered `max_deliveries` times without success.
+pub(crate) const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+/// Field: the original `name`, verbatim.
+const FIELD_NAME: &str = "name";
+/// Field: the original `body`, verbatim bytes.
+const FIELD_BODY: &str = "body";
 
 /// Field: the original entry ID.
 pub(crate) const FIELD_ID: &str = "id";
@@ -22,15 +38,6 @@ pub(crate) const FIELD_SERVICE: &str = "service";
 pub(crate) const FIELD_DELIVERIES: &str = "deliveries";
 /// Field: dead-lettered at, ms since the Unix epoch.
 pub(crate) const FIELD_TIME: &str = "time";
-
-/// The dead-letter stream of `channel`: `<channel>:dlq`.
-///
-/// ```
-/// assert_eq!(dtrsfw::redis::streamer::dead_letter_stream("orders"), "orders:dlq");
-/// ```
-pub fn dead_letter_stream(channel: &str) -> String {
-    format!("{channel}:dlq")
-}
 
 /// One entry of a dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -70,11 +77,13 @@ impl DeadLetter {
             })
         };
         let text = |key: &str| bytes(key).map(|b| String::from_utf8_lossy(&b).into_owned());
-        let (name, body) = (bytes("name"), bytes("body"));
+        let (name, body) = (bytes(FIELD_NAME), bytes(FIELD_BODY));
         let message = match (&name, &body) {
-            (Some(n), Some(b)) => {
-                Message::from_fields([(&b"name"[..], n.as_slice()), (&b"body"[..], b.as_slice())]).ok()
-            }
+            (Some(n), Some(b)) => Message::from_fields([
+                (FIELD_NAME.as_bytes(), n.as_slice()),
+                (FIELD_BODY.as_bytes(), b.as_slice()),
+            ])
+            .ok(),
             _ => None,
         };
         DeadLetter {
@@ -95,6 +104,56 @@ impl DeadLetter {
     pub fn is_replayable(&self) -> bool {
         self.message.is_some()
     }
+}
+
+/// An entry on its way to the dead-letter stream.
+pub(crate) struct Letter<'a> {
+    pub(crate) id: EntryId,
+    /// The entry's raw fields; only `name` and `body` are kept.
+    pub(crate) fields: &'a [(Vec<u8>, Vec<u8>)],
+    pub(crate) reason: &'static str,
+    pub(crate) error: &'a str,
+    pub(crate) deliveries: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes an entry to `<channel>:dlq` in the layout of the field contract; the caller
+/// acknowledges the entry only after this succeeded.
+pub(crate) async fn write(shared: &Shared, ch: &Channel, letter: Letter<'_>) -> Result<()> {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&ch.dlq).arg("*");
+    for (key, value) in letter.fields {
+        if key.as_slice() == FIELD_NAME.as_bytes() || key.as_slice() == FIELD_BODY.as_bytes() {
+            cmd.arg(key).arg(value);
+        }
+    }
+    cmd.arg(FIELD_ID)
+        .arg(letter.id)
+        .arg(FIELD_REASON)
+        .arg(letter.reason)
+        .arg(FIELD_ERROR)
+        .arg(letter.error)
+        .arg(FIELD_SERVICE)
+        .arg(&shared.service)
+        .arg(FIELD_DELIVERIES)
+        .arg(letter.deliveries)
+        .arg(FIELD_TIME)
+        .arg(now_ms());
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let _: Value = cmd
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("writing to dead-letter stream {}", ch.dlq), e))?;
+    Counters::add(&ch.counters.dead_lettered, 1);
+    let (id, reason, deliveries) = (letter.id, letter.reason, letter.deliveries);
+    warn!(channel = %ch.name, %id, reason, deliveries, "entry moved to the dead-letter stream");
+    Ok(())
 }
 
 /// What [`replay_dead_letters`] did.
