@@ -45,8 +45,9 @@ impl Consumer {
     }
 
     /// Consumes `channel` until shutdown ([`shutdown`](Self::shutdown) or a
-    /// [`ShutdownHandle`](super::shutdown::ShutdownHandle)); then drains and returns. A busy loop reads the next batch at
-    /// once; an idle one waits in Redis `BLOCK` up to `block_time`. `rest_time` is the
+    /// [`ShutdownHandle`](super::shutdown::ShutdownHandle)); then drains and returns. A
+    /// busy loop reads the next batch at once; an idle one waits in Redis `BLOCK` up to
+    /// `block_time`. `rest_time` is the
     /// first pause after a Redis failure (doubled per failure, up to
     /// [`ConsumerOptions::max_backoff`]); the loop never sleeps otherwise.
     pub async fn persist_consume_messages(

@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::channel::{Channel, Shared};
 pub use super::names::dead_letter_stream;
+use super::reply::RawEntry;
 use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
 use crate::redis::entry_id::EntryId;
@@ -114,6 +115,19 @@ pub(crate) struct Letter<'a> {
     pub(crate) reason: &'static str,
     pub(crate) error: &'a str,
     pub(crate) deliveries: u64,
+}
+
+impl<'a> Letter<'a> {
+    /// A letter for an entry as read.
+    pub(crate) fn of(entry: &'a RawEntry, reason: &'static str, error: &'a str, deliveries: u64) -> Self {
+        Letter {
+            id: entry.id,
+            fields: &entry.fields,
+            reason,
+            error,
+            deliveries,
+        }
+    }
 }
 
 fn now_ms() -> u64 {

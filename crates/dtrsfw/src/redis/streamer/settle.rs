@@ -26,15 +26,14 @@ pub(crate) async fn admit(
     match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
         Ok(message) => Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
         Err(why) => {
-            let letter = Letter {
-                id: entry.id,
-                fields: &entry.fields,
-                reason: REASON_MALFORMED,
-                error: &why.to_string(),
-                deliveries,
-            };
-            dead_letter::write(shared, ch, letter).await?;
-            acks.push(entry.id);
+            let error = why.to_string();
+            give_up(
+                shared,
+                ch,
+                acks,
+                Letter::of(&entry, REASON_MALFORMED, &error, deliveries),
+            )
+            .await?;
             Ok(None)
         }
     }
@@ -56,15 +55,13 @@ pub(crate) async fn admit_reclaimed(
         "delivered {deliveries} times without success (max {})",
         ch.opts.max_deliveries
     );
-    let letter = Letter {
-        id: entry.id,
-        fields: &entry.fields,
-        reason: REASON_MAX_DELIVERIES,
-        error: &error,
-        deliveries,
-    };
-    dead_letter::write(shared, ch, letter).await?;
-    acks.push(entry.id);
+    give_up(
+        shared,
+        ch,
+        acks,
+        Letter::of(&entry, REASON_MAX_DELIVERIES, &error, deliveries),
+    )
+    .await?;
     Ok(None)
 }
 
@@ -101,8 +98,15 @@ pub(crate) async fn settle(
         error: &error,
         deliveries: delivery.deliveries(),
     };
+    give_up(shared, ch, acks, letter).await
+}
+
+/// Writes the letter to the dead-letter stream, then (only then) queues the entry's
+/// acknowledgement.
+async fn give_up(shared: &Shared, ch: &Channel, acks: &mut Vec<EntryId>, letter: Letter<'_>) -> Result<()> {
+    let id = letter.id;
     dead_letter::write(shared, ch, letter).await?;
-    acks.push(delivery.id());
+    acks.push(id);
     Ok(())
 }
 
