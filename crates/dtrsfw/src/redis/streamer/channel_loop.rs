@@ -179,7 +179,7 @@ impl<'a> ChannelLoop<'a> {
                 }
             }
         }
-        if !self.run.state.next_reclaim.is_none_or(|t| now >= t) {
+        if self.run.state.next_reclaim.is_some_and(|t| now < t) {
             return false;
         }
         let later = now + ch.opts.reclaim_idle / 2;

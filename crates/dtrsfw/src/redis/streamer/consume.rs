@@ -33,6 +33,12 @@ impl Consumer {
     /// read. Against a server that does not answer, the first batch after
     /// [`register_channel`](Self::register_channel) (which opened the shared connection)
     /// fails within `socket timeout + connect timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `channel` is
+    /// not registered, `group` is not this consumer's, or the channel has no handler; the
+    /// Redis error when the reclaim or the read fails.
     pub async fn consume_messages(&self, channel: &str, group: &str, block_time: Duration) -> Result<u64> {
         let ch = self.channel(channel)?;
         self.check_group(&ch, group)?;
@@ -47,9 +53,15 @@ impl Consumer {
     /// Consumes `channel` until shutdown ([`shutdown`](Self::shutdown) or a
     /// [`ShutdownHandle`](super::shutdown::ShutdownHandle)); then drains and returns. A
     /// busy loop reads the next batch at once; an idle one waits in Redis `BLOCK` up to
-    /// `block_time`. `rest_time` is the
-    /// first pause after a Redis failure (doubled per failure, up to
-    /// [`ConsumerOptions::max_backoff`]); the loop never sleeps otherwise.
+    /// `block_time`. `rest_time` is the first pause after a Redis failure (doubled per
+    /// failure, up to [`ConsumerOptions::max_backoff`](super::ConsumerOptions::max_backoff));
+    /// the loop never sleeps otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `channel` is
+    /// not registered, `group` is not this consumer's, or the channel has no handler. Redis
+    /// failures are retried with backoff, not returned.
     pub async fn persist_consume_messages(
         &self,
         channel: &str,
@@ -99,6 +111,11 @@ impl Consumer {
     /// idle channels block together, not one after the other). Returns the number of
     /// entries processed successfully. Fails before reading any channel when one of the
     /// reading channels has no handler.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when a reading
+    /// channel has no handler; the first Redis error of a channel's batch.
     pub async fn consume_all_channels(&self, block_time: Duration) -> Result<u64> {
         self.run_all(RunMode {
             once: true,
@@ -111,6 +128,11 @@ impl Consumer {
     /// Consumes every reading channel until shutdown, then drains and returns. See
     /// [`persist_consume_messages`](Self::persist_consume_messages) for `rest_time` and
     /// `block_time`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when a reading
+    /// channel has no handler. Redis failures are retried with backoff, not returned.
     pub async fn persist_consume_all_channels(&self, rest_time: Duration, block_time: Duration) -> Result<()> {
         self.run_all(RunMode {
             once: false,
@@ -123,6 +145,11 @@ impl Consumer {
 
     /// [`persist_consume_all_channels`](Self::persist_consume_all_channels) until
     /// `shutdown` resolves (e.g. `tokio::signal::ctrl_c()`), then a graceful stop.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when a reading
+    /// channel has no handler. Redis failures are retried with backoff, not returned.
     pub async fn persist_consume_all_channels_until(
         &self,
         rest_time: Duration,

@@ -24,7 +24,7 @@ pub(super) struct Inner {
     pub(super) stop: Arc<watch::Sender<bool>>,
 }
 
-/// A Redis Streams consumer for one service. See the [module docs](self).
+/// A Redis Streams consumer for one service. See the [module docs](super).
 ///
 /// Cheap to clone; clones share channels, handlers, counters and shutdown.
 #[derive(Clone)]
@@ -45,6 +45,11 @@ impl fmt::Debug for Consumer {
 impl Consumer {
     /// A consumer for the service `consumer_name`, with default options. Nothing is
     /// sent to Redis until a channel is registered. Fails when the name is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when the name is
+    /// empty once sanitized.
     pub fn new(redis: &RedisInstance, consumer_name: &str) -> Result<Self> {
         Consumer::with_options(redis, consumer_name, ConsumerOptions::default())
     }
@@ -76,21 +81,25 @@ impl Consumer {
     }
 
     /// The service name (sanitized), which names the groups.
+    #[must_use]
     pub fn service(&self) -> &str {
         &self.inner.shared.service
     }
 
     /// This instance's unique consumer name inside the groups.
+    #[must_use]
     pub fn consumer_name(&self) -> &str {
         &self.inner.shared.consumer_name
     }
 
     /// This service's group on `channel`: `<channel>:<service>:cg`.
+    #[must_use]
     pub fn group_name(&self, channel: &str) -> String {
         group_name(channel, &self.inner.shared.service)
     }
 
     /// The registered channels, in name order.
+    #[must_use]
     pub fn channel_names(&self) -> Vec<String> {
         self.inner
             .channels
@@ -115,6 +124,12 @@ impl Consumer {
     /// consumers, message_cleanup)`: those are fields of `options`) and, when it reads,
     /// creates its group (and the stream) unless they exist. Idempotent on the Redis side;
     /// registering the same channel twice in one consumer is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when the channel
+    /// name is empty or already registered here; the Redis error when the group cannot be
+    /// created.
     pub async fn register_channel(&self, channel: &str, options: ChannelOptions) -> Result<()> {
         if channel.is_empty() {
             return Err(Error::invalid_input("channel name is empty"));
@@ -157,6 +172,11 @@ impl Consumer {
     /// A sync handler runs inline on the consuming task when the channel's parallelism is
     /// 1 (no thread hop, order kept) and on tokio's blocking pool otherwise, so that
     /// blocking handlers really run side by side.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `channel` is
+    /// not registered.
     pub fn register_handler<F, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         F: Fn(&str, &serde_json::Value) -> std::result::Result<(), E> + Send + Sync + 'static,
@@ -172,6 +192,11 @@ impl Consumer {
 
     /// Adds a sync handler that gets the body decoded as `T`. A body that does not decode
     /// as `T` counts as a failure of this handler (retried, then dead-lettered).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `channel` is
+    /// not registered.
     pub fn register_typed_handler<T, F, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         T: DeserializeOwned,
@@ -189,6 +214,11 @@ impl Consumer {
 
     /// Adds an async handler; it gets the whole [`Delivery`] (ID, name, payload,
     /// delivery count).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `channel` is
+    /// not registered.
     pub fn register_async_handler<F, Fut, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
@@ -223,6 +253,7 @@ impl Consumer {
     }
 
     /// A handle that stops this consumer's loops from anywhere.
+    #[must_use]
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(self.inner.stop.clone())
     }
@@ -245,6 +276,11 @@ impl Consumer {
     /// never deleted, and a listed service without a group yet blocks deletion; every
     /// entry older than the oldest one still needed is deleted. A few commands per channel
     /// and listed group, whatever the stream length.
+    ///
+    /// # Errors
+    ///
+    /// The Redis error when a channel's groups cannot be read or its stream cannot be
+    /// trimmed.
     pub async fn clean_up_consumed_messages(&self) -> Result<u64> {
         let channels = self.channels_where(|c| c.opts.message_cleanup);
         let mut deleted = 0;
@@ -258,6 +294,10 @@ impl Consumer {
     /// [`ConsumerOptions::idle_consumer_timeout`] with nothing pending (names left by
     /// dead instances). The `persist_*` loops do this periodically. Returns how many were
     /// removed.
+    ///
+    /// # Errors
+    ///
+    /// The Redis error when a group's consumers cannot be listed or removed.
     pub async fn remove_idle_consumers(&self) -> Result<u64> {
         let mut removed = 0;
         for ch in self.reading_channels() {
@@ -268,6 +308,11 @@ impl Consumer {
 
     /// Per channel: this instance's counters, and the group's lag and pending count from
     /// Redis (left `None` for a channel Redis could not be asked about).
+    ///
+    /// # Errors
+    ///
+    /// The connection error when Redis cannot be reached; a channel Redis cannot answer
+    /// about is reported with `None` figures instead.
     pub async fn get_stats(&self) -> Result<ConsumerStats> {
         let channels = self.channels_where(|_| true);
         let mut client = self.inner.shared.redis.get_async_redis_client().await?;

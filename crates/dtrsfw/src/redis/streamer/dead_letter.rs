@@ -102,6 +102,7 @@ impl DeadLetter {
     }
 
     /// Whether [`replay_dead_letters`] can re-publish it (it holds a valid message).
+    #[must_use]
     pub fn is_replayable(&self) -> bool {
         self.message.is_some()
     }
@@ -219,6 +220,10 @@ async fn range(
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+///
+/// The Redis error when the dead-letter stream cannot be read.
 pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Option<usize>) -> Result<Vec<DeadLetter>> {
     range(redis, channel, "-", "+", count).await
 }
@@ -230,6 +235,12 @@ pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Opti
 ///
 /// A failure between the re-publish and the removal leaves the letter in place, so a
 /// second replay may publish it twice; nothing is ever lost.
+///
+/// # Errors
+///
+/// The Redis error of a failed read, re-publish or removal;
+/// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `only` names no
+/// dead letter.
 pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Option<&str>) -> Result<ReplayReport> {
     let dlq = dead_letter_stream(channel);
     let mut report = ReplayReport::default();
@@ -290,6 +301,10 @@ pub(crate) async fn replay_letter(
 }
 
 /// Deletes `channel`'s dead-letter stream; returns how many entries it held.
+///
+/// # Errors
+///
+/// The Redis error when the dead-letter stream cannot be deleted.
 pub async fn purge_dead_letters(redis: &RedisInstance, channel: &str) -> Result<u64> {
     let dlq = dead_letter_stream(channel);
     let mut client = redis.get_async_redis_client().await?;

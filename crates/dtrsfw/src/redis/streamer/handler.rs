@@ -52,37 +52,48 @@ impl Delivery {
     }
 
     /// The channel (stream key) the entry was read from.
+    #[must_use]
     pub fn channel(&self) -> &str {
         &self.inner.channel
     }
 
     /// The entry ID.
+    #[must_use]
     pub fn id(&self) -> EntryId {
         self.inner.id
     }
 
     /// The decoded message.
+    #[must_use]
     pub fn message(&self) -> &Message {
         &self.inner.message
     }
 
     /// The message name.
+    #[must_use]
     pub fn name(&self) -> &str {
         self.inner.message.name()
     }
 
     /// How many times the entry has been delivered to this service, this delivery
     /// included (1 on the first delivery; more after failures or a dead instance).
+    #[must_use]
     pub fn deliveries(&self) -> u64 {
         self.inner.deliveries
     }
 
     /// The body as a JSON value, decoded once per entry however many handlers ask.
+    #[must_use]
     pub fn payload(&self) -> &serde_json::Value {
         self.inner.payload.get_or_init(|| self.inner.message.body())
     }
 
     /// The body decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Serialization`](crate::redis::ErrorKind::Serialization) when the body
+    /// does not decode as `T`.
     pub fn body_as<T: DeserializeOwned>(&self) -> Result<T> {
         self.inner.message.body_as()
     }
