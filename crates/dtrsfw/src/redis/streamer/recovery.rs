@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::dispatch::ChannelRun;
 use super::reply::{self, PendingRow, RawEntry};
-use super::settle::admit_reclaimed;
+use super::settle::admit;
 use super::stats::Counters;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
@@ -152,7 +152,7 @@ impl ChannelRun<'_> {
         debug!(channel = %self.ch.name, count = claimed.len(), "{what}");
         for entry in claimed {
             let deliveries = counts.get(&entry.id).copied().unwrap_or(2);
-            if let Some(d) = admit_reclaimed(self.shared, self.ch, entry, deliveries, &mut self.state.acks).await? {
+            if let Some(d) = admit(self.shared, self.ch, entry, deliveries, &mut self.state.acks).await? {
                 self.work.queue.push_back(d);
             }
         }

@@ -14,8 +14,11 @@ use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 use crate::redis::message::Message;
 
-/// Turns a raw entry into a delivery, or dead-letters it as malformed (and queues the
-/// acknowledgement). Returns `None` when the entry was dead-lettered.
+/// Turns an entry just read or claimed into a delivery, or dead-letters it (and queues
+/// the acknowledgement): as malformed, or without running it when it was delivered more
+/// than the maximum already (a reclaimed entry that kept crashing its instances; an entry
+/// read the first time never is, the maximum being at least 1). Returns `None` when the
+/// entry was dead-lettered.
 pub(crate) async fn admit(
     shared: &Shared,
     ch: &Arc<Channel>,
@@ -23,45 +26,17 @@ pub(crate) async fn admit(
     deliveries: u64,
     acks: &mut Vec<EntryId>,
 ) -> Result<Option<Delivery>> {
-    match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
-        Ok(message) => Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
-        Err(why) => {
-            let error = why.to_string();
-            give_up(
-                shared,
-                ch,
-                acks,
-                Letter::of(&entry, REASON_MALFORMED, &error, deliveries),
-            )
-            .await?;
-            Ok(None)
+    let (reason, error) = if exhausted_before_running(deliveries, ch.opts.max_deliveries) {
+        let max = ch.opts.max_deliveries;
+        let error = format!("delivered {deliveries} times without success (max {max})");
+        (REASON_MAX_DELIVERIES, error)
+    } else {
+        match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
+            Ok(message) => return Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
+            Err(why) => (REASON_MALFORMED, why.to_string()),
         }
-    }
-}
-
-/// Admits a reclaimed entry: dead-lettered without running when it was delivered more
-/// than the maximum already (typically: it crashes its instance), admitted otherwise.
-pub(crate) async fn admit_reclaimed(
-    shared: &Shared,
-    ch: &Arc<Channel>,
-    entry: RawEntry,
-    deliveries: u64,
-    acks: &mut Vec<EntryId>,
-) -> Result<Option<Delivery>> {
-    if !exhausted_before_running(deliveries, ch.opts.max_deliveries) {
-        return admit(shared, ch, entry, deliveries, acks).await;
-    }
-    let error = format!(
-        "delivered {deliveries} times without success (max {})",
-        ch.opts.max_deliveries
-    );
-    give_up(
-        shared,
-        ch,
-        acks,
-        Letter::of(&entry, REASON_MAX_DELIVERIES, &error, deliveries),
-    )
-    .await?;
+    };
+    give_up(shared, ch, acks, Letter::of(&entry, reason, &error, deliveries)).await?;
     Ok(None)
 }
 
