@@ -66,7 +66,7 @@ fn recorder(
     let log = log.clone();
     move |d: Delivery| {
         let key = d.payload()["key"].as_str().unwrap_or_default().to_owned();
-        log.lock().unwrap().push((d.id().to_owned(), key, index));
+        log.lock().unwrap().push((d.id().to_string(), key, index));
         std::future::ready(Ok(()))
     }
 }
@@ -810,7 +810,7 @@ async fn a_slow_handler_whose_connection_drops_is_renewed_or_reclaimed_and_handl
             async move {
                 started.notify_one();
                 tokio::time::sleep(Duration::from_secs(3)).await;
-                log.lock().unwrap().push((d.id().to_owned(), "slow".into(), 0));
+                log.lock().unwrap().push((d.id().to_string(), "slow".into(), 0));
                 Ok::<(), String>(())
             }
         })

@@ -33,7 +33,7 @@ fn record_into(
 ) -> impl Fn(Delivery) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static {
     let log = log.clone();
     move |d: Delivery| {
-        log.lock().unwrap().push((d.id().to_owned(), index, Instant::now()));
+        log.lock().unwrap().push((d.id().to_string(), index, Instant::now()));
         std::future::ready(Ok(()))
     }
 }

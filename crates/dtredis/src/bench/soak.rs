@@ -74,7 +74,7 @@ pub(crate) async fn run(url: &str, duration: Duration) -> anyhow::Result<()> {
         .await?;
         let t = tally.clone();
         c.register_async_handler(CHANNEL, move |d: Delivery| {
-            t.handled.lock().unwrap().push(d.id().to_owned());
+            t.handled.lock().unwrap().push(d.id().to_string());
             std::future::ready(Ok::<(), String>(()))
         })?;
         consumers.push(c);

@@ -33,7 +33,7 @@ fn line(delivery: &Delivery, json: bool) -> String {
     if json {
         format!(
             "{{\"id\":{},\"name\":{},\"body\":{}}}\n",
-            serde_json::Value::from(delivery.id()),
+            serde_json::Value::from(delivery.id().to_string()),
             serde_json::Value::from(message.name()),
             message.body_json()
         )

@@ -174,8 +174,6 @@ impl Message {
 /// Appends the message fields (`name`, `body`) of a raw stream entry to an `XADD`, bytes
 /// as read and in their order, dropping every other field. For the dead-letter writer,
 /// which must keep a malformed entry as it was (so it cannot go through [`Message`]).
-// Remove the allow when `streamer/worker.rs`'s dead-letter writer switches to it.
-#[allow(dead_code, reason = "the streamer's dead-letter writer is its caller, see issue 14")]
 pub(crate) fn write_xadd_entry_fields(xadd: &mut redis::Cmd, fields: &[(Vec<u8>, Vec<u8>)]) {
     for (key, value) in fields {
         if key.as_slice() == FIELD_NAME.as_bytes() || key.as_slice() == FIELD_BODY.as_bytes() {

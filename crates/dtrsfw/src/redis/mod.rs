@@ -16,6 +16,7 @@
 pub mod caching;
 pub mod config;
 pub mod connection;
+mod entry_id;
 pub mod error;
 pub mod health;
 pub mod inspect;
@@ -29,10 +30,11 @@ pub use config::{ConfigValue, RedisConfig};
 pub use connection::{
     AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,
 };
+pub use entry_id::EntryId;
 pub use error::{Error, ErrorKind, Result};
 pub use health::{is_redis_connected, is_redis_connected_async};
 pub use message::Message;
-pub use sender::{EntryId, Retention, Sender, SenderOptions};
+pub use sender::{Retention, Sender, SenderOptions};
 pub use streamer::{
     BlockingConsumer, ChannelOptions, ChannelStats, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle,
     StartFrom,

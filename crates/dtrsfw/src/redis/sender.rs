@@ -82,10 +82,7 @@
 //! primary in one round trip. A redirection redis-rs could not follow in time (the slot's
 //! owner being replaced) counts as transient and is retried like a lost connection.
 
-use std::fmt;
-use std::str::FromStr;
-
-use super::error::{Error, Result};
+pub use super::entry_id::EntryId;
 pub use super::message::Message;
 
 mod attempts;
@@ -99,79 +96,3 @@ mod send;
 pub use channels::Sender;
 pub use options::SenderOptions;
 pub use retention::Retention;
-
-/// The ID of a stream entry, `<milliseconds>-<sequence>`, as `XADD` returns it. Ordered
-/// as the stream orders entries.
-///
-/// ```
-/// use dtrsfw::redis::sender::EntryId;
-///
-/// let id: EntryId = "1700000000000-3".parse()?;
-/// assert_eq!((id.ms(), id.seq()), (1_700_000_000_000, 3));
-/// assert_eq!(id.to_string(), "1700000000000-3");
-/// assert!(id < EntryId::new(1_700_000_000_001, 0));
-/// # Ok::<(), dtrsfw::redis::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EntryId {
-    ms: u64,
-    seq: u64,
-}
-
-impl EntryId {
-    /// The ID `<ms>-<seq>`.
-    pub const fn new(ms: u64, seq: u64) -> Self {
-        EntryId { ms, seq }
-    }
-
-    /// The millisecond part: the server's clock when the entry was added.
-    pub const fn ms(&self) -> u64 {
-        self.ms
-    }
-
-    /// The sequence number among entries of the same millisecond.
-    pub const fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    fn parse_bytes(text: &[u8]) -> Option<Self> {
-        let dash = text.iter().position(|&b| b == b'-')?;
-        let number = |digits: &[u8]| -> Option<u64> {
-            if digits.is_empty() || digits.len() > 20 {
-                return None;
-            }
-            digits.iter().try_fold(0u64, |n, &d| {
-                d.is_ascii_digit()
-                    .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-                    .flatten()
-            })
-        };
-        Some(EntryId {
-            ms: number(&text[..dash])?,
-            seq: number(&text[dash + 1..])?,
-        })
-    }
-}
-
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-impl FromStr for EntryId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        EntryId::parse_bytes(s.as_bytes())
-            .ok_or_else(|| Error::invalid_input(format!("{s:?} is not a stream entry ID (<ms>-<seq>)")))
-    }
-}
-
-impl redis::ToRedisArgs for EntryId {
-    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
-        out.write_arg_fmt(self);
-    }
-}
-
-impl redis::ToSingleRedisArg for EntryId {}

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::{ChannelOptions, Consumer, ConsumerOptions, ConsumerStats, Delivery, ShutdownHandle};
+use super::consumer::Consumer;
+use super::handler::Delivery;
+use super::options::{ChannelOptions, ConsumerOptions};
+use super::shutdown::ShutdownHandle;
+use super::stats::ConsumerStats;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
 
@@ -46,11 +50,19 @@ impl fmt::Debug for BlockingConsumer {
 
 impl BlockingConsumer {
     /// See [`Consumer::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::new`].
     pub fn new(redis: &RedisInstance, consumer_name: &str) -> Result<Self> {
         BlockingConsumer::with_options(redis, consumer_name, ConsumerOptions::default())
     }
 
     /// See [`Consumer::with_options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::with_options`].
     pub fn with_options(redis: &RedisInstance, consumer_name: &str, options: ConsumerOptions) -> Result<Self> {
         // Two workers: the channel loops and handlers make progress side by side while a
         // sync handler runs inline on one of them.
@@ -87,11 +99,19 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::register_channel`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::register_channel`].
     pub fn register_channel(&self, channel: &str, options: ChannelOptions) -> Result<()> {
         self.runtime.block_on(self.consumer.register_channel(channel, options))
     }
 
     /// See [`Consumer::register_handler`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::register_handler`].
     pub fn register_handler<F, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         F: Fn(&str, &serde_json::Value) -> std::result::Result<(), E> + Send + Sync + 'static,
@@ -101,6 +121,10 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::register_typed_handler`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::register_typed_handler`].
     pub fn register_typed_handler<T, F, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         T: DeserializeOwned,
@@ -111,6 +135,10 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::register_async_handler`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::register_async_handler`].
     pub fn register_async_handler<F, Fut, E>(&self, channel: &str, handler: F) -> Result<()>
     where
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
@@ -121,12 +149,20 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::consume_messages`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::consume_messages`].
     pub fn consume_messages(&self, channel: &str, group: &str, block_time: Duration) -> Result<u64> {
         self.runtime
             .block_on(self.consumer.consume_messages(channel, group, block_time))
     }
 
     /// See [`Consumer::persist_consume_messages`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::persist_consume_messages`].
     pub fn persist_consume_messages(
         &self,
         channel: &str,
@@ -141,11 +177,19 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::consume_all_channels`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::consume_all_channels`].
     pub fn consume_all_channels(&self, block_time: Duration) -> Result<u64> {
         self.runtime.block_on(self.consumer.consume_all_channels(block_time))
     }
 
     /// See [`Consumer::persist_consume_all_channels`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::persist_consume_all_channels`].
     pub fn persist_consume_all_channels(&self, rest_time: Duration, block_time: Duration) -> Result<()> {
         self.runtime
             .block_on(self.consumer.persist_consume_all_channels(rest_time, block_time))
@@ -163,16 +207,28 @@ impl BlockingConsumer {
     }
 
     /// See [`Consumer::clean_up_consumed_messages`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::clean_up_consumed_messages`].
     pub fn clean_up_consumed_messages(&self) -> Result<u64> {
         self.runtime.block_on(self.consumer.clean_up_consumed_messages())
     }
 
     /// See [`Consumer::remove_idle_consumers`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::remove_idle_consumers`].
     pub fn remove_idle_consumers(&self) -> Result<u64> {
         self.runtime.block_on(self.consumer.remove_idle_consumers())
     }
 
     /// See [`Consumer::get_stats`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::get_stats`].
     pub fn get_stats(&self) -> Result<ConsumerStats> {
         self.runtime.block_on(self.consumer.get_stats())
     }

@@ -10,20 +10,22 @@
 
 use redis::Value;
 
-use super::reply::{self, StreamId};
-use super::worker::{Channel, Shared};
+use super::channel::{Channel, Shared};
+use super::names::group_name;
+use super::reply;
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 
 /// Where one group stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GroupPosition {
-    pub(crate) last_delivered: StreamId,
-    pub(crate) smallest_pending: Option<StreamId>,
+    pub(crate) last_delivered: EntryId,
+    pub(crate) smallest_pending: Option<EntryId>,
 }
 
 /// The `MINID` to trim to: entries with a smaller ID are consumed by every listed group.
 /// `None` (delete nothing) when no service is listed or a listed group does not exist.
-pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<StreamId> {
+pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<EntryId> {
     if groups.is_empty() {
         return None;
     }
@@ -31,7 +33,7 @@ pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<StreamI
         .iter()
         .map(|g| {
             let g = (*g)?;
-            let first_undelivered = g.last_delivered.next();
+            let first_undelivered = g.last_delivered.successor();
             Some(
                 g.smallest_pending
                     .map_or(first_undelivered, |p| p.min(first_undelivered)),
@@ -59,7 +61,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
     let records = reply::records(&info);
     let mut positions = Vec::with_capacity(ch.opts.consumers.len());
     for service in &ch.opts.consumers {
-        let group = super::group_name(&ch.name, service);
+        let group = group_name(&ch.name, service);
         let Some(record) = records
             .iter()
             .find(|r| r.string("name").as_deref() == Some(group.as_str()))
@@ -67,7 +69,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
             positions.push(None);
             continue;
         };
-        let Some(last_delivered) = record.string("last-delivered-id").as_deref().and_then(StreamId::parse) else {
+        let Some(last_delivered) = record.entry_id("last-delivered-id") else {
             positions.push(None);
             continue;
         };
@@ -78,7 +80,7 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
                 .query_async(&mut client)
                 .await
                 .map_err(|e| Error::redis(format!("reading the pending summary of {group}"), e))?;
-            reply::xpending_smallest(&summary).as_deref().and_then(StreamId::parse)
+            reply::xpending_smallest(&summary)
         } else {
             None
         };
@@ -107,8 +109,8 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
 mod tests {
     use super::*;
 
-    fn id(s: &str) -> StreamId {
-        StreamId::parse(s).unwrap()
+    fn id(s: &str) -> EntryId {
+        s.parse().unwrap()
     }
 
     #[test]

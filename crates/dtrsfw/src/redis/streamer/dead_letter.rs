@@ -1,14 +1,31 @@
-//! Reading and operating the dead-letter stream `<channel>:dlq`: list, replay, purge.
-//!
-//! The consumer writes there (see the module docs of [`streamer`](super) for the field
-//! contract); these functions are for operators and tools such as `dtredis dlq`.
+//! The dead-letter stream `<channel>:dlq`: its field contract (see the module docs of
+//! [`streamer`](super)), the writer the consumer uses, and reading and operating it
+//! (list, replay, purge) for operators and tools such as `dtredis dlq`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::Value;
 use redis::streams::StreamRangeReply;
+use tracing::warn;
 
+use super::channel::{Channel, Shared};
+pub use super::names::dead_letter_stream;
+use super::reply::RawEntry;
+use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
-use crate::redis::message::Message;
+use crate::redis::message::{Message, write_xadd_entry_fields};
+
+/// Reason: no `name`/`body`, not UTF-8, or a body that is not JSON.
+pub(crate) const REASON_MALFORMED: &str = "malformed";
+/// Reason: delivered `max_deliveries` times without success.
+pub(crate) const REASON_MAX_DELIVERIES: &str = "max_deliveries";
+
+/// Field: the original `name`, verbatim.
+const FIELD_NAME: &str = "name";
+/// Field: the original `body`, verbatim bytes.
+const FIELD_BODY: &str = "body";
 
 /// Field: the original entry ID.
 pub(crate) const FIELD_ID: &str = "id";
@@ -22,15 +39,6 @@ pub(crate) const FIELD_SERVICE: &str = "service";
 pub(crate) const FIELD_DELIVERIES: &str = "deliveries";
 /// Field: dead-lettered at, ms since the Unix epoch.
 pub(crate) const FIELD_TIME: &str = "time";
-
-/// The dead-letter stream of `channel`: `<channel>:dlq`.
-///
-/// ```
-/// assert_eq!(dtrsfw::redis::streamer::dead_letter_stream("orders"), "orders:dlq");
-/// ```
-pub fn dead_letter_stream(channel: &str) -> String {
-    format!("{channel}:dlq")
-}
 
 /// One entry of a dead-letter stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -70,11 +78,13 @@ impl DeadLetter {
             })
         };
         let text = |key: &str| bytes(key).map(|b| String::from_utf8_lossy(&b).into_owned());
-        let (name, body) = (bytes("name"), bytes("body"));
+        let (name, body) = (bytes(FIELD_NAME), bytes(FIELD_BODY));
         let message = match (&name, &body) {
-            (Some(n), Some(b)) => {
-                Message::from_fields([(&b"name"[..], n.as_slice()), (&b"body"[..], b.as_slice())]).ok()
-            }
+            (Some(n), Some(b)) => Message::from_fields([
+                (FIELD_NAME.as_bytes(), n.as_slice()),
+                (FIELD_BODY.as_bytes(), b.as_slice()),
+            ])
+            .ok(),
             _ => None,
         };
         DeadLetter {
@@ -92,9 +102,69 @@ impl DeadLetter {
     }
 
     /// Whether [`replay_dead_letters`] can re-publish it (it holds a valid message).
+    #[must_use]
     pub fn is_replayable(&self) -> bool {
         self.message.is_some()
     }
+}
+
+/// An entry on its way to the dead-letter stream.
+pub(crate) struct Letter<'a> {
+    pub(crate) id: EntryId,
+    /// The entry's raw fields; only `name` and `body` are kept.
+    pub(crate) fields: &'a [(Vec<u8>, Vec<u8>)],
+    pub(crate) reason: &'static str,
+    pub(crate) error: &'a str,
+    pub(crate) deliveries: u64,
+}
+
+impl<'a> Letter<'a> {
+    /// A letter for an entry as read.
+    pub(crate) fn of(entry: &'a RawEntry, reason: &'static str, error: &'a str, deliveries: u64) -> Self {
+        Letter {
+            id: entry.id,
+            fields: &entry.fields,
+            reason,
+            error,
+            deliveries,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes an entry to `<channel>:dlq` in the layout of the field contract; the caller
+/// acknowledges the entry only after this succeeded.
+pub(crate) async fn write(shared: &Shared, ch: &Channel, letter: Letter<'_>) -> Result<()> {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&ch.dlq).arg("*");
+    write_xadd_entry_fields(&mut cmd, letter.fields);
+    cmd.arg(FIELD_ID)
+        .arg(letter.id)
+        .arg(FIELD_REASON)
+        .arg(letter.reason)
+        .arg(FIELD_ERROR)
+        .arg(letter.error)
+        .arg(FIELD_SERVICE)
+        .arg(&shared.service)
+        .arg(FIELD_DELIVERIES)
+        .arg(letter.deliveries)
+        .arg(FIELD_TIME)
+        .arg(now_ms());
+    let mut client = shared.redis.get_async_redis_client().await?;
+    let _: Value = cmd
+        .query_async(&mut client)
+        .await
+        .map_err(|e| Error::redis(format!("writing to dead-letter stream {}", ch.dlq), e))?;
+    Counters::add(&ch.counters.dead_lettered, 1);
+    let (id, reason, deliveries) = (letter.id, letter.reason, letter.deliveries);
+    warn!(channel = %ch.name, %id, reason, deliveries, "entry moved to the dead-letter stream");
+    Ok(())
 }
 
 /// What [`replay_dead_letters`] did.
@@ -146,6 +216,10 @@ async fn range(
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+///
+/// The Redis error when the dead-letter stream cannot be read.
 pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Option<usize>) -> Result<Vec<DeadLetter>> {
     range(redis, channel, "-", "+", count).await
 }
@@ -157,6 +231,12 @@ pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Opti
 ///
 /// A failure between the re-publish and the removal leaves the letter in place, so a
 /// second replay may publish it twice; nothing is ever lost.
+///
+/// # Errors
+///
+/// The Redis error of a failed read, re-publish or removal;
+/// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `only` names no
+/// dead letter.
 pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Option<&str>) -> Result<ReplayReport> {
     let dlq = dead_letter_stream(channel);
     let mut report = ReplayReport::default();
@@ -199,9 +279,7 @@ pub(crate) async fn replay_letter(
     };
     let mut xadd = redis::cmd("XADD");
     xadd.arg(channel).arg("*");
-    for (field, value) in message.get_json_encoded() {
-        xadd.arg(field).arg(value);
-    }
+    message.write_xadd_fields(&mut xadd);
     let _: Value = xadd
         .query_async(&mut *client)
         .await
@@ -217,6 +295,10 @@ pub(crate) async fn replay_letter(
 }
 
 /// Deletes `channel`'s dead-letter stream; returns how many entries it held.
+///
+/// # Errors
+///
+/// The Redis error when the dead-letter stream cannot be deleted.
 pub async fn purge_dead_letters(redis: &RedisInstance, channel: &str) -> Result<u64> {
     let dlq = dead_letter_stream(channel);
     let mut client = redis.get_async_redis_client().await?;

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 
+use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 use crate::redis::message::Message;
 
@@ -20,7 +21,7 @@ pub struct Delivery {
 
 struct DeliveryInner {
     channel: Arc<str>,
-    id: String,
+    id: EntryId,
     message: Message,
     deliveries: u64,
     payload: OnceLock<serde_json::Value>,
@@ -38,7 +39,7 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(channel: Arc<str>, id: String, message: Message, deliveries: u64) -> Self {
+    pub(crate) fn new(channel: Arc<str>, id: EntryId, message: Message, deliveries: u64) -> Self {
         Delivery {
             inner: Arc::new(DeliveryInner {
                 channel,
@@ -51,37 +52,48 @@ impl Delivery {
     }
 
     /// The channel (stream key) the entry was read from.
+    #[must_use]
     pub fn channel(&self) -> &str {
         &self.inner.channel
     }
 
     /// The entry ID.
-    pub fn id(&self) -> &str {
-        &self.inner.id
+    #[must_use]
+    pub fn id(&self) -> EntryId {
+        self.inner.id
     }
 
     /// The decoded message.
+    #[must_use]
     pub fn message(&self) -> &Message {
         &self.inner.message
     }
 
     /// The message name.
+    #[must_use]
     pub fn name(&self) -> &str {
         self.inner.message.name()
     }
 
     /// How many times the entry has been delivered to this service, this delivery
     /// included (1 on the first delivery; more after failures or a dead instance).
+    #[must_use]
     pub fn deliveries(&self) -> u64 {
         self.inner.deliveries
     }
 
     /// The body as a JSON value, decoded once per entry however many handlers ask.
+    #[must_use]
     pub fn payload(&self) -> &serde_json::Value {
         self.inner.payload.get_or_init(|| self.inner.message.body())
     }
 
     /// The body decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Serialization`](crate::redis::ErrorKind::Serialization) when the body
+    /// does not decode as `T`.
     pub fn body_as<T: DeserializeOwned>(&self) -> Result<T> {
         self.inner.message.body_as()
     }

@@ -70,6 +70,7 @@ impl Default for ChannelOptions {
 impl ChannelOptions {
     /// The defaults: read, no cleanup, new messages only, one handler at a time, five
     /// deliveries, reclaim after 60 s idle.
+    #[must_use]
     pub fn new() -> Self {
         ChannelOptions::default()
     }
@@ -144,21 +145,25 @@ impl ChannelOptions {
     }
 
     /// See [`read_messages`](Self::read_messages).
+    #[must_use]
     pub fn get_read_messages(&self) -> bool {
         self.read_messages
     }
 
     /// See [`consumers`](Self::consumers).
+    #[must_use]
     pub fn get_consumers(&self) -> &[String] {
         &self.consumers
     }
 
     /// See [`message_cleanup`](Self::message_cleanup).
+    #[must_use]
     pub fn get_message_cleanup(&self) -> bool {
         self.message_cleanup
     }
 
     /// See [`parallelism`](Self::parallelism).
+    #[must_use]
     pub fn get_parallelism(&self) -> usize {
         self.parallelism
     }
@@ -193,6 +198,7 @@ impl Default for ConsumerOptions {
 
 impl ConsumerOptions {
     /// The defaults.
+    #[must_use]
     pub fn new() -> Self {
         ConsumerOptions::default()
     }

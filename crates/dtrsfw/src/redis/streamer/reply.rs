@@ -5,10 +5,12 @@
 
 use redis::Value;
 
+use crate::redis::entry_id::EntryId;
+
 /// One stream entry as read: its ID and its raw fields.
 #[derive(Debug, Clone)]
 pub(crate) struct RawEntry {
-    pub(crate) id: String,
+    pub(crate) id: EntryId,
     pub(crate) fields: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -23,6 +25,11 @@ pub(crate) fn as_bytes(v: &Value) -> Option<&[u8]> {
 
 pub(crate) fn as_string(v: &Value) -> Option<String> {
     as_bytes(v).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// An entry ID in a reply; `None` for anything else (the server sends no other).
+pub(crate) fn as_entry_id(v: &Value) -> Option<EntryId> {
+    as_bytes(v).and_then(EntryId::from_reply)
 }
 
 pub(crate) fn as_u64(v: &Value) -> Option<u64> {
@@ -46,7 +53,7 @@ fn items(v: &Value) -> Vec<&Value> {
 /// XAUTOCLAIM) gives an entry with no fields.
 fn entry(v: &Value) -> Option<RawEntry> {
     let parts = items(v);
-    let id = as_string(parts.first()?)?;
+    let id = as_entry_id(parts.first()?)?;
     let flat = parts.get(1).map(|f| items(f)).unwrap_or_default();
     let fields = flat
         .chunks_exact(2)
@@ -78,13 +85,13 @@ pub(crate) fn xreadgroup(v: &Value) -> Vec<RawEntry> {
 }
 
 /// `XAUTOCLAIM`: `[next_cursor, [entries], [deleted ids]]` (the third part since Redis 7).
-pub(crate) fn xautoclaim(v: &Value) -> (String, Vec<RawEntry>, Vec<String>) {
+pub(crate) fn xautoclaim(v: &Value) -> (EntryId, Vec<RawEntry>, Vec<EntryId>) {
     let parts = items(v);
-    let cursor = parts.first().and_then(|c| as_string(c)).unwrap_or_else(|| "0-0".into());
+    let cursor = parts.first().and_then(|c| as_entry_id(c)).unwrap_or(EntryId::ZERO);
     let claimed = parts.get(1).map(|e| entries(e)).unwrap_or_default();
     let deleted = parts
         .get(2)
-        .map(|d| items(d).into_iter().filter_map(as_string).collect())
+        .map(|d| items(d).into_iter().filter_map(as_entry_id).collect())
         .unwrap_or_default();
     (cursor, claimed, deleted)
 }
@@ -92,7 +99,7 @@ pub(crate) fn xautoclaim(v: &Value) -> (String, Vec<RawEntry>, Vec<String>) {
 /// One row of the extended `XPENDING`: ID, consumer, idle ms, deliveries.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingRow {
-    pub(crate) id: String,
+    pub(crate) id: EntryId,
     pub(crate) deliveries: u64,
 }
 
@@ -102,7 +109,7 @@ pub(crate) fn xpending_rows(v: &Value) -> Vec<PendingRow> {
         .filter_map(|row| {
             let r = items(row);
             Some(PendingRow {
-                id: as_string(r.first()?)?,
+                id: as_entry_id(r.first()?)?,
                 deliveries: as_u64(r.get(3)?)?,
             })
         })
@@ -110,12 +117,12 @@ pub(crate) fn xpending_rows(v: &Value) -> Vec<PendingRow> {
 }
 
 /// The summary `XPENDING`: the smallest pending ID, if any.
-pub(crate) fn xpending_smallest(v: &Value) -> Option<String> {
+pub(crate) fn xpending_smallest(v: &Value) -> Option<EntryId> {
     let parts = items(v);
     if as_u64(parts.first()?)? == 0 {
         return None;
     }
-    as_string(parts.get(1)?)
+    as_entry_id(parts.get(1)?)
 }
 
 /// A flat `key, value, ...` record (`XINFO GROUPS`/`CONSUMERS` rows) as lookups.
@@ -128,6 +135,9 @@ impl Record {
     }
     pub(crate) fn string(&self, key: &str) -> Option<String> {
         self.get(key).and_then(as_string)
+    }
+    pub(crate) fn entry_id(&self, key: &str) -> Option<EntryId> {
+        self.get(key).and_then(as_entry_id)
     }
     pub(crate) fn u64(&self, key: &str) -> Option<u64> {
         self.get(key).and_then(as_u64)
@@ -146,40 +156,6 @@ pub(crate) fn records(v: &Value) -> Vec<Record> {
             )
         })
         .collect()
-}
-
-/// A stream ID `ms-seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct StreamId {
-    pub(crate) ms: u64,
-    pub(crate) seq: u64,
-}
-
-impl StreamId {
-    pub(crate) fn parse(s: &str) -> Option<StreamId> {
-        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
-        Some(StreamId {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
-        })
-    }
-
-    /// The smallest ID greater than this one.
-    pub(crate) fn next(self) -> StreamId {
-        match self.seq.checked_add(1) {
-            Some(seq) => StreamId { ms: self.ms, seq },
-            None => StreamId {
-                ms: self.ms.saturating_add(1),
-                seq: 0,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
 }
 
 #[cfg(test)]
@@ -201,18 +177,9 @@ mod tests {
         for v in [resp2, resp3] {
             let got = xreadgroup(&v);
             assert_eq!(got.len(), 1);
-            assert_eq!(got[0].id, "1-0");
+            assert_eq!(got[0].id, EntryId::new(1, 0));
             assert_eq!(got[0].fields[1], (b"body".to_vec(), b"{}".to_vec()));
         }
         assert!(xreadgroup(&Value::Nil).is_empty());
-    }
-
-    #[test]
-    fn stream_id_order_and_successor() {
-        let a = StreamId::parse("5-3").unwrap();
-        assert_eq!(a.next().to_string(), "5-4");
-        assert!(StreamId::parse("5-10").unwrap() > StreamId::parse("5-9").unwrap());
-        assert_eq!(StreamId::parse("7").unwrap(), StreamId { ms: 7, seq: 0 });
-        assert_eq!(StreamId { ms: 1, seq: u64::MAX }.next(), StreamId { ms: 2, seq: 0 });
     }
 }

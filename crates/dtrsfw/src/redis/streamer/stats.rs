@@ -3,6 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use redis::Value;
+use redis::aio::ConnectionLike;
+
+use super::reply;
+
 /// Live counters of one channel; relaxed atomics, as they are only reported.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -36,6 +41,27 @@ impl Counters {
             pending: None,
         }
     }
+}
+
+/// The group's lag and pending count on `stream` (`XINFO GROUPS`); `None` where Redis
+/// could not be asked or does not tell.
+pub(crate) async fn group_figures(
+    client: &mut impl ConnectionLike,
+    stream: &str,
+    group: &str,
+) -> (Option<u64>, Option<u64>) {
+    let Ok(info) = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async::<Value>(client)
+        .await
+    else {
+        return (None, None);
+    };
+    reply::records(&info)
+        .into_iter()
+        .find(|r| r.string("name").as_deref() == Some(group))
+        .map_or((None, None), |r| (r.u64("lag"), r.u64("pending")))
 }
 
 /// Figures of one channel: this instance's counters since it started, and the group's

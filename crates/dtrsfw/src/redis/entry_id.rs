@@ -1,0 +1,139 @@
+//! [`EntryId`]: the ID of a stream entry, used by the sender (what `XADD` returns) and
+//! the consumer (what it reads, acknowledges, claims and dead-letters).
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::{Error, Result};
+
+/// The ID of a stream entry, `<milliseconds>-<sequence>`, as `XADD` returns it. Ordered
+/// as the stream orders entries.
+///
+/// ```
+/// use dtrsfw::redis::sender::EntryId;
+///
+/// let id: EntryId = "1700000000000-3".parse()?;
+/// assert_eq!((id.ms(), id.seq()), (1_700_000_000_000, 3));
+/// assert_eq!(id.to_string(), "1700000000000-3");
+/// assert!(id < EntryId::new(1_700_000_000_001, 0));
+/// # Ok::<(), dtrsfw::redis::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    ms: u64,
+    seq: u64,
+}
+
+impl EntryId {
+    /// The ID `<ms>-<seq>`.
+    #[must_use]
+    pub const fn new(ms: u64, seq: u64) -> Self {
+        EntryId { ms, seq }
+    }
+
+    /// The millisecond part: the server's clock when the entry was added.
+    #[must_use]
+    pub const fn ms(&self) -> u64 {
+        self.ms
+    }
+
+    /// The sequence number among entries of the same millisecond.
+    #[must_use]
+    pub const fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Strict parse of `<ms>-<seq>` (what users and `XADD` replies give).
+    pub(crate) fn parse_bytes(text: &[u8]) -> Option<Self> {
+        let dash = text.iter().position(|&b| b == b'-')?;
+        let number = |digits: &[u8]| -> Option<u64> {
+            if digits.is_empty() || digits.len() > 20 {
+                return None;
+            }
+            digits.iter().try_fold(0u64, |n, &d| {
+                d.is_ascii_digit()
+                    .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                    .flatten()
+            })
+        };
+        Some(EntryId {
+            ms: number(&text[..dash])?,
+            seq: number(&text[dash + 1..])?,
+        })
+    }
+
+    /// An ID as a server reply spells it (`XREADGROUP`, `XPENDING`, `XINFO`, ...). The
+    /// one lenient constructor: a bare `<ms>` means `<ms>-0`, as the server itself reads
+    /// it, so a reply in that form is not mistaken for garbage.
+    pub(crate) fn from_reply(text: &[u8]) -> Option<Self> {
+        if text.contains(&b'-') {
+            EntryId::parse_bytes(text)
+        } else {
+            let mut with_seq = text.to_vec();
+            with_seq.extend_from_slice(b"-0");
+            EntryId::parse_bytes(&with_seq)
+        }
+    }
+
+    /// The smallest ID greater than this one.
+    #[must_use]
+    pub(crate) const fn successor(self) -> Self {
+        match self.seq.checked_add(1) {
+            Some(seq) => EntryId { ms: self.ms, seq },
+            None => EntryId {
+                ms: self.ms.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+
+    /// `0-0`, below every entry.
+    pub(crate) const ZERO: EntryId = EntryId::new(0, 0);
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl FromStr for EntryId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        EntryId::parse_bytes(s.as_bytes())
+            .ok_or_else(|| Error::invalid_input(format!("{s:?} is not a stream entry ID (<ms>-<seq>)")))
+    }
+}
+
+impl redis::ToRedisArgs for EntryId {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        out.write_arg_fmt(self);
+    }
+}
+
+impl redis::ToSingleRedisArg for EntryId {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_input_is_strict_replies_may_omit_the_sequence() {
+        assert_eq!("0-1".parse::<EntryId>().unwrap(), EntryId::new(0, 1));
+        for bad in ["", "1", "-1", "1-", "a-1", "1-2-3", "1 -2", "99999999999999999999999-0"] {
+            assert!(bad.parse::<EntryId>().is_err(), "{bad:?}");
+        }
+        assert_eq!(EntryId::from_reply(b"7"), Some(EntryId::new(7, 0)));
+        assert_eq!(EntryId::from_reply(b"5-3"), Some(EntryId::new(5, 3)));
+        assert_eq!(EntryId::from_reply(b"x"), None);
+    }
+
+    #[test]
+    fn order_and_successor() {
+        let a: EntryId = "5-3".parse().unwrap();
+        assert_eq!(a.successor().to_string(), "5-4");
+        assert!(EntryId::new(5, 10) > EntryId::new(5, 9));
+        assert_eq!(EntryId::new(1, u64::MAX).successor(), EntryId::new(2, 0));
+    }
+}

@@ -1,0 +1,214 @@
+//! Running handlers: entries queued for a slot, slots running chunks of them, and the
+//! outcomes absorbed as they come (acknowledge, retry later, dead-letter).
+//!
+//! [`ChannelRun`] is what one run of a channel's loop works on; the reading
+//! (`read`), the taking over of pending entries (`recovery`) and the loop itself
+//! (`channel_loop`) extend it.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug_span, warn};
+
+use super::channel::{Channel, LoopState, Shared};
+use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
+use super::settle::settle;
+use super::stats::Counters;
+use crate::redis::entry_id::EntryId;
+
+/// The outcome of one entry, sent by the task that ran it.
+type Outcome = (tokio::task::Id, Delivery, Result<(), String>);
+
+/// A running task's entries: their IDs (for claim renewal) and how many still have no
+/// outcome.
+struct Chunk {
+    ids: Vec<EntryId>,
+    remaining: usize,
+}
+
+/// Entries read and not finished: queued for a slot, or running. A slot runs a *chunk*
+/// of entries one after the other and reports each outcome as it goes, so a fast handler
+/// costs no task spawn or thread hop per entry.
+pub(crate) struct Work {
+    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) running: JoinSet<()>,
+    chunks: HashMap<tokio::task::Id, Chunk>,
+    pub(crate) in_flight: usize,
+    outcomes_tx: mpsc::UnboundedSender<Outcome>,
+    outcomes_rx: mpsc::UnboundedReceiver<Outcome>,
+    handlers: Arc<[Handler]>,
+}
+
+impl Work {
+    pub(crate) fn new(handlers: Arc<[Handler]>) -> Self {
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
+        Work {
+            queue: VecDeque::new(),
+            running: JoinSet::new(),
+            chunks: HashMap::new(),
+            in_flight: 0,
+            outcomes_tx,
+            outcomes_rx,
+            handlers,
+        }
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.queue.len() + self.in_flight
+    }
+
+    pub(crate) fn held_ids(&self) -> Vec<EntryId> {
+        self.queue
+            .iter()
+            .map(Delivery::id)
+            .chain(self.chunks.values().flat_map(|c| c.ids.iter().copied()))
+            .collect()
+    }
+
+    pub(crate) fn holds(&self, id: EntryId) -> bool {
+        self.queue.iter().any(|d| d.id() == id) || self.chunks.values().any(|c| c.ids.contains(&id))
+    }
+
+    /// Hands queued entries to free slots, splitting the queue evenly among them.
+    pub(crate) fn start(&mut self, ch: &Arc<Channel>) {
+        let parallel = ch.opts.parallelism;
+        while self.running.len() < parallel && !self.queue.is_empty() {
+            // An even share of the queue per slot: the whole queue with one slot (order
+            // kept), one entry each when the queue is no longer than the slots.
+            let take = self.queue.len().div_ceil(parallel);
+            let chunk: Vec<Delivery> = self.queue.drain(..take).collect();
+            let retried = chunk.iter().filter(|d| d.deliveries() > 1).count() as u64;
+            if retried > 0 {
+                Counters::add(&ch.counters.retried, retried);
+            }
+            let ids = chunk.iter().map(Delivery::id).collect();
+            let (handlers, tx, name) = (self.handlers.clone(), self.outcomes_tx.clone(), ch.name.clone());
+            let blocking_pool = parallel > 1;
+            let handle = self.running.spawn(async move {
+                let task = tokio::task::id();
+                for d in chunk {
+                    let span = debug_span!("handler", channel = %name, id = %d.id(), name = %d.name(), deliveries = d.deliveries());
+                    let outcome = CatchUnwind(Box::pin(run_handlers(&handlers, &d, blocking_pool)))
+                        .instrument(span)
+                        .await
+                        .unwrap_or_else(|panic| Err(panic_text(panic.as_ref())));
+                    if tx.send((task, d, outcome)).is_err() {
+                        return;
+                    }
+                }
+            });
+            self.in_flight += take;
+            self.chunks.insert(handle.id(), Chunk { ids, remaining: take });
+        }
+    }
+
+    /// Waits for the next event of the work in flight; never resolves when there is none.
+    pub(crate) async fn next_event(&mut self) -> Event {
+        if self.running.is_empty() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            biased;
+            Some(outcome) = self.outcomes_rx.recv() => Event::Outcome(outcome),
+            Some(joined) = self.running.join_next_with_id() => Event::Joined(joined),
+        }
+    }
+}
+
+/// Polls a future, turning a panic into an error value, so that one panicking handler
+/// fails its entry only, not the rest of its chunk.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = self.get_mut().0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Something that happened to the work in flight.
+pub(crate) enum Event {
+    Outcome(Outcome),
+    Joined(std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>),
+}
+
+/// One run of a channel's loop: the channel, what survives between runs, the work in
+/// flight and the shutdown signal.
+pub(crate) struct ChannelRun<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) ch: &'a Arc<Channel>,
+    pub(crate) state: &'a mut LoopState,
+    pub(crate) work: Work,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+impl ChannelRun<'_> {
+    /// Applies an event: an entry's outcome (acknowledge, leave pending, or
+    /// dead-letter), or a finished slot (start queued entries; entries of an aborted slot
+    /// stay pending).
+    pub(crate) async fn absorb(&mut self, event: Event) {
+        match event {
+            Event::Outcome(outcome) => self.absorb_outcome(outcome).await,
+            Event::Joined(joined) => {
+                let task = match &joined {
+                    Ok((task, ())) => *task,
+                    Err(e) => e.id(),
+                };
+                // Outcomes are sent before the task ends: take them first.
+                while let Ok(outcome) = self.work.outcomes_rx.try_recv() {
+                    self.absorb_outcome(outcome).await;
+                }
+                if let Some(chunk) = self.work.chunks.remove(&task) {
+                    self.work.in_flight -= chunk.remaining;
+                }
+                if let Err(e) = joined
+                    && !e.is_cancelled()
+                {
+                    warn!(channel = %self.ch.name, error = %join_error_text(e), "handler slot failed; its unfinished entries stay pending");
+                }
+                self.work.start(self.ch);
+            }
+        }
+    }
+
+    async fn absorb_outcome(&mut self, (task, delivery, outcome): Outcome) {
+        if let Some(chunk) = self.work.chunks.get_mut(&task) {
+            chunk.remaining -= 1;
+            self.work.in_flight -= 1;
+        }
+        if let Err(e) = settle(self.shared, self.ch, &mut self.state.acks, &delivery, outcome).await {
+            warn!(channel = %self.ch.name, error = %e, "could not dead-letter an entry; it stays pending");
+        }
+    }
+
+    /// Applies every event already available, without waiting.
+    pub(crate) async fn absorb_ready(&mut self) {
+        while let Ok(outcome) = self.work.outcomes_rx.try_recv() {
+            self.absorb_outcome(outcome).await;
+        }
+        while let Some(joined) = self.work.running.try_join_next_with_id() {
+            self.absorb(Event::Joined(joined)).await;
+        }
+    }
+
+    /// Waits for every running slot to finish.
+    pub(crate) async fn finish_running(&mut self) {
+        while !self.work.running.is_empty() {
+            let event = self.work.next_event().await;
+            self.absorb(event).await;
+        }
+    }
+}
