@@ -52,7 +52,7 @@
 //!
 //! # Retries and duplicates
 //!
-//! A send that fails with a transient error ([`Error::is_transient`]: lost connection,
+//! A send that fails with a transient error ([`Error::is_transient`](super::Error::is_transient): lost connection,
 //! timeout, server loading or failing over) is tried again after an exponential backoff, at
 //! most [`SenderOptions::set_max_attempts`] times in all; then the last error is returned.
 //! Other errors (unregistered channel, `WRONGTYPE`, ACL refusal, ...) are returned at once.
