@@ -50,11 +50,21 @@ async fn store<I: CallIo, T: Serialize>(redis: &RedisInstance, value: T, key: &s
 
 /// Reads a cached value written by [`cache_data`], a cached function, or the Python
 /// package: `None` when absent. Errors (server, corrupt value) are reported.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)); a serialization error when the stored value
+/// is not zlib-compressed JSON of type `T`.
 pub fn get_cached<T: DeserializeOwned>(redis: &RedisInstance, key: &str) -> Result<Option<T>> {
     run_sync(read(&mut redis.get_redis_client(), key))
 }
 
 /// The async twin of [`get_cached`].
+///
+/// # Errors
+///
+/// As [`get_cached`].
 pub async fn get_cached_async<T: DeserializeOwned>(redis: &RedisInstance, key: &str) -> Result<Option<T>> {
     read(&mut redis.get_async_redis_client().await?, key).await
 }
@@ -66,17 +76,27 @@ async fn read<T: DeserializeOwned>(conn: &mut impl Conn, key: &str) -> Result<Op
 
 /// Counters of every cached function (and `cache_data`) using `redis`'s server, in this
 /// process.
+#[must_use]
 pub fn cache_stats(redis: &RedisInstance) -> CacheStats {
     ServerState::of(redis).counters.snapshot()
 }
 
 /// Deletes the entry of the call with `args` in `namespace`; `true` if there was one.
 /// Pass the arguments that are part of the key (not the skipped ones).
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)).
 pub fn invalidate(redis: &RedisInstance, namespace: &str, args: &CacheArgs) -> Result<bool> {
     unlink_key(redis, &cache_key(namespace, args))
 }
 
 /// The async twin of [`invalidate`].
+///
+/// # Errors
+///
+/// As [`invalidate`].
 pub async fn invalidate_async(redis: &RedisInstance, namespace: &str, args: &CacheArgs) -> Result<bool> {
     unlink_key_async(redis, &cache_key(namespace, args)).await
 }
@@ -101,12 +121,22 @@ async fn unlink(conn: &mut impl Conn, key: &str) -> Result<bool> {
 /// `namespace`) without blocking the server: SCAN in steps, UNLINK each step's keys.
 /// Returns how many keys were deleted. Note that a namespace `a` also covers keys of a
 /// namespace `a:b`, as their keys share the prefix.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), from connecting or from any SCAN or UNLINK
+/// step; keys unlinked by earlier steps stay deleted.
 pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u64> {
     let mut conn = redis.get_redis()?;
     run_sync(unlink_namespace(&mut conn, namespace))
 }
 
 /// The async twin of [`invalidate_namespace`].
+///
+/// # Errors
+///
+/// As [`invalidate_namespace`].
 pub async fn invalidate_namespace_async(redis: &RedisInstance, namespace: &str) -> Result<u64> {
     unlink_namespace(&mut redis.get_async_redis_client().await?, namespace).await
 }

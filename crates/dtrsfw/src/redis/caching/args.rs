@@ -37,6 +37,7 @@ impl fmt::Debug for CacheArgs {
 
 impl CacheArgs {
     /// No arguments.
+    #[must_use]
     pub fn new() -> Self {
         CacheArgs::default()
     }
@@ -61,6 +62,7 @@ impl CacheArgs {
     }
 
     /// The arguments as the JSON object that is hashed into the key (Python formatting).
+    #[must_use]
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
         for (i, (name, value)) in self.entries.iter().enumerate() {
@@ -107,6 +109,7 @@ impl CacheArgs {
 /// // python3 -c 'import json,hashlib; print(hashlib.sha256(json.dumps({"x": 1, "state": "used"}).encode()).hexdigest())'
 /// assert_eq!(key, "ns:35518bae13e75c666fc5e4837d43620966266d4e7cc3844b4e5f485d5da5fc5a");
 /// ```
+#[must_use]
 pub fn cache_key(namespace: &str, args: &CacheArgs) -> String {
     args.key_without(namespace, |_| false)
 }

@@ -111,6 +111,12 @@ impl CachedFunctionBuilder {
 
     /// Validates the options: every operator known, every condition and skipped
     /// argument one of the declared arguments, every condition value serializable.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-input error when a condition or skipped argument names something that is
+    /// not one of the declared arguments, a condition's operator is unknown, or a condition
+    /// value cannot be serialized.
     pub fn build(self) -> Result<CachedFunction> {
         let mut conditions = Vec::with_capacity(self.conditions.len());
         for (argument, operator, value) in &self.conditions {

@@ -46,6 +46,11 @@ impl CachedFunction {
 
     /// Like [`call`](Self::call) for a computation that may fail: only `Ok` values are
     /// cached (and shared with concurrent callers).
+    ///
+    /// # Errors
+    ///
+    /// The error of `f`, when it runs and fails. Redis problems are never returned: as with
+    /// [`call`](Self::call), they are logged and the call runs uncached.
     pub fn try_call<T, E, F>(&self, redis: &RedisInstance, args: &CacheArgs, f: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -85,6 +90,12 @@ impl CachedFunction {
     /// Like [`call_async`](Self::call_async) for a computation that may fail: only `Ok`
     /// values are cached (and shared with concurrent callers); an `Err` is returned to
     /// this caller alone.
+    ///
+    /// # Errors
+    ///
+    /// The error of `fut`, when it is awaited and fails. Redis problems are never returned:
+    /// as with [`call_async`](Self::call_async), they are logged and the call runs
+    /// uncached.
     pub async fn try_call_async<T, E, Fut>(&self, redis: &RedisInstance, args: &CacheArgs, fut: Fut) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,

@@ -37,16 +37,19 @@ pub struct CachedFunction {
 
 impl CachedFunction {
     /// The namespace.
+    #[must_use]
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
     }
 
     /// This function's counters.
+    #[must_use]
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot()
     }
 
     /// The key a call with `args` is stored under (skipped arguments left out).
+    #[must_use]
     pub fn key(&self, args: &CacheArgs) -> String {
         let spec = &self.inner;
         args.key_without(&spec.namespace, |name| spec.skip.iter().any(|s| s == name))
@@ -54,11 +57,20 @@ impl CachedFunction {
 
     /// Deletes the entry of the call with `args` (skipped arguments ignored); `true` if
     /// there was one. Unlike cached calls, this reports Redis errors.
+    ///
+    /// # Errors
+    ///
+    /// A connection, timeout or server error from Redis (see
+    /// [`Error::kind`](crate::redis::Error::kind)).
     pub fn invalidate(&self, redis: &RedisInstance, args: &CacheArgs) -> Result<bool> {
         unlink_key(redis, &self.key(args))
     }
 
     /// The async twin of [`invalidate`](Self::invalidate).
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
     pub async fn invalidate_async(&self, redis: &RedisInstance, args: &CacheArgs) -> Result<bool> {
         unlink_key_async(redis, &self.key(args)).await
     }

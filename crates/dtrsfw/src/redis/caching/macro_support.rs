@@ -18,6 +18,7 @@ pub fn build(builder: CachedFunctionBuilder) -> Option<CachedFunction> {
 
 /// Coerces the `redis = ...` expression (a `RedisInstance`, a reference, a lazily
 /// initialised static) to a reference.
+#[must_use]
 pub fn instance(redis: &crate::redis::RedisInstance) -> &crate::redis::RedisInstance {
     redis
 }

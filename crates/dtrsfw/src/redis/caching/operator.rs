@@ -111,6 +111,7 @@ const fn same(a: &str, b: &str) -> bool {
 /// Evaluated at compile time by `#[cache_wrapper]`'s expansion (so it is `const`), and
 /// at run time by [`Operator::from_str`].
 #[doc(hidden)]
+#[must_use]
 pub const fn unknown_operator(spelling: &str) -> Option<ConstText> {
     match lookup(spelling) {
         Some(_) => None,
@@ -153,6 +154,7 @@ impl ConstText {
     }
 
     /// The text.
+    #[must_use]
     pub const fn as_str(&self) -> &str {
         let (text, _) = self.bytes.split_at(self.len);
         match std::str::from_utf8(text) {

@@ -57,6 +57,12 @@ fn namespace_of(key: &str) -> Option<&str> {
 
 /// The cache namespaces in a bounded sample of the keyspace, with approximate key
 /// counts and the spread of their TTLs.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), from the scan, `DBSIZE` or reading the
+/// TTLs.
 pub async fn sample_cache_namespaces(redis: &RedisInstance, budget: ScanBudget) -> Result<NamespaceSample> {
     let scan = scan_keys(redis, "string", budget).await?;
     let mut client = redis.get_async_redis_client().await?;

@@ -100,6 +100,7 @@ impl DeadLetterQuery {
     }
 
     /// Whether `letter` passes every filter that is set.
+    #[must_use]
     pub fn matches(&self, letter: &DeadLetter) -> bool {
         contains(&letter.reason, &self.reason)
             && contains(letter.name.as_deref().unwrap_or(""), &self.name)
@@ -151,6 +152,11 @@ fn to_letter(entry: super::StreamEntry) -> DeadLetter {
 
 /// Newest-first matching letters of `channel`'s dead-letter stream: fills one page, or
 /// stops after [`DeadLetterQuery::max_scanned`] letters read, whichever is first.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), reading the dead-letter stream.
 pub async fn search_dead_letters(
     redis: &RedisInstance,
     channel: &str,
@@ -184,6 +190,12 @@ pub async fn search_dead_letters(
 }
 
 /// One dead letter by its dead-letter ID, if it is there.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), reading the dead-letter stream (an invalid
+/// ID is not an error: it finds nothing).
 pub async fn get_dead_letter(redis: &RedisInstance, channel: &str, dlq_id: &str) -> Result<Option<DeadLetter>> {
     Ok(fetch_by_ids(redis, channel, &[dlq_id.to_owned()]).await?.pop())
 }
@@ -210,6 +222,13 @@ async fn fetch_by_ids(redis: &RedisInstance, channel: &str, ids: &[String]) -> R
 
 /// Replays the letters with these dead-letter IDs (those still there), as
 /// [`replay_dead_letters`](crate::redis::streamer::replay_dead_letters) does each one.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), reading the letters, re-publishing one or
+/// removing it from the dead-letter stream; letters replayed before the error stay
+/// replayed.
 pub async fn replay_selected_dead_letters(
     redis: &RedisInstance,
     channel: &str,
@@ -226,6 +245,12 @@ pub async fn replay_selected_dead_letters(
 
 /// Replays every letter that matches `query` (oldest first, the whole dead-letter stream
 /// read in steps of 500; the query's paging limits do not apply).
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), reading the dead-letter stream,
+/// re-publishing a letter or removing it; letters replayed before the error stay replayed.
 pub async fn replay_matching_dead_letters(
     redis: &RedisInstance,
     channel: &str,
@@ -247,6 +272,12 @@ pub async fn replay_matching_dead_letters(
 }
 
 /// Deletes the letters with these dead-letter IDs; returns how many were there.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)); a response error when an ID is not a valid
+/// stream ID.
 pub async fn delete_dead_letters(redis: &RedisInstance, channel: &str, ids: &[String]) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);

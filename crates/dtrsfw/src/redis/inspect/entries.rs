@@ -18,6 +18,7 @@ pub struct StreamEntry {
 
 impl StreamEntry {
     /// The value of `field`, if present.
+    #[must_use]
     pub fn field(&self, field: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| k == field).map(|(_, v)| v.as_str())
     }
@@ -55,6 +56,12 @@ pub(crate) fn parse_entries(reply: &Value) -> Vec<StreamEntry> {
 
 /// Up to `count` entries of `stream` older than `before` (newest first when `before` is
 /// `None`). Reads `count + 1` entries, never more.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)); a response error when `stream` holds
+/// another type or `before` is not a valid ID.
 pub async fn page_entries(
     redis: &RedisInstance,
     stream: &str,

@@ -118,6 +118,11 @@ pub struct StreamList {
 
 /// Every stream key (`SCAN ... TYPE stream`) within `budget`, sorted.
 ///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), from any SCAN step.
+///
 /// ```no_run
 /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
 /// use dtrsfw::redis::inspect::{list_streams, ScanBudget};

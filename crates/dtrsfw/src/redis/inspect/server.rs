@@ -22,6 +22,11 @@ pub struct ServerInfo {
 }
 
 /// Name, version, memory and clients of the server (one node's, on a cluster).
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)).
 pub async fn server_info(redis: &RedisInstance) -> Result<ServerInfo> {
     let mut client = redis.get_async_redis_client().await?;
     let mut text = String::new();

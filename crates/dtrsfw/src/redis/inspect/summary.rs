@@ -34,16 +34,19 @@ pub struct StreamSummary {
 
 impl StreamSummary {
     /// Entries not yet delivered, summed over the groups that report a lag.
+    #[must_use]
     pub fn total_lag(&self) -> u64 {
         self.groups.iter().filter_map(|g| g.lag).sum()
     }
 
     /// Entries delivered and not acknowledged, summed over the groups.
+    #[must_use]
     pub fn total_pending(&self) -> u64 {
         self.groups.iter().map(|g| g.pending).sum()
     }
 
     /// Entries read, summed over the groups that report it (for an "out" rate).
+    #[must_use]
     pub fn total_read(&self) -> u64 {
         self.groups.iter().filter_map(|g| g.entries_read).sum()
     }
@@ -145,6 +148,11 @@ fn parse_group(info: &Value) -> GroupSummary {
 
 /// The server's clock, milliseconds since the Unix epoch (`TIME`), so ages do not depend
 /// on this machine's clock.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)).
 pub async fn server_time_ms(redis: &RedisInstance) -> Result<u64> {
     let mut client = redis.get_async_redis_client().await?;
     let (secs, micros): (u64, u64) = redis::cmd("TIME")
@@ -157,6 +165,12 @@ pub async fn server_time_ms(redis: &RedisInstance) -> Result<u64> {
 /// Figures of each named stream, pipelined in batches of 200: `XINFO STREAM`,
 /// `XINFO GROUPS`, `XLEN <name>:dlq`, then `XPENDING` (summary form) for each group with
 /// pending entries. A name that is no longer a stream comes back with `exists: false`.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)), from `TIME` or a batch's pipeline as a
+/// whole (a command failing for one name does not fail the call).
 pub async fn stream_summaries(redis: &RedisInstance, names: &[String]) -> Result<Vec<StreamSummary>> {
     let mut client = redis.get_async_redis_client().await?;
     let now = server_time_ms(redis).await?;
@@ -239,6 +253,12 @@ async fn add_oldest_pending(
 }
 
 /// The consumers of `group` on `stream` (`XINFO CONSUMERS`).
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)); a response error when `stream` or `group`
+/// does not exist.
 pub async fn group_consumers(redis: &RedisInstance, stream: &str, group: &str) -> Result<Vec<ConsumerSummary>> {
     let mut client = redis.get_async_redis_client().await?;
     let reply: Value = redis::cmd("XINFO")
@@ -270,6 +290,12 @@ pub async fn group_consumers(redis: &RedisInstance, stream: &str, group: &str) -
 
 /// The `count` oldest pending entries of `group` (`XPENDING stream group - + count`):
 /// who holds each, for how long, and how many deliveries it had.
+///
+/// # Errors
+///
+/// A connection, timeout or server error from Redis (see
+/// [`Error::kind`](crate::redis::Error::kind)); a response error when `stream` or `group`
+/// does not exist.
 pub async fn oldest_pending(
     redis: &RedisInstance,
     stream: &str,
