@@ -12,6 +12,9 @@
 //! let server = dtrsfw_test_support::Server::start();
 //! let url = server.url(); // redis://127.0.0.1:<free port>/0
 //! ```
+// A test harness (publish = false): its callers are our own tests, which panic on errors
+// rather than document them, and use every result they ask for.
+#![allow(clippy::must_use_candidate, clippy::missing_errors_doc)]
 
 pub use dtrsfw_server::{
     AclUser, Rng, Server, ServerBuilder, cli_binary, free_port, generate_unrelated_ca, proxy, server_binary,

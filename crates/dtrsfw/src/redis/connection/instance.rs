@@ -155,7 +155,8 @@ impl RedisInstance {
     ///
     /// A timeout error when the pool stays exhausted for the connect timeout; the
     /// connect's error (connection, timeout, authentication, ...) when a new connection
-    /// is needed and cannot be opened.    ///
+    /// is needed and cannot be opened.
+    ///
     /// ```no_run
     /// # let redis = dtrsfw::redis::RedisInstance::new(dtrsfw::redis::RedisConfig::new().set_redis_host("localhost"))?;
     /// use redis::Commands;
@@ -188,7 +189,8 @@ impl RedisInstance {
     /// # Errors
     ///
     /// The connect's error (connection, timeout, authentication, ...) when the shared
-    /// connection is not open yet and cannot be opened.    ///
+    /// connection is not open yet and cannot be opened.
+    ///
     /// ```no_run
     /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> Result<(), Box<dyn std::error::Error>> {
     /// use redis::AsyncCommands;
