@@ -114,5 +114,20 @@ fn validate_url(url: &str, ssl: bool) -> Result<&str> {
             "TLS requested but redis_url is not rediss:// (use rediss://, or drop set_redis_ssl)",
         ));
     }
+    // In a network URL, a raw `/`, `?` or `#` before the last `@` means credentials that
+    // were not percent-encoded: a URL parser would end the authority there and take part
+    // of the password for the host, which its errors then quote. Refuse such a URL, naming
+    // the rule and nothing of the URL.
+    let rest = &url[scheme.len() + 3..];
+    if scheme != "unix"
+        && scheme != "redis+unix"
+        && let Some(at) = rest.rfind('@')
+        && rest[..at].contains(['/', '?', '#'])
+    {
+        return Err(Error::config(
+            "redis_url",
+            "the credentials contain a raw '/', '?' or '#': percent-encode them (%2F, %3F, %23)",
+        ));
+    }
     Ok(url)
 }

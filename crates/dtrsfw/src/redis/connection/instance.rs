@@ -287,6 +287,12 @@ mod tests {
             ("redis+cluster://user:pa/ssw0rd@h1:1,h2:2/0", ["user", "ssw0rd"]),
             ("rediss://u:p/ss@host:1/0", ["u:p", "p/ss"]),
             ("rediss+cluster://usr:pw/s3cr3t@h1:1", ["usr", "s3cr3t"]),
+            // Found by the connecting property test: a raw '#' ended the authority, so
+            // redis-rs took "%40," (the user) for a host and quoted it when connecting.
+            (
+                "redis+cluster://%40,:#Kd5?+@127.0.0.1:1,127.0.0.1:2",
+                ["%40,", "#Kd5?+"],
+            ),
             // redis-rs quotes an unknown protocol value in its error detail.
             ("redis://h:1/0?protocol=secr3t-pw", ["secr3t-pw", "secr3t-pw"]),
         ];
