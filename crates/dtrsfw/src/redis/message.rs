@@ -124,7 +124,7 @@ impl Message {
 
     /// Appends this message's entry fields (`name <name> body <body>`) to an `XADD` whose
     /// key, options and ID are already written: the one place an entry is encoded, for
-    /// the sender and the dead-letter replay.
+    /// the sender, the dead-letter writer and the dead-letter replay.
     pub(crate) fn write_xadd_fields(&self, xadd: &mut redis::Cmd) {
         for (field, value) in self.get_json_encoded() {
             xadd.arg(field).arg(value);

@@ -15,17 +15,12 @@ use super::stats::Counters;
 use crate::redis::connection::RedisInstance;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
-use crate::redis::message::{Message, write_xadd_entry_fields};
+use crate::redis::message::{FIELD_BODY, FIELD_NAME, Message, write_xadd_entry_fields};
 
 /// Reason: no `name`/`body`, not UTF-8, or a body that is not JSON.
 pub(crate) const REASON_MALFORMED: &str = "malformed";
 /// Reason: delivered `max_deliveries` times without success.
 pub(crate) const REASON_MAX_DELIVERIES: &str = "max_deliveries";
-
-/// Field: the original `name`, verbatim.
-const FIELD_NAME: &str = "name";
-/// Field: the original `body`, verbatim bytes.
-const FIELD_BODY: &str = "body";
 
 /// Field: the original entry ID.
 pub(crate) const FIELD_ID: &str = "id";
@@ -108,11 +103,19 @@ impl DeadLetter {
     }
 }
 
+/// The original entry a letter keeps (its `name` and `body`, as the field contract says).
+pub(crate) enum Original<'a> {
+    /// A decoded message: a delivery whose handlers failed too often.
+    Message(&'a Message),
+    /// The raw fields as read: an entry that is malformed, or was not decoded. Only
+    /// `name` and `body` are kept, bytes as they were.
+    Raw(&'a [(Vec<u8>, Vec<u8>)]),
+}
+
 /// An entry on its way to the dead-letter stream.
 pub(crate) struct Letter<'a> {
     pub(crate) id: EntryId,
-    /// The entry's raw fields; only `name` and `body` are kept.
-    pub(crate) fields: &'a [(Vec<u8>, Vec<u8>)],
+    pub(crate) original: Original<'a>,
     pub(crate) reason: &'static str,
     pub(crate) error: &'a str,
     pub(crate) deliveries: u64,
@@ -123,7 +126,7 @@ impl<'a> Letter<'a> {
     pub(crate) fn of(entry: &'a RawEntry, reason: &'static str, error: &'a str, deliveries: u64) -> Self {
         Letter {
             id: entry.id,
-            fields: &entry.fields,
+            original: Original::Raw(&entry.fields),
             reason,
             error,
             deliveries,
@@ -143,7 +146,10 @@ fn now_ms() -> u64 {
 pub(crate) async fn write(shared: &Shared, ch: &Channel, letter: Letter<'_>) -> Result<()> {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(&ch.dlq).arg("*");
-    write_xadd_entry_fields(&mut cmd, letter.fields);
+    match letter.original {
+        Original::Message(message) => message.write_xadd_fields(&mut cmd),
+        Original::Raw(fields) => write_xadd_entry_fields(&mut cmd, fields),
+    }
     cmd.arg(FIELD_ID)
         .arg(letter.id)
         .arg(FIELD_REASON)

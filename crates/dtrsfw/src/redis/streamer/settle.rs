@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::channel::{Channel, Shared};
-use super::dead_letter::{self, Letter, REASON_MALFORMED, REASON_MAX_DELIVERIES};
+use super::dead_letter::{self, Letter, Original, REASON_MALFORMED, REASON_MAX_DELIVERIES};
 use super::handler::Delivery;
 use super::reply::RawEntry;
 use super::stats::Counters;
@@ -62,13 +62,9 @@ pub(crate) async fn settle(
             "handler failed; the entry stays pending and will be retried");
         return Ok(());
     }
-    let fields = delivery
-        .message()
-        .get_json_encoded()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()));
     let letter = Letter {
         id: delivery.id(),
-        fields: &fields,
+        original: Original::Message(delivery.message()),
         reason: REASON_MAX_DELIVERIES,
         error: &error,
         deliveries: delivery.deliveries(),
