@@ -45,7 +45,18 @@ impl EntryId {
 
     /// Strict parse of `<ms>-<seq>` (what users and `XADD` replies give).
     pub(crate) fn parse_bytes(text: &[u8]) -> Option<Self> {
-        let dash = text.iter().position(|&b| b == b'-')?;
+        EntryId::parse(text, false)
+    }
+
+    /// An ID as a server reply spells it (`XREADGROUP`, `XPENDING`, `XINFO`, ...). The
+    /// one lenient constructor: a bare `<ms>` means `<ms>-0`, as the server itself reads
+    /// it, so a reply in that form is not mistaken for garbage.
+    pub(crate) fn from_reply(text: &[u8]) -> Option<Self> {
+        EntryId::parse(text, true)
+    }
+
+    /// `<ms>-<seq>`, or a bare `<ms>` (as `<ms>-0`) when `seq_optional`.
+    fn parse(text: &[u8], seq_optional: bool) -> Option<Self> {
         let number = |digits: &[u8]| -> Option<u64> {
             if digits.is_empty() || digits.len() > 20 {
                 return None;
@@ -56,23 +67,15 @@ impl EntryId {
                     .flatten()
             })
         };
+        let (ms, seq) = match text.iter().position(|&b| b == b'-') {
+            Some(dash) => (&text[..dash], Some(&text[dash + 1..])),
+            None if seq_optional => (text, None),
+            None => return None,
+        };
         Some(EntryId {
-            ms: number(&text[..dash])?,
-            seq: number(&text[dash + 1..])?,
+            ms: number(ms)?,
+            seq: seq.map_or(Some(0), number)?,
         })
-    }
-
-    /// An ID as a server reply spells it (`XREADGROUP`, `XPENDING`, `XINFO`, ...). The
-    /// one lenient constructor: a bare `<ms>` means `<ms>-0`, as the server itself reads
-    /// it, so a reply in that form is not mistaken for garbage.
-    pub(crate) fn from_reply(text: &[u8]) -> Option<Self> {
-        if text.contains(&b'-') {
-            EntryId::parse_bytes(text)
-        } else {
-            let mut with_seq = text.to_vec();
-            with_seq.extend_from_slice(b"-0");
-            EntryId::parse_bytes(&with_seq)
-        }
     }
 
     /// The smallest ID greater than this one.
