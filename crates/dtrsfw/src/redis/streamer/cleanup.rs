@@ -58,22 +58,19 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
         Err(e) if e.code() == Some("ERR") || e.code() == Some("NOGROUP") => return Ok(0),
         Err(e) => return Err(Error::redis(format!("reading the groups of {}", ch.name), e)),
     };
-    let records = reply::records(&info);
+    let groups = reply::xinfo_groups(&info);
     let mut positions = Vec::with_capacity(ch.opts.consumers.len());
     for service in &ch.opts.consumers {
         let group = group_name(&ch.name, service);
-        let Some(record) = records
+        let Some((info, last_delivered)) = groups
             .iter()
-            .find(|r| r.string("name").as_deref() == Some(group.as_str()))
+            .find(|g| g.name == group)
+            .and_then(|g| Some((g, g.last_delivered?)))
         else {
             positions.push(None);
             continue;
         };
-        let Some(last_delivered) = record.entry_id("last-delivered-id") else {
-            positions.push(None);
-            continue;
-        };
-        let smallest_pending = if record.u64("pending").unwrap_or(1) > 0 {
+        let smallest_pending = if info.pending.unwrap_or(1) > 0 {
             let summary: Value = redis::cmd("XPENDING")
                 .arg(&*ch.name)
                 .arg(&group)

@@ -20,8 +20,8 @@ pub(crate) async fn remove_idle_consumers_of(shared: &Shared, ch: &Channel) -> R
         .map_err(|e| Error::redis(format!("listing the consumers of {}", ch.group), e))?;
     let limit = shared.options.idle_consumer_timeout.as_millis() as u64;
     let mut removed = 0;
-    for r in reply::records(&info) {
-        let (Some(name), Some(pending), Some(idle)) = (r.string("name"), r.u64("pending"), r.u64("idle")) else {
+    for consumer in reply::xinfo_consumers(&info) {
+        let (name, Some(pending), Some(idle)) = (consumer.name, consumer.pending, consumer.idle) else {
             continue;
         };
         if name == shared.consumer_name || pending > 0 || idle <= limit {

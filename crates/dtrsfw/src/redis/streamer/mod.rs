@@ -161,7 +161,8 @@ mod names;
 mod options;
 mod read;
 mod recovery;
-mod reply;
+// Visible to the crate: `inspect` decodes `XINFO GROUPS`/`CONSUMERS` with it too.
+pub(crate) mod reply;
 mod settle;
 mod shutdown;
 mod stats;

@@ -126,34 +126,84 @@ pub(crate) fn xpending_smallest(v: &Value) -> Option<EntryId> {
 }
 
 /// A flat `key, value, ...` record (`XINFO GROUPS`/`CONSUMERS` rows) as lookups.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Record(Vec<(String, Value)>);
+struct Record(Vec<(String, Value)>);
 
 impl Record {
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+    fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
-    pub(crate) fn string(&self, key: &str) -> Option<String> {
+    fn string(&self, key: &str) -> Option<String> {
         self.get(key).and_then(as_string)
     }
-    pub(crate) fn entry_id(&self, key: &str) -> Option<EntryId> {
+    fn entry_id(&self, key: &str) -> Option<EntryId> {
         self.get(key).and_then(as_entry_id)
     }
-    pub(crate) fn u64(&self, key: &str) -> Option<u64> {
+    fn u64(&self, key: &str) -> Option<u64> {
         self.get(key).and_then(as_u64)
     }
 }
 
-pub(crate) fn records(v: &Value) -> Vec<Record> {
-    items(v)
-        .into_iter()
-        .map(|row| {
-            let flat = items(row);
-            Record(
-                flat.chunks_exact(2)
-                    .filter_map(|kv| Some((as_string(kv[0])?, kv[1].clone())))
-                    .collect(),
-            )
+fn records(v: &Value) -> impl Iterator<Item = Record> + '_ {
+    items(v).into_iter().map(|row| {
+        let flat = items(row);
+        Record(
+            flat.chunks_exact(2)
+                .filter_map(|kv| Some((as_string(kv[0])?, kv[1].clone())))
+                .collect(),
+        )
+    })
+}
+
+/// One row of `XINFO GROUPS`. A figure is `None` when the server does not report it
+/// (`entries-read` and `lag` before Redis 7, `lag` when Redis cannot tell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupInfo {
+    pub(crate) name: String,
+    pub(crate) consumers: Option<u64>,
+    pub(crate) pending: Option<u64>,
+    pub(crate) last_delivered: Option<EntryId>,
+    pub(crate) entries_read: Option<u64>,
+    pub(crate) lag: Option<u64>,
+}
+
+/// `XINFO GROUPS`: the groups of a stream (rows without a name are left out). The one
+/// decoding of this reply, for the consumer's stats and cleanup and for
+/// [`inspect`](crate::redis::inspect).
+pub(crate) fn xinfo_groups(v: &Value) -> Vec<GroupInfo> {
+    records(v)
+        .filter_map(|r| {
+            Some(GroupInfo {
+                name: r.string("name")?,
+                consumers: r.u64("consumers"),
+                pending: r.u64("pending"),
+                last_delivered: r.entry_id("last-delivered-id"),
+                entries_read: r.u64("entries-read"),
+                lag: r.u64("lag"),
+            })
+        })
+        .collect()
+}
+
+/// One row of `XINFO CONSUMERS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConsumerInfo {
+    pub(crate) name: String,
+    pub(crate) pending: Option<u64>,
+    /// Milliseconds since its last attempted interaction.
+    pub(crate) idle: Option<u64>,
+}
+
+/// `XINFO CONSUMERS`: the consumers of a group (rows without a name are left out). The
+/// one decoding of this reply, for the consumer's housekeeping and for
+/// [`inspect`](crate::redis::inspect).
+pub(crate) fn xinfo_consumers(v: &Value) -> Vec<ConsumerInfo> {
+    records(v)
+        .filter_map(|r| {
+            Some(ConsumerInfo {
+                name: r.string("name")?,
+                pending: r.u64("pending"),
+                idle: r.u64("idle"),
+            })
         })
         .collect()
 }
@@ -181,5 +231,28 @@ mod tests {
             assert_eq!(got[0].fields[1], (b"body".to_vec(), b"{}".to_vec()));
         }
         assert!(xreadgroup(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn xinfo_groups_resp2_and_resp3_missing_figures_are_none() {
+        let row = [
+            ("name", b("g")),
+            ("pending", Value::Int(2)),
+            ("last-delivered-id", b("7-1")),
+        ];
+        let resp2 = Value::Array(vec![Value::Array(
+            row.iter().flat_map(|(k, v)| [b(k), v.clone()]).collect(),
+        )]);
+        let resp3 = Value::Array(vec![Value::Map(row.iter().map(|(k, v)| (b(k), v.clone())).collect())]);
+        for v in [resp2, resp3] {
+            let groups = xinfo_groups(&v);
+            assert_eq!(groups.len(), 1);
+            let g = &groups[0];
+            assert_eq!(
+                (g.name.as_str(), g.pending, g.last_delivered),
+                ("g", Some(2), Some(EntryId::new(7, 1)))
+            );
+            assert_eq!((g.consumers, g.entries_read, g.lag), (None, None, None));
+        }
     }
 }

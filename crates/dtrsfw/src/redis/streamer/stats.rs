@@ -58,10 +58,10 @@ pub(crate) async fn group_figures(
     else {
         return (None, None);
     };
-    reply::records(&info)
+    reply::xinfo_groups(&info)
         .into_iter()
-        .find(|r| r.string("name").as_deref() == Some(group))
-        .map_or((None, None), |r| (r.u64("lag"), r.u64("pending")))
+        .find(|g| g.name == group)
+        .map_or((None, None), |g| (g.lag, g.pending))
 }
 
 /// Figures of one channel: this instance's counters since it started, and the group's
