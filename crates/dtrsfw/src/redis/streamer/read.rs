@@ -52,7 +52,7 @@ impl ChannelRun<'_> {
         self.state.conn = Some((conn, sized));
         match value {
             None => Ok(ReadOutcome::Stopped),
-            Some(Ok(value)) => Ok(ReadOutcome::Entries(reply::xreadgroup(&value))),
+            Some(Ok(value)) => Ok(ReadOutcome::Entries(reply::xreadgroup(value))),
             Some(Err(e)) => {
                 self.read_failed(Error::redis(
                     format!("reading {} as {}", self.ch.name, self.ch.group),

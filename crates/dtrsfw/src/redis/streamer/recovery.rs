@@ -36,7 +36,7 @@ impl ChannelRun<'_> {
             .query_async(&mut client)
             .await
             .map_err(|e| Error::redis(format!("reclaiming pending entries of {}", ch.name), e))?;
-        let (next, claimed, deleted) = reply::xautoclaim(&value);
+        let (next, claimed, deleted) = reply::xautoclaim(value);
         let more = next != EntryId::ZERO;
         self.state.reclaim_cursor = more.then_some(next);
         self.forget_deleted(deleted);
@@ -95,7 +95,7 @@ impl ChannelRun<'_> {
             .query_async(&mut client)
             .await
             .map_err(|e| Error::redis(format!("taking own pending entries of {}", ch.name), e))?;
-        let claimed: Vec<RawEntry> = reply::xclaim(&value)
+        let claimed: Vec<RawEntry> = reply::xclaim(value)
             .into_iter()
             .filter(|e| !e.fields.is_empty())
             .collect();

@@ -49,49 +49,72 @@ fn items(v: &Value) -> Vec<&Value> {
     }
 }
 
+/// An owned string value's bytes, moved out rather than copied.
+fn into_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+/// [`items`] of an owned value: the entry replies are decoded by value, so each field's
+/// bytes move into the [`RawEntry`] instead of being copied (they are read per entry).
+fn into_items(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        Value::Map(m) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        Value::Attribute { data, .. } => into_items(*data),
+        _ => Vec::new(),
+    }
+}
+
 /// `[id, [field, value, ...]]` → entry; a nil field list (entry deleted, Redis < 7
 /// XAUTOCLAIM) gives an entry with no fields.
-fn entry(v: &Value) -> Option<RawEntry> {
-    let parts = items(v);
-    let id = as_entry_id(parts.first()?)?;
-    let flat = parts.get(1).map(|f| items(f)).unwrap_or_default();
-    let fields = flat
-        .chunks_exact(2)
-        .filter_map(|kv| Some((as_bytes(kv[0])?.to_vec(), as_bytes(kv[1])?.to_vec())))
-        .collect();
+fn entry(v: Value) -> Option<RawEntry> {
+    let mut parts = into_items(v).into_iter();
+    let id = as_entry_id(&parts.next()?)?;
+    let mut flat = parts.next().map(into_items).unwrap_or_default().into_iter();
+    let mut fields = Vec::with_capacity(flat.len() / 2);
+    while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+        if let (Some(key), Some(value)) = (into_bytes(key), into_bytes(value)) {
+            fields.push((key, value));
+        }
+    }
     Some(RawEntry { id, fields })
 }
 
-fn entries(v: &Value) -> Vec<RawEntry> {
-    items(v).into_iter().filter_map(entry).collect()
+fn entries(v: Value) -> Vec<RawEntry> {
+    into_items(v).into_iter().filter_map(entry).collect()
 }
 
 /// `XCLAIM` (without `JUSTID`): the claimed entries; deleted ones are left out.
-pub(crate) fn xclaim(v: &Value) -> Vec<RawEntry> {
+pub(crate) fn xclaim(v: Value) -> Vec<RawEntry> {
     entries(v)
 }
 
 /// `XREADGROUP` over one stream: nil (timeout) or `[[key, [entries]]]` (RESP3: a map
 /// key → entries).
-pub(crate) fn xreadgroup(v: &Value) -> Vec<RawEntry> {
+pub(crate) fn xreadgroup(v: Value) -> Vec<RawEntry> {
     match v {
-        Value::Map(m) => m.iter().flat_map(|(_, e)| entries(e)).collect(),
+        Value::Map(m) => m.into_iter().flat_map(|(_, e)| entries(e)).collect(),
         Value::Array(streams) => streams
-            .iter()
-            .flat_map(|s| items(s).get(1).map(|e| entries(e)).unwrap_or_default())
+            .into_iter()
+            .flat_map(|s| into_items(s).into_iter().nth(1).map(entries).unwrap_or_default())
             .collect(),
         _ => Vec::new(),
     }
 }
 
 /// `XAUTOCLAIM`: `[next_cursor, [entries], [deleted ids]]` (the third part since Redis 7).
-pub(crate) fn xautoclaim(v: &Value) -> (EntryId, Vec<RawEntry>, Vec<EntryId>) {
-    let parts = items(v);
-    let cursor = parts.first().and_then(|c| as_entry_id(c)).unwrap_or(EntryId::ZERO);
-    let claimed = parts.get(1).map(|e| entries(e)).unwrap_or_default();
+pub(crate) fn xautoclaim(v: Value) -> (EntryId, Vec<RawEntry>, Vec<EntryId>) {
+    let mut parts = into_items(v).into_iter();
+    let cursor = parts.next().and_then(|c| as_entry_id(&c)).unwrap_or(EntryId::ZERO);
+    let claimed = parts.next().map(entries).unwrap_or_default();
     let deleted = parts
-        .get(2)
-        .map(|d| items(d).into_iter().filter_map(as_entry_id).collect())
+        .next()
+        .map(|d| items(&d).into_iter().filter_map(as_entry_id).collect())
         .unwrap_or_default();
     (cursor, claimed, deleted)
 }
@@ -225,12 +248,12 @@ mod tests {
         let resp2 = Value::Array(vec![Value::Array(vec![b("s"), Value::Array(vec![e.clone()])])]);
         let resp3 = Value::Map(vec![(b("s"), Value::Array(vec![e]))]);
         for v in [resp2, resp3] {
-            let got = xreadgroup(&v);
+            let got = xreadgroup(v);
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].id, EntryId::new(1, 0));
             assert_eq!(got[0].fields[1], (b"body".to_vec(), b"{}".to_vec()));
         }
-        assert!(xreadgroup(&Value::Nil).is_empty());
+        assert!(xreadgroup(Value::Nil).is_empty());
     }
 
     #[test]
