@@ -89,7 +89,7 @@ fn message(producer: usize, n: u64) -> Message {
 /// The messages of a producer's next send, after `sends` sends and `n` messages: every
 /// other send is a single message, the rest batches of 2 to 8.
 fn next_send(producer: usize, sends: usize, n: &mut u64) -> Vec<Message> {
-    let size = if sends % 2 == 0 { 1 } else { 1 + sends % 8 };
+    let size = if sends.is_multiple_of(2) { 1 } else { 1 + sends % 8 };
     (0..size)
         .map(|_| {
             *n += 1;
