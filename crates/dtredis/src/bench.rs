@@ -5,13 +5,73 @@
 mod cache;
 mod consume;
 mod publish;
-pub(crate) mod soak;
+mod soak;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use serde::Serialize;
+
+/// What `dtredis bench` was asked for.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Fewer operations and rounds (a smoke run).
+    #[arg(long)]
+    quick: bool,
+    /// Only these areas (`publish`, `consume`, `cache`), comma-separated; or `soak`
+    /// alone: producers, consumers and cached calls through a fault-injecting proxy.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// How long the soak runs, in seconds. By default, 600.
+    #[arg(long, default_value_t = 600)]
+    duration: u64,
+}
+
+/// `dtredis bench`: against `url`, or a private server started for the run when there is
+/// none.
+#[allow(clippy::print_stdout)] // a CLI's output is stdout
+pub(crate) async fn command(url: Option<String>, args: BenchArgs) -> anyhow::Result<()> {
+    let (_server, url) = crate::private_server_unless(url)?;
+    // The library validates the URL first: redis-rs's own parse errors (met by the bare
+    // baseline) can quote a piece of it, credentials included.
+    crate::instance(&url)?;
+    if args.only == ["soak"] {
+        return soak::run(&url, Duration::from_secs(args.duration)).await;
+    }
+    let ctx = BenchContext {
+        url: url.clone(),
+        quick: args.quick,
+    };
+    let server_version = server_version(&url).await?;
+    let rows = run_all(&ctx, &args.only, &|area| eprintln!("bench: {area} ...")).await?;
+    if args.json {
+        println!("{}", render_json(&server_version, &rows));
+    } else {
+        print!("{}", render_table(&server_version, &rows));
+    }
+    Ok(())
+}
+
+/// `redis_version` (or `valkey_version`) from INFO, e.g. `redis 7.0.15`.
+async fn server_version(url: &str) -> anyhow::Result<String> {
+    // One node's INFO: on a cluster every node runs the same server.
+    let mut conn = redis::Client::open(one_node_url(url))?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    Ok(match field("valkey_version:") {
+        Some(v) => format!("valkey {v}"),
+        None => format!("redis {}", field("redis_version:").unwrap_or_default()),
+    })
+}
 
 /// What every benchmark area gets. No `Debug`: the URL carries the credentials.
 #[derive(Clone)]

@@ -112,33 +112,9 @@ enum Command {
     /// A web page for streams, groups, dead letters and caches, with `/metrics` and a JSON
     /// API. Prints `dashboard: http://HOST:PORT/?token=TOKEN` first; stops on
     /// SIGTERM/Ctrl-C.
-    Dashboard {
-        /// Address to listen on (port 0: any free port).
-        #[arg(long, default_value = "127.0.0.1:7380")]
-        listen: String,
-        /// The access token. By default, `$DTREDIS_DASHBOARD_TOKEN`, else a random one.
-        #[arg(long, env = "DTREDIS_DASHBOARD_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Show no action and refuse every action route with 403.
-        #[arg(long)]
-        read_only: bool,
-    },
+    Dashboard(dashboard::DashboardArgs),
     /// Throughput of ours beside a bare redis-rs loop, same run, medians and ratios.
-    Bench {
-        /// One JSON object instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// Fewer operations and rounds (a smoke run).
-        #[arg(long)]
-        quick: bool,
-        /// Only these areas (`publish`, `consume`, `cache`), comma-separated; or `soak`
-        /// alone: producers, consumers and cached calls through a fault-injecting proxy.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// How long the soak runs, in seconds. By default, 600.
-        #[arg(long, default_value_t = 600)]
-        duration: u64,
-    },
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +171,7 @@ fn at_least_one(text: &str) -> Result<u64, String> {
 /// The URL a command uses when neither `--url` nor `REDIS_URL` is set.
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379/0";
 
-fn instance(url: &str) -> anyhow::Result<RedisInstance> {
+pub(crate) fn instance(url: &str) -> anyhow::Result<RedisInstance> {
     Ok(RedisInstance::new(RedisConfig::new().set_redis_url(url))?)
 }
 
@@ -217,7 +193,7 @@ fn with_newline(mut text: String) -> String {
 
 /// With no URL, a private server on a free port, stopped when the returned `Server`
 /// drops.
-fn private_server_unless(url: Option<String>) -> anyhow::Result<(Option<Server>, String)> {
+pub(crate) fn private_server_unless(url: Option<String>) -> anyhow::Result<(Option<Server>, String)> {
     Ok(match url {
         Some(url) => (None, url),
         None => {
@@ -226,23 +202,6 @@ fn private_server_unless(url: Option<String>) -> anyhow::Result<(Option<Server>,
             eprintln!("started a private server at {url}");
             (Some(server), url)
         }
-    })
-}
-
-/// `redis_version` (or `valkey_version`) from INFO, e.g. `redis 7.0.15`.
-async fn server_version(url: &str) -> anyhow::Result<String> {
-    // One node's INFO: on a cluster every node runs the same server.
-    let mut conn = redis::Client::open(bench::one_node_url(url))?
-        .get_multiplexed_async_connection()
-        .await?;
-    let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-    };
-    Ok(match field("valkey_version:") {
-        Some(v) => format!("valkey {v}"),
-        None => format!("redis {}", field("redis_version:").unwrap_or_default()),
     })
 }
 
@@ -367,47 +326,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let redis = redis()?;
             print!("{}", with_newline(commands::info::run(&redis, &channel, json).await?));
         }
-        Command::Dashboard {
-            listen,
-            token,
-            read_only,
-        } => {
-            let args = dashboard::DashboardArgs {
-                listen,
-                token,
-                read_only,
-            };
-            dashboard::run(redis()?, args).await?;
-        }
-        Command::Bench {
-            json,
-            quick,
-            only,
-            duration,
-        } => {
-            interruptible(async {
-                let (_server, url) = private_server_unless(cli.url)?;
-                // The library validates the URL first: redis-rs's own parse errors (met by
-                // the bare baseline) can quote a piece of it, credentials included.
-                instance(&url)?;
-                if only == ["soak"] {
-                    return bench::soak::run(&url, Duration::from_secs(duration)).await;
-                }
-                let ctx = bench::BenchContext {
-                    url: url.clone(),
-                    quick,
-                };
-                let server_version = server_version(&url).await?;
-                let rows = bench::run_all(&ctx, &only, &|area| eprintln!("bench: {area} ...")).await?;
-                if json {
-                    println!("{}", bench::render_json(&server_version, &rows));
-                } else {
-                    print!("{}", bench::render_table(&server_version, &rows));
-                }
-                Ok(())
-            })
-            .await?;
-        }
+        Command::Dashboard(args) => dashboard::run(redis()?, args).await?,
+        Command::Bench(args) => interruptible(bench::command(cli.url, args)).await?,
         Command::Demo => {
             interruptible(async {
                 let (_server, url) = private_server_unless(cli.url)?;

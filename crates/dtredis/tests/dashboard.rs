@@ -4,7 +4,7 @@ mod dashboard_support;
 
 use std::time::Duration;
 
-use dashboard_support::{Dashboard, add_dead_letter, bearer, csrf_of, get, post};
+use dashboard_support::{Dashboard, add_dead_letter, bearer, csrf_of, get, post, seed_orders};
 use dtrsfw_test_support::Server;
 
 const XSS_STREAM: &str = "<script>alert(1)</script>";
@@ -15,30 +15,7 @@ const XSS_ATTR: &str = "\"><img src=x onerror=alert(2)>";
 fn seed(server: &Server) -> redis::Connection {
     let mut conn = server.connection();
     let conn = &mut conn;
-    redis::cmd("XGROUP")
-        .arg(&["CREATE", "orders", "orders:billing:cg", "0", "MKSTREAM"])
-        .exec(conn)
-        .unwrap();
-    for i in 0..3 {
-        redis::cmd("XADD")
-            .arg(&["orders", "*", "name", "order.created", "body"])
-            .arg(format!("{{\"order\":{i}}}"))
-            .exec(conn)
-            .unwrap();
-    }
-    redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP",
-            "orders:billing:cg",
-            "billing-1",
-            "COUNT",
-            "2",
-            "STREAMS",
-            "orders",
-            ">",
-        ])
-        .exec(conn)
-        .unwrap();
+    seed_orders(conn, 2);
     add_dead_letter(
         conn,
         "orders",

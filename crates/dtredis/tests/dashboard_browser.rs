@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dashboard_support::{Dashboard, add_dead_letter};
+use dashboard_support::{Dashboard, add_dead_letter, seed_orders};
 use dtrsfw_test_support::{Server, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 
@@ -108,30 +108,7 @@ async fn wait_text(client: &Client, css: &str, want: &str, limit: Duration) -> S
 }
 
 fn seed(conn: &mut redis::Connection) {
-    redis::cmd("XGROUP")
-        .arg(&["CREATE", "orders", "orders:billing:cg", "0", "MKSTREAM"])
-        .exec(conn)
-        .unwrap();
-    for i in 0..3 {
-        redis::cmd("XADD")
-            .arg(&["orders", "*", "name", "order.created", "body"])
-            .arg(format!("{{\"order\":{i}}}"))
-            .exec(conn)
-            .unwrap();
-    }
-    redis::cmd("XREADGROUP")
-        .arg(&[
-            "GROUP",
-            "orders:billing:cg",
-            "billing-1",
-            "COUNT",
-            "1",
-            "STREAMS",
-            "orders",
-            ">",
-        ])
-        .exec(conn)
-        .unwrap();
+    seed_orders(conn, 1);
     add_dead_letter(
         conn,
         "orders",

@@ -246,6 +246,18 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Entries delivered to `group` of `stream` and not acknowledged: the count of
+/// `XPENDING`'s summary form. Panics when the server refuses (no such stream or group).
+pub fn pending_count(conn: &mut redis::Connection, stream: &str, group: &str) -> u64 {
+    // The summary form: count, smallest ID, greatest ID, per-consumer counts.
+    let (count, _, _, _): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query(conn)
+        .unwrap_or_else(|e| panic!("XPENDING {stream} {group}: {e}"));
+    count
+}
+
 /// Runs `f` with a `tracing` subscriber that records every event at every level, and
 /// returns what it logged, as text. Only events emitted on this thread are seen, so async
 /// code under test should run on a current-thread runtime created inside `f`.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use dtrsfw_test_support::{Server, free_port};
+use dtrsfw_test_support::{Server, free_port, pending_count};
 
 /// Every example ends within about 10 s (their own time limit); this is the test's.
 const EXAMPLE_LIMIT: Duration = Duration::from_secs(30);
@@ -112,16 +112,6 @@ fn run_ok(name: &str, server: &Server, args: &[&str]) -> String {
     out
 }
 
-fn pending(server: &Server, stream: &str, group: &str) -> u64 {
-    // The summary form: count, smallest ID, greatest ID, per-consumer counts.
-    let (count, _, _, _): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(group)
-        .query(&mut server.connection())
-        .expect("XPENDING");
-    count
-}
-
 #[test]
 fn config_health_reports_a_healthy_server_and_round_trips_a_key() {
     let server = Server::start();
@@ -186,7 +176,14 @@ fn consumer_stops_after_the_messages_asked_for_with_nothing_pending() {
         out.contains("stopped after the messages asked for: handled 3 messages"),
         "{out}"
     );
-    assert_eq!(pending(&server, "examples:consumer", "examples:consumer:billing:cg"), 0);
+    assert_eq!(
+        pending_count(
+            &mut server.connection(),
+            "examples:consumer",
+            "examples:consumer:billing:cg"
+        ),
+        0
+    );
 }
 
 #[cfg(unix)]
@@ -218,7 +215,14 @@ fn consumer_stops_gracefully_on_ctrl_c() {
     let (status, _, err) = running.finish();
     assert!(status.success(), "{status}\nstderr:\n{err}");
     assert!(rest.contains("stopped on Ctrl-C: handled 3 messages"), "{rest}");
-    assert_eq!(pending(&server, "examples:consumer", "examples:consumer:billing:cg"), 0);
+    assert_eq!(
+        pending_count(
+            &mut server.connection(),
+            "examples:consumer",
+            "examples:consumer:billing:cg"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -229,5 +233,12 @@ fn blocking_consumer_audits_every_order_then_stops() {
         assert!(out.contains(&format!("audited order.created for order {id}")), "{out}");
     }
     assert!(out.contains("stopped: audited 3 orders"), "{out}");
-    assert_eq!(pending(&server, "examples:blocking", "examples:blocking:audit:cg"), 0);
+    assert_eq!(
+        pending_count(
+            &mut server.connection(),
+            "examples:blocking",
+            "examples:blocking:audit:cg"
+        ),
+        0
+    );
 }

@@ -9,16 +9,19 @@
 //! `$DTRSFW_FAULT_SEEDS` seeds (1 by default); `$DTRSFW_FAULT_SEED` replays one printed
 //! seed.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::spawn_loop;
 use dtrsfw::redis::{
     ChannelOptions, Consumer, Delivery, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom,
 };
-use dtrsfw_test_support::Server;
 use dtrsfw_test_support::proxy::{Proxy, chaos};
+use dtrsfw_test_support::{Server, pending_count};
 
 /// Socket and connect timeout of every instance that goes through the proxy.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -71,19 +74,8 @@ fn recorder(
     }
 }
 
-/// `XPENDING <channel> <group>`: the count of pending entries.
-fn pending(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
-    match redis::cmd("XPENDING").arg(channel).arg(group).query(conn) {
-        Ok(redis::Value::Array(items)) => match items.first() {
-            Some(redis::Value::Int(n)) => *n as u64,
-            _ => 0,
-        },
-        _ => 0,
-    }
-}
-
-/// One send of a producer: its start, how long it took, how many messages, and the IDs
-/// (or the error).
+/// One send of a producer: how long it took, how many messages, and the IDs (or the
+/// error).
 struct SendRecord {
     took: Duration,
     messages: usize,
@@ -94,7 +86,29 @@ fn message(producer: usize, n: u64) -> Message {
     Message::new("fault", &serde_json::json!({ "key": format!("p{producer}-{n}") })).unwrap()
 }
 
-/// The async producer: alternates single sends and batches of 1–8 until `stop`.
+/// The messages of a producer's next send, after `sends` sends and `n` messages: every
+/// other send is a single message, the rest batches of 2 to 8.
+fn next_send(producer: usize, sends: usize, n: &mut u64) -> Vec<Message> {
+    let size = if sends.is_multiple_of(2) { 1 } else { 1 + sends % 8 };
+    (0..size)
+        .map(|_| {
+            *n += 1;
+            message(producer, *n)
+        })
+        .collect()
+}
+
+impl SendRecord {
+    fn new(start: Instant, messages: usize, result: dtrsfw::redis::Result<Vec<dtrsfw::redis::EntryId>>) -> Self {
+        SendRecord {
+            took: start.elapsed(),
+            messages,
+            result: result.map(|ids| ids.iter().map(ToString::to_string).collect()),
+        }
+    }
+}
+
+/// The async producer: alternates single sends and batches until `stop`.
 fn async_producer(
     sender: Sender,
     channel: &'static str,
@@ -103,31 +117,13 @@ fn async_producer(
     tokio::spawn(async move {
         let (mut records, mut n) = (Vec::new(), 0u64);
         while !stop.load(Ordering::SeqCst) {
-            let batch = if records.len() % 2 == 0 {
-                0
-            } else {
-                1 + records.len() % 8
-            };
+            let batch = next_send(0, records.len(), &mut n);
             let start = Instant::now();
-            let (messages, result) = if batch == 0 {
-                n += 1;
-                let r = sender.send_message(channel, &message(0, n)).await;
-                (1, r.map(|id| vec![id.to_string()]))
-            } else {
-                let batch: Vec<Message> = (0..batch)
-                    .map(|_| {
-                        n += 1;
-                        message(0, n)
-                    })
-                    .collect();
-                let r = sender.send_messages(channel, &batch).await;
-                (batch.len(), r.map(|ids| ids.iter().map(ToString::to_string).collect()))
+            let result = match &batch[..] {
+                [one] => sender.send_message(channel, one).await.map(|id| vec![id]),
+                _ => sender.send_messages(channel, &batch).await,
             };
-            records.push(SendRecord {
-                took: start.elapsed(),
-                messages,
-                result,
-            });
+            records.push(SendRecord::new(start, batch.len(), result));
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         records
@@ -143,31 +139,13 @@ fn blocking_producer(
     std::thread::spawn(move || {
         let (mut records, mut n) = (Vec::new(), 0u64);
         while !stop.load(Ordering::SeqCst) {
-            let batch = if records.len() % 2 == 0 {
-                0
-            } else {
-                1 + records.len() % 8
-            };
+            let batch = next_send(1, records.len(), &mut n);
             let start = Instant::now();
-            let (messages, result) = if batch == 0 {
-                n += 1;
-                let r = sender.send_message_blocking(channel, &message(1, n));
-                (1, r.map(|id| vec![id.to_string()]))
-            } else {
-                let batch: Vec<Message> = (0..batch)
-                    .map(|_| {
-                        n += 1;
-                        message(1, n)
-                    })
-                    .collect();
-                let r = sender.send_messages_blocking(channel, &batch);
-                (batch.len(), r.map(|ids| ids.iter().map(ToString::to_string).collect()))
+            let result = match &batch[..] {
+                [one] => sender.send_message_blocking(channel, one).map(|id| vec![id]),
+                _ => sender.send_messages_blocking(channel, &batch),
             };
-            records.push(SendRecord {
-                took: start.elapsed(),
-                messages,
-                result,
-            });
+            records.push(SendRecord::new(start, batch.len(), result));
             std::thread::sleep(Duration::from_millis(2));
         }
         records
@@ -215,13 +193,7 @@ async fn random_faults_run(seed: u64, run_for: Duration) {
     }
     let loops: Vec<_> = consumers
         .iter()
-        .map(|c| {
-            let c = c.clone();
-            tokio::spawn(async move {
-                c.persist_consume_all_channels(Duration::from_millis(10), Duration::from_millis(200))
-                    .await
-            })
-        })
+        .map(|c| spawn_loop(c, Duration::from_millis(10), Duration::from_millis(200)))
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let producing = async_producer(async_sender, CHANNEL, stop.clone());
@@ -265,7 +237,7 @@ async fn random_faults_run(seed: u64, run_for: Duration) {
     loop {
         let seen: HashSet<String> = log.lock().unwrap().iter().map(|(id, _, _)| id.clone()).collect();
         let missing = acknowledged.iter().filter(|id| !seen.contains(*id)).count();
-        let left = pending(&mut conn, CHANNEL, &group);
+        let left = pending_count(&mut conn, CHANNEL, &group);
         if missing == 0 && left == 0 {
             break;
         }
@@ -630,14 +602,11 @@ async fn a_black_hole_bounds_every_call_and_the_consumer_resumes_after() {
     proxy.set_black_hole(false);
     let closed = Instant::now();
     let after = sender.send_message(CHANNEL, &m("after")).await.unwrap();
-    let looping = {
-        let c = consumer.clone();
-        tokio::spawn(async move { c.persist_consume_all_channels(Duration::from_millis(20), BLOCK).await })
-    };
+    let looping = spawn_loop(&consumer, Duration::from_millis(20), BLOCK);
     let mut conn = server.connection();
     loop {
         let keys: HashSet<String> = log.lock().unwrap().iter().map(|(_, k, _)| k.clone()).collect();
-        if keys.contains("during") && keys.contains("after") && pending(&mut conn, CHANNEL, "hole:svc:cg") == 0 {
+        if keys.contains("during") && keys.contains("after") && pending_count(&mut conn, CHANNEL, "hole:svc:cg") == 0 {
             break;
         }
         assert!(
@@ -692,7 +661,7 @@ async fn out_of_memory_refuses_sends_at_once_while_consumers_and_the_cache_carry
     while log.lock().unwrap().len() < before.len() {
         consumer.consume_all_channels(Duration::from_millis(100)).await.unwrap();
     }
-    let pending_during = pending(&mut conn, CHANNEL, "oom:svc:cg");
+    let pending_during = pending_count(&mut conn, CHANNEL, "oom:svc:cg");
     let cached = dtrsfw::redis::caching::CachedFunction::builder("oom", ["n"])
         .build()
         .unwrap();
@@ -829,21 +798,9 @@ async fn a_slow_handler_whose_connection_drops_is_renewed_or_reclaimed_and_handl
         .await
         .unwrap()
         .to_string();
-    let loop_a = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
-                .await
-        })
-    };
+    let loop_a = spawn_loop(&a, Duration::from_millis(20), Duration::from_millis(200));
     started.notified().await;
-    let loop_b = {
-        let b = b.clone();
-        tokio::spawn(async move {
-            b.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
-                .await
-        })
-    };
+    let loop_b = spawn_loop(&b, Duration::from_millis(20), Duration::from_millis(200));
     // A's connection drops while its handler runs, and stays unusable for 1.5 s (longer
     // than the reclaim idle time).
     proxy.reset_all();
@@ -854,7 +811,7 @@ async fn a_slow_handler_whose_connection_drops_is_renewed_or_reclaimed_and_handl
     let start = Instant::now();
     loop {
         let handled = log.lock().unwrap().iter().filter(|(i, _, _)| *i == id).count();
-        if handled > 0 && pending(&mut conn, CHANNEL, "slow:svc:cg") == 0 {
+        if handled > 0 && pending_count(&mut conn, CHANNEL, "slow:svc:cg") == 0 {
             break;
         }
         assert!(

@@ -6,17 +6,20 @@
 //! guarantee to its tests. The crash of consumer *processes* is in
 //! `crates/dtredis/tests/reliability.rs`.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::spawn_loop;
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction, DEFAULT_CACHE_TIMEOUT, get_cached};
 use dtrsfw::redis::{
     ChannelOptions, Consumer, Delivery, EntryId, ErrorKind, Message, RedisConfig, RedisInstance, Sender, SenderOptions,
     StartFrom, is_redis_connected_async,
 };
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Server, pending_count};
 use redis::Commands;
 
 /// Entry IDs handled, with the consumer index and when.
@@ -80,17 +83,6 @@ fn producer(
     })
 }
 
-fn pending_total(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
-    let v: redis::Value = redis::cmd("XPENDING").arg(channel).arg(group).query(conn).unwrap();
-    match v {
-        redis::Value::Array(items) => match items.first() {
-            Some(redis::Value::Int(n)) => *n as u64,
-            _ => 0,
-        },
-        _ => 0,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_under_load_keeps_every_acknowledged_send_and_consumers_resume() {
     const CHANNEL: &str = "restart";
@@ -111,13 +103,7 @@ async fn server_restart_under_load_keeps_every_acknowledged_send_and_consumers_r
     }
     let loops: Vec<_> = consumers
         .iter()
-        .map(|c| {
-            let c = c.clone();
-            tokio::spawn(async move {
-                c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(500))
-                    .await
-            })
-        })
+        .map(|c| spawn_loop(c, Duration::from_millis(20), Duration::from_millis(500)))
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..2)
@@ -188,7 +174,7 @@ async fn server_restart_under_load_keeps_every_acknowledged_send_and_consumers_r
         "consumers resume within 2 s of the server's return: {resumed:?}"
     );
     let mut conn = server.connection();
-    assert_eq!(pending_total(&mut conn, CHANNEL, "restart:svc:cg"), 0);
+    assert_eq!(pending_count(&mut conn, CHANNEL, "restart:svc:cg"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,13 +209,7 @@ async fn a_3_s_stall_bounds_every_call_by_its_timeout_and_loses_nothing() {
         .unwrap();
     let log: HandledLog = Arc::default();
     consumer.register_async_handler(CHANNEL, record_into(&log, 0)).unwrap();
-    let consuming = {
-        let c = consumer.clone();
-        tokio::spawn(async move {
-            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
-                .await
-        })
-    };
+    let consuming = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(200));
     let stop = Arc::new(AtomicBool::new(false));
     let sending = producer(sender.clone(), CHANNEL, Duration::from_millis(5), stop.clone());
     // Consumer-side calls (stats, the health check) and a cached function with the
@@ -396,13 +376,7 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
         .xadd(CHANNEL, "*", &[("name", "big"), ("body", big_json.as_str())])
         .unwrap();
     let started = Instant::now();
-    let consuming = {
-        let c = consumer.clone();
-        tokio::spawn(async move {
-            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
-                .await
-        })
-    };
+    let consuming = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     // Valid messages published while the poison is being retried.
     const VALID: usize = 500;
     for i in 0..VALID {
@@ -485,7 +459,7 @@ async fn poison_and_malformed_entries_are_dead_lettered_while_valid_ones_keep_fl
         valid_done_ms <= failing_dead_lettered_ms,
         "valid messages flowed while the failing one was retried"
     );
-    assert_eq!(pending_total(&mut conn, CHANNEL, "poison:svc:cg"), 0);
+    assert_eq!(pending_count(&mut conn, CHANNEL, "poison:svc:cg"), 0);
 }
 
 fn zlib(data: &[u8]) -> Vec<u8> {
@@ -813,13 +787,7 @@ async fn an_entry_whose_read_reply_was_lost_is_handled_without_waiting_for_the_r
     // Case 1: delivered to this instance before its loop starts (e.g. read by a previous
     // run of the loop, whose reply never arrived).
     let before_start = deliver_behind_its_back(&mut conn, CHANNEL, &group, consumer.consumer_name());
-    let consuming = {
-        let c = consumer.clone();
-        tokio::spawn(async move {
-            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(200))
-                .await
-        })
-    };
+    let consuming = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(200));
     let started = Instant::now();
     wait_handled(&log, &HashSet::from([before_start]), Duration::from_secs(10)).await;
     let first = started.elapsed();
@@ -840,7 +808,7 @@ async fn an_entry_whose_read_reply_was_lost_is_handled_without_waiting_for_the_r
     consumer.shutdown();
     consuming.await.unwrap().unwrap();
     eprintln!("lost replies: handled {first:?} after the loop started, {second:?} after the connection broke");
-    assert_eq!(pending_total(&mut conn, CHANNEL, &group), 0);
+    assert_eq!(pending_count(&mut conn, CHANNEL, &group), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -861,15 +829,12 @@ async fn an_entry_handled_during_a_blocking_read_is_acknowledged_before_the_read
         .unwrap();
     let log: HandledLog = Arc::default();
     consumer.register_async_handler(CHANNEL, record_into(&log, 0)).unwrap();
-    let consuming = {
-        let c = consumer.clone();
-        tokio::spawn(async move { c.persist_consume_all_channels(Duration::from_millis(20), BLOCK).await })
-    };
+    let consuming = spawn_loop(&consumer, Duration::from_millis(20), BLOCK);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let id: String = conn.xadd(CHANNEL, "*", &[("name", "n"), ("body", "{}")]).unwrap();
     wait_handled(&log, &HashSet::from([id]), Duration::from_secs(10)).await;
     let handled = Instant::now();
-    while pending_total(&mut conn, CHANNEL, &consumer.group_name(CHANNEL)) > 0 {
+    while pending_count(&mut conn, CHANNEL, &consumer.group_name(CHANNEL)) > 0 {
         assert!(
             handled.elapsed() < BLOCK / 2,
             "the acknowledgement waited for the blocking read"

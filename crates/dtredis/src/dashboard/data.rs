@@ -7,6 +7,7 @@ use dtrsfw::redis::inspect::{
     ScanBudget, ServerInfo, StreamSummary, group_consumers, list_streams, oldest_pending, page_entries,
     sample_cache_namespaces, search_dead_letters, server_info, stream_summaries,
 };
+use dtrsfw::redis::streamer::dead_letter_stream;
 use serde::Serialize;
 
 use super::form::Fields;
@@ -115,10 +116,12 @@ pub(crate) struct DlqView {
 }
 
 pub(crate) async fn dlq(state: &AppState, stream: &str, fields: &Fields) -> anyhow::Result<DlqView> {
-    let total = stream_summaries(&state.redis, &[stream.to_owned()])
-        .await?
-        .pop()
-        .map_or(0, |s| s.dead_letters);
+    // Only the dead-letter stream's length: one XLEN, not a whole stream summary.
+    let mut client = state.redis.get_async_redis_client().await?;
+    let total: u64 = redis::cmd("XLEN")
+        .arg(dead_letter_stream(stream))
+        .query_async(&mut client)
+        .await?;
     let page = search_dead_letters(&state.redis, stream, &dlq_query(fields)).await?;
     Ok(DlqView {
         stream: stream.to_owned(),

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use dtrsfw::redis::inspect::{ScanBudget, list_streams, sample_cache_namespaces, stream_summaries};
+use dtrsfw::redis::inspect::{ScanBudget, StreamSummary, list_streams, sample_cache_namespaces, stream_summaries};
 
 use super::history::shown_streams;
 use super::state::{AppResult, Shared};
@@ -33,6 +33,14 @@ fn family(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
+/// A family with one sample per stream.
+fn per_stream(out: &mut String, name: &str, help: &str, summaries: &[StreamSummary], value: fn(&StreamSummary) -> u64) {
+    family(out, name, help);
+    for s in summaries {
+        let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", label(&s.name), value(s));
+    }
+}
+
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(state): State<Shared>) -> AppResult<impl IntoResponse> {
     let redis = &state.redis;
@@ -41,15 +49,13 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> AppResult<impl IntoR
     let summaries = stream_summaries(redis, &names).await?;
     let caches = sample_cache_namespaces(redis, ScanBudget::new()).await?;
     let mut out = String::with_capacity(256 + summaries.len() * 400);
-    family(&mut out, "dtrsfw_stream_length", "Entries in the stream (XLEN).");
-    for s in &summaries {
-        let _ = writeln!(
-            out,
-            "dtrsfw_stream_length{{stream=\"{}\"}} {}",
-            label(&s.name),
-            s.length
-        );
-    }
+    per_stream(
+        &mut out,
+        "dtrsfw_stream_length",
+        "Entries in the stream (XLEN).",
+        &summaries,
+        |s| s.length,
+    );
     type Pick = fn(&dtrsfw::redis::inspect::GroupSummary) -> Option<String>;
     let groups: [(&str, &str, Pick); 4] = [
         ("dtrsfw_group_lag", "Entries not yet delivered to the group.", |g| {
@@ -84,19 +90,13 @@ pub(crate) async fn metrics(State(state): State<Shared>) -> AppResult<impl IntoR
             }
         }
     }
-    family(
+    per_stream(
         &mut out,
         "dtrsfw_dead_letters",
         "Entries in the stream's dead-letter stream <stream>:dlq.",
+        &summaries,
+        |s| s.dead_letters,
     );
-    for s in &summaries {
-        let _ = writeln!(
-            out,
-            "dtrsfw_dead_letters{{stream=\"{}\"}} {}",
-            label(&s.name),
-            s.dead_letters
-        );
-    }
     family(
         &mut out,
         "dtrsfw_cache_keys",

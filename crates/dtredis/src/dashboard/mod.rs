@@ -51,10 +51,16 @@ use tokio::sync::watch;
 use state::{AppState, Shared};
 
 /// What `dtredis dashboard` was asked for.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct DashboardArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:7380")]
     pub(crate) listen: String,
+    /// The access token. By default, `$DTREDIS_DASHBOARD_TOKEN`, else a random one.
+    #[arg(long, env = "DTREDIS_DASHBOARD_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// Show no action and refuse every action route with 403.
+    #[arg(long)]
     pub(crate) read_only: bool,
 }
 

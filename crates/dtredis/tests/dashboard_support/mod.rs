@@ -164,6 +164,28 @@ pub fn csrf_of(page: &str) -> String {
     rest[..rest.find('"').unwrap()].to_owned()
 }
 
+/// A stream `orders` of 3 `order.created` entries with a group `orders:billing:cg` whose
+/// consumer `billing-1` has read (and holds pending) the first `delivered`.
+pub fn seed_orders(conn: &mut redis::Connection, delivered: usize) {
+    redis::cmd("XGROUP")
+        .arg(&["CREATE", "orders", "orders:billing:cg", "0", "MKSTREAM"])
+        .exec(conn)
+        .unwrap();
+    for i in 0..3 {
+        redis::cmd("XADD")
+            .arg(&["orders", "*", "name", "order.created", "body"])
+            .arg(format!("{{\"order\":{i}}}"))
+            .exec(conn)
+            .unwrap();
+    }
+    redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "orders:billing:cg", "billing-1", "COUNT"])
+        .arg(delivered)
+        .arg(&["STREAMS", "orders", ">"])
+        .exec(conn)
+        .unwrap();
+}
+
 /// Adds a dead letter for `channel` as the consumer writes it.
 pub fn add_dead_letter(
     conn: &mut redis::Connection,

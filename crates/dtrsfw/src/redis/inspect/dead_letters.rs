@@ -2,12 +2,14 @@
 //! the same code as [`replay_dead_letters`](crate::redis::streamer::replay_dead_letters)
 //! (`dtredis dlq replay`), so the semantics are the same: re-publish, then remove.
 
-use redis::{RedisResult, Value};
+use redis::RedisResult;
+use redis::streams::StreamRangeReply;
 
-use super::entries::parse_entries;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
-use crate::redis::streamer::{DeadLetter, ReplayReport, dead_letter_stream, replay_letter};
+use crate::redis::streamer::{
+    DeadLetter, ReplayReport, dead_letter_range, dead_letter_stream, dead_letters_of, replay_letter, replay_where,
+};
 
 /// Letters read per `XRANGE`/`XREVRANGE` step.
 const CHUNK: usize = 500;
@@ -124,32 +126,6 @@ pub struct DeadLetterPage {
     pub next_before: Option<String>,
 }
 
-async fn read_chunk(redis: &RedisInstance, dlq: &str, end: &str, newest_first: bool) -> Result<Vec<DeadLetter>> {
-    let mut client = redis.get_async_redis_client().await?;
-    let mut cmd = redis::cmd(if newest_first { "XREVRANGE" } else { "XRANGE" });
-    if newest_first {
-        cmd.arg(dlq).arg(end).arg("-");
-    } else {
-        cmd.arg(dlq).arg(end).arg("+");
-    }
-    let reply: Value = cmd
-        .arg("COUNT")
-        .arg(CHUNK)
-        .query_async(&mut client)
-        .await
-        .map_err(|e| Error::redis(format!("reading dead-letter stream {dlq}"), e))?;
-    Ok(parse_entries(&reply).into_iter().map(to_letter).collect())
-}
-
-fn to_letter(entry: super::StreamEntry) -> DeadLetter {
-    let fields: Vec<(String, Value)> = entry
-        .fields
-        .into_iter()
-        .map(|(k, v)| (k, Value::BulkString(v.into_bytes())))
-        .collect();
-    DeadLetter::from_entry(entry.id, &fields)
-}
-
 /// Newest-first matching letters of `channel`'s dead-letter stream: fills one page, or
 /// stops after [`DeadLetterQuery::max_scanned`] letters read, whichever is first.
 ///
@@ -162,14 +138,13 @@ pub async fn search_dead_letters(
     channel: &str,
     query: &DeadLetterQuery,
 ) -> Result<DeadLetterPage> {
-    let dlq = dead_letter_stream(channel);
     let mut page = DeadLetterPage::default();
     let mut end = query
         .before
         .as_ref()
         .map_or_else(|| "+".to_owned(), |b| format!("({b}"));
     loop {
-        let chunk = read_chunk(redis, &dlq, &end, true).await?;
+        let chunk = dead_letter_range(redis, channel, (&end, "-"), Some(CHUNK), true).await?;
         let exhausted = chunk.len() < CHUNK;
         for letter in chunk {
             page.scanned += 1;
@@ -208,16 +183,12 @@ async fn fetch_by_ids(redis: &RedisInstance, channel: &str, ids: &[String]) -> R
     for id in ids {
         pipe.cmd("XRANGE").arg(&dlq).arg(id).arg(id);
     }
-    let replies: Vec<RedisResult<Value>> = pipe
+    // An invalid ID fails its own command only: it finds nothing.
+    let replies: Vec<RedisResult<StreamRangeReply>> = pipe
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("reading dead-letter stream {dlq}"), e))?;
-    Ok(replies
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .flat_map(parse_entries)
-        .map(to_letter)
-        .collect())
+    Ok(replies.into_iter().flatten().flat_map(dead_letters_of).collect())
 }
 
 /// Replays the letters with these dead-letter IDs (those still there), as
@@ -244,7 +215,8 @@ pub async fn replay_selected_dead_letters(
 }
 
 /// Replays every letter that matches `query` (oldest first, the whole dead-letter stream
-/// read in steps of 500; the query's paging limits do not apply).
+/// read in steps of 500, as [`replay_dead_letters`](crate::redis::streamer::replay_dead_letters)
+/// reads it; the query's paging limits do not apply).
 ///
 /// # Errors
 ///
@@ -256,19 +228,7 @@ pub async fn replay_matching_dead_letters(
     channel: &str,
     query: &DeadLetterQuery,
 ) -> Result<ReplayReport> {
-    let dlq = dead_letter_stream(channel);
-    let mut client = redis.get_async_redis_client().await?;
-    let mut report = ReplayReport::default();
-    let mut start = "-".to_owned();
-    loop {
-        let chunk = read_chunk(redis, &dlq, &start, false).await?;
-        let Some(last) = chunk.last() else { break };
-        start = format!("({}", last.dlq_id);
-        for letter in chunk.iter().filter(|l| query.matches(l)) {
-            replay_letter(&mut client, channel, letter, &mut report).await?;
-        }
-    }
-    Ok(report)
+    replay_where(redis, channel, |letter| query.matches(letter)).await
 }
 
 /// Deletes the letters with these dead-letter IDs; returns how many were there.

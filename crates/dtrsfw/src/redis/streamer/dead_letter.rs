@@ -184,16 +184,19 @@ pub struct ReplayReport {
     pub skipped: u64,
 }
 
-async fn range(
+/// Letters of `channel`'s dead-letter stream between `from` and `to` (`XRANGE`; with
+/// `newest_first`, `XREVRANGE`, so `from` is the upper bound), at most `count`. Shared with
+/// the paged searches of [`inspect`](crate::redis::inspect).
+pub(crate) async fn range(
     redis: &RedisInstance,
     channel: &str,
-    start: &str,
-    end: &str,
+    (from, to): (&str, &str),
     count: Option<usize>,
+    newest_first: bool,
 ) -> Result<Vec<DeadLetter>> {
     let dlq = dead_letter_stream(channel);
-    let mut cmd = redis::cmd("XRANGE");
-    cmd.arg(&dlq).arg(start).arg(end);
+    let mut cmd = redis::cmd(if newest_first { "XREVRANGE" } else { "XRANGE" });
+    cmd.arg(&dlq).arg(from).arg(to);
     if let Some(count) = count {
         cmd.arg("COUNT").arg(count);
     }
@@ -202,14 +205,19 @@ async fn range(
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("reading dead-letter stream {dlq}"), e))?;
-    Ok(reply
+    Ok(letters(reply))
+}
+
+/// The letters of an `XRANGE`/`XREVRANGE` reply over a dead-letter stream.
+pub(crate) fn letters(reply: StreamRangeReply) -> Vec<DeadLetter> {
+    reply
         .ids
         .into_iter()
         .map(|entry| {
             let fields: Vec<(String, Value)> = entry.map.into_iter().collect();
             DeadLetter::from_entry(entry.id, &fields)
         })
-        .collect())
+        .collect()
 }
 
 /// The first `count` entries (oldest first) of `channel`'s dead-letter stream; all of
@@ -227,7 +235,7 @@ async fn range(
 ///
 /// The Redis error when the dead-letter stream cannot be read.
 pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Option<usize>) -> Result<Vec<DeadLetter>> {
-    range(redis, channel, "-", "+", count).await
+    range(redis, channel, ("-", "+"), count, false).await
 }
 
 /// Re-publishes dead letters to `channel` (fields `name` and `body` as they were) and
@@ -244,26 +252,38 @@ pub async fn list_dead_letters(redis: &RedisInstance, channel: &str, count: Opti
 /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when `only` names no
 /// dead letter.
 pub async fn replay_dead_letters(redis: &RedisInstance, channel: &str, only: Option<&str>) -> Result<ReplayReport> {
-    let dlq = dead_letter_stream(channel);
+    let report = replay_where(redis, channel, |letter| {
+        only.is_none_or(|id| id == letter.dlq_id || id == letter.id)
+    })
+    .await?;
+    if let Some(id) = only
+        && report.replayed + report.skipped == 0
+    {
+        let dlq = dead_letter_stream(channel);
+        return Err(Error::invalid_input(format!("no dead letter with id {id:?} in {dlq}")));
+    }
+    Ok(report)
+}
+
+/// Replays, oldest first, every letter of `channel`'s dead-letter stream that `keep`
+/// accepts, as [`replay_dead_letters`] does each one. Shared with the filtered replay of
+/// [`inspect`](crate::redis::inspect).
+pub(crate) async fn replay_where(
+    redis: &RedisInstance,
+    channel: &str,
+    keep: impl Fn(&DeadLetter) -> bool,
+) -> Result<ReplayReport> {
     let mut report = ReplayReport::default();
     let mut client = redis.get_async_redis_client().await?;
     // Pages of 500 so a large dead-letter stream is not read into memory at once.
     let mut start = "-".to_owned();
     loop {
-        let page = range(redis, channel, &start, "+", Some(500)).await?;
+        let page = range(redis, channel, (&start, "+"), Some(500), false).await?;
         let Some(last) = page.last() else { break };
         start = format!("({}", last.dlq_id);
-        for letter in &page {
-            if only.is_some_and(|id| id != letter.dlq_id && id != letter.id) {
-                continue;
-            }
+        for letter in page.iter().filter(|l| keep(l)) {
             replay_letter(&mut client, channel, letter, &mut report).await?;
         }
-    }
-    if let Some(id) = only
-        && report.replayed + report.skipped == 0
-    {
-        return Err(Error::invalid_input(format!("no dead letter with id {id:?} in {dlq}")));
     }
     Ok(report)
 }

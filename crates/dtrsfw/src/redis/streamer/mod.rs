@@ -169,9 +169,11 @@ mod stats;
 
 pub use self::blocking::BlockingConsumer;
 pub use self::consumer::Consumer;
-pub(crate) use self::dead_letter::replay_letter;
 pub use self::dead_letter::{
     DeadLetter, ReplayReport, dead_letter_stream, list_dead_letters, purge_dead_letters, replay_dead_letters,
+};
+pub(crate) use self::dead_letter::{
+    letters as dead_letters_of, range as dead_letter_range, replay_letter, replay_where,
 };
 pub use self::handler::Delivery;
 pub use self::names::group_name;
