@@ -66,7 +66,7 @@ impl SharedSlot {
                 "connecting to redis: the connecting task was stopped (runtime shutting down)",
             ))),
         };
-        result.map_err(|e| e.duplicate())
+        result.map_err(|e| Error::clone(&e))
     }
 
     fn start<F>(self: &Arc<Self>, state: &mut State, connect: F) -> watch::Receiver<Outcome>
