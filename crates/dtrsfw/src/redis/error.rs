@@ -74,14 +74,18 @@ impl fmt::Display for ErrorKind {
 /// The message already ends with the text of the underlying error (redis-rs, JSON), so
 /// [`source`](std::error::Error::source) returns `None`: a printer of the whole chain
 /// (anyhow's `{:#}`, an error reporter) shows each cause once, not once per layer.
-#[derive(Debug, thiserror::Error)]
+///
+/// It is `Clone`, so one outcome can be handed to several callers (one connect awaited by
+/// many tasks).
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    /// Kept to classify the error ([`Error::server_code`], [`Error::is_transient`]), not
-    /// exposed as the source: its text is in `message` already.
-    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The redis-rs error, kept to classify this one ([`Error::server_code`],
+    /// [`Error::is_transient`]); not exposed as the source: its text is in `message`
+    /// already. (Other causes, such as a JSON error, are only text: nothing reads them.)
+    cause: Option<redis::RedisError>,
 }
 
 /// `Result` with [`Error`].
@@ -113,35 +117,18 @@ impl Error {
         Error {
             kind,
             message: format!("{context}: {err}"),
-            cause: Some(Box::new(err)),
+            cause: Some(err),
         }
     }
 
     /// Wraps a JSON error, saying what we were doing.
-    pub(crate) fn serialization(context: impl fmt::Display, err: serde_json::Error) -> Self {
-        Error {
-            kind: ErrorKind::Serialization,
-            message: format!("{context}: {err}"),
-            cause: Some(Box::new(err)),
-        }
+    pub(crate) fn serialization(context: impl fmt::Display, err: &serde_json::Error) -> Self {
+        Error::new(ErrorKind::Serialization, format!("{context}: {err}"))
     }
 
     /// A timeout while doing `context`.
     pub(crate) fn timeout(context: impl fmt::Display) -> Self {
         Error::new(ErrorKind::Timeout, context.to_string())
-    }
-
-    /// A copy for one more receiver of a result shared by several callers (one connect
-    /// awaited by many): same kind and message, and the redis-rs cause when there is one
-    /// (so `server_code` and `is_transient` answer alike). Other causes are not copied.
-    pub(crate) fn duplicate(&self) -> Self {
-        Error {
-            kind: self.kind,
-            message: self.message.clone(),
-            cause: self
-                .redis_error()
-                .map(|e| Box::new(e.clone()) as Box<dyn std::error::Error + Send + Sync + 'static>),
-        }
     }
 
     /// What kind of error this is.
@@ -215,7 +202,7 @@ impl Error {
     }
 
     fn redis_error(&self) -> Option<&redis::RedisError> {
-        self.cause.as_ref()?.downcast_ref::<redis::RedisError>()
+        self.cause.as_ref()
     }
 }
 
@@ -255,7 +242,7 @@ mod tests {
         assert!(std::error::Error::source(&err).is_none());
         assert_eq!(err.to_string().matches("reset by peer").count(), 1, "{err}");
         let json = serde_json::from_str::<u8>("x").unwrap_err();
-        let err = Error::serialization("decoding", json);
+        let err = Error::serialization("decoding", &json);
         assert!(std::error::Error::source(&err).is_none());
         assert_eq!(
             err.to_string(),

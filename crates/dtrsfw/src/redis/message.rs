@@ -64,7 +64,7 @@ impl Message {
             return Err(Error::invalid_input("message name is empty"));
         }
         let body = serde_json::to_string(body)
-            .map_err(|e| Error::serialization(format!("serializing the body of message {name:?}"), e))?;
+            .map_err(|e| Error::serialization(format!("serializing the body of message {name:?}"), &e))?;
         Ok(Message { name, body })
     }
 
@@ -82,7 +82,7 @@ impl Message {
             return Err(Error::invalid_input("message name is empty"));
         }
         serde_json::from_str::<serde::de::IgnoredAny>(&body)
-            .map_err(|e| Error::serialization(format!("body of message {name:?} is not JSON"), e))?;
+            .map_err(|e| Error::serialization(format!("body of message {name:?} is not JSON"), &e))?;
         Ok(Message { name, body })
     }
 
@@ -106,7 +106,7 @@ impl Message {
     /// decode as `T`, naming the message.
     pub fn body_as<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.body)
-            .map_err(|e| Error::serialization(format!("decoding the body of message {:?}", self.name), e))
+            .map_err(|e| Error::serialization(format!("decoding the body of message {:?}", self.name), &e))
     }
 
     /// The body as a generic JSON value.

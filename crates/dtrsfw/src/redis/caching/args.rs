@@ -64,17 +64,7 @@ impl CacheArgs {
     /// The arguments as the JSON object that is hashed into the key (Python formatting).
     #[must_use]
     pub fn to_json(&self) -> String {
-        let mut out = String::from("{");
-        for (i, (name, value)) in self.entries.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&pyjson::to_python_json(name.as_ref()).unwrap_or_default());
-            out.push_str(": ");
-            out.push_str(value);
-        }
-        out.push('}');
-        out
+        pyjson::json_object(self.entries.iter().map(|(n, v)| (n.as_ref(), v.as_str())))
     }
 
     /// The value of `name` as JSON (`null` if absent, as Python's `kwargs.get`).

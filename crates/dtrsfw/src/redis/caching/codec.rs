@@ -12,7 +12,7 @@ use crate::redis::error::{Error, ErrorKind, Result};
 /// The stored form of a value: zlib-compressed JSON in Python formatting. Also returns
 /// the JSON, which single-flight waiters decode.
 pub(super) fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<(Arc<[u8]>, Vec<u8>)> {
-    let json = pyjson::to_python_json(value).map_err(|e| Error::serialization("encoding the cached value", e))?;
+    let json = pyjson::to_python_json(value).map_err(|e| Error::serialization("encoding the cached value", &e))?;
     let mut encoder =
         flate2::write::ZlibEncoder::new(Vec::with_capacity(json.len() / 2 + 16), flate2::Compression::default());
     encoder
@@ -28,6 +28,6 @@ pub(super) fn decode_value<T: DeserializeOwned>(raw: &[u8]) -> Result<(T, Arc<[u
     flate2::read::ZlibDecoder::new(raw)
         .read_to_end(&mut json)
         .map_err(|e| Error::new(ErrorKind::Serialization, format!("cached value is not zlib data: {e}")))?;
-    let value = serde_json::from_slice(&json).map_err(|e| Error::serialization("decoding the cached value", e))?;
+    let value = serde_json::from_slice(&json).map_err(|e| Error::serialization("decoding the cached value", &e))?;
     Ok((value, Arc::from(json)))
 }

@@ -143,22 +143,32 @@ pub(crate) fn to_python_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Re
     Ok(String::from_utf8(out).unwrap_or_default())
 }
 
+/// The JSON object `{"name": value, ...}` of names and values already in Python JSON, as
+/// Python's `json.dumps` writes a dict.
+pub(crate) fn json_object<'a>(args: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut json = String::with_capacity(128);
+    json.push('{');
+    for (i, (name, value)) in args.enumerate() {
+        if i > 0 {
+            json.push_str(", ");
+        }
+        json.push_str(&to_python_json(name).unwrap_or_default());
+        json.push_str(": ");
+        json.push_str(value);
+    }
+    json.push('}');
+    json
+}
+
 /// The cache key of a call: `namespace:` + sha256 hex of `{"name": value, ...}` (the
 /// arguments in order, each value already in Python JSON); the namespace alone when no
 /// argument is left, and the hash alone when the namespace is empty (as the Python
 /// package's `rstrip(":")` yields).
 pub(crate) fn cache_key<'a>(namespace: &str, args: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut json = String::with_capacity(128);
-    for (name, value) in args {
-        json.push_str(if json.is_empty() { "{" } else { ", " });
-        json.push_str(&to_python_json(name).unwrap_or_default());
-        json.push_str(": ");
-        json.push_str(value);
-    }
-    if json.is_empty() {
+    let json = json_object(args);
+    if json == "{}" {
         return namespace.to_owned();
     }
-    json.push('}');
     let hash = Sha256::digest(json.as_bytes());
     let mut key = String::with_capacity(namespace.len() + 65);
     if !namespace.is_empty() {

@@ -23,7 +23,7 @@ struct Inner {
     connector: Connector,
     sync_pool: RwLock<Option<Arc<SyncPool>>>,
     /// The shared async client, or the one connect opening it.
-    shared: Arc<SharedSlot>,
+    shared: SharedSlot,
     /// Per-instance state of higher layers (the cache's view of this server), type-erased
     /// so that this module does not depend on them.
     extensions: Extensions,
@@ -90,7 +90,7 @@ impl RedisInstance {
                 url,
                 connector,
                 sync_pool: RwLock::new(None),
-                shared: Arc::default(),
+                shared: SharedSlot::default(),
                 extensions: Extensions::default(),
             }),
         })

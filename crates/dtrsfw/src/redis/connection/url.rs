@@ -56,9 +56,8 @@ pub(crate) fn percent_encode(s: &str) -> String {
 /// carrying the shared credentials. A cluster has only database 0, so any other is an
 /// error rather than silently ignored.
 ///
-/// The credentials end at the last `@`, as in [`redact_url`]: where they hold an
-/// unencoded `/`, `#` or `?`, the seed then fails to parse (masked) instead of the rest of
-/// the password being taken for a host or a database.
+/// The credentials end at the last `@`, as in [`redact_url`] (an unencoded `/`, `#` or
+/// `?` in them was refused by the configuration's validation already).
 pub(super) fn cluster_seed_urls(url: &str) -> Result<Vec<String>> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let node_scheme = if scheme == CLUSTER_TLS_SCHEME {
