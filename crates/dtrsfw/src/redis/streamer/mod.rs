@@ -143,8 +143,8 @@
 // handler, names, shutdown (pure pieces) · channel (a registered channel and the state
 // its loop keeps) · acks, dead_letter (the field contract and its writer, with the
 // operator functions) · settle (what happens to one entry) · dispatch (running handlers:
-// `ChannelRun`, what one run of a loop works on) · read, recovery, housekeeping, cleanup
-// (the commands a run sends) · channel_loop (the loop and its schedule) · consumer,
+// `ChannelRun`, what one run of a loop works on) · read, recovery, housekeeping, cleanup,
+// delete_on_ack (the commands a run sends; delete_on_ack uses cleanup) · channel_loop (the loop and its schedule) · consumer,
 // consume (the public type) · blocking (its sync twin).
 mod acks;
 mod blocking;
@@ -154,6 +154,7 @@ mod cleanup;
 mod consume;
 mod consumer;
 mod dead_letter;
+mod delete_on_ack;
 mod dispatch;
 mod handler;
 mod housekeeping;
