@@ -268,6 +268,13 @@ impl RedisInstance {
         Ok(caps)
     }
 
+    /// Tells the instance that a connection of its own (a dedicated one, for blocking
+    /// reads) was lost: the server may be another one now, so the capabilities are
+    /// detected again on next use.
+    pub(crate) fn note_connection_lost(&self) {
+        self.inner.epoch.bump();
+    }
+
     /// The sync twin of [`server_capabilities`](Self::server_capabilities): the same
     /// cache, detected on a connection of the sync pool when it is stale.
     ///

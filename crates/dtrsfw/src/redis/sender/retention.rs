@@ -16,29 +16,31 @@ pub enum Retention {
     /// this process's clock, the IDs carry the server's: keep the clocks in sync (NTP) or
     /// leave a margin. Needs Redis 6.2 or later.
     MinAge(Duration),
-    /// [`MaxLen`](Self::MaxLen), acknowledged-only (`MAXLEN ~ n ACKED`): the trim removes
-    /// only entries that every consumer group of the stream has read and acknowledged,
-    /// so the stream may grow past `n` while a group lags (and, with no group at all,
-    /// everything past the bound goes, as with `MaxLen`). Redis 8.2 or later; refused at
-    /// registration on other servers (see the [module docs](super#retention)).
+    /// [`MaxLen`](Self::MaxLen), acknowledged-only (`MAXLEN n ACKED`, exact): the trim
+    /// removes only entries that every consumer group of the stream has read and
+    /// acknowledged, so the stream may grow past `n` while a group lags (and, with no
+    /// group at all, everything past the bound goes, as with `MaxLen`). Redis 8.2 or
+    /// later; refused at registration on other servers (see the
+    /// [module docs](super#retention)).
     MaxLenAcked(u64),
-    /// [`MinAge`](Self::MinAge), acknowledged-only (`MINID ~ <now - age> ACKED`): only
-    /// entries older than `age` that every group has acknowledged are trimmed. Redis 8.2
-    /// or later.
+    /// [`MinAge`](Self::MinAge), acknowledged-only (`MINID <now - age> ACKED`, exact):
+    /// only entries older than `age` that every group has acknowledged are trimmed. Redis
+    /// 8.2 or later.
     MinAgeAcked(Duration),
 }
 
 impl Retention {
-    /// Appends the trim options (`MAXLEN ~ n` or `MINID ~ <ms>`, then `ACKED` for the
-    /// acknowledged-only forms) to an `XADD`, at `now`.
+    /// Appends the trim options to an `XADD`, at `now`: `MAXLEN ~ n` or `MINID ~ <ms>`;
+    /// the acknowledged-only forms trim exactly and end with `ACKED`, because an
+    /// approximate `~ ... ACKED` trim removes nothing on Redis 8.2.2 to 8.4 (checked on
+    /// 8.2.3; redis/redis#14656, fixed by #14623).
     pub(super) fn write_xadd_trim(self, xadd: &mut redis::Cmd, now: SystemTime) {
         match self {
-            Retention::MaxLen(n) | Retention::MaxLenAcked(n) => xadd.arg("MAXLEN").arg("~").arg(n),
-            Retention::MinAge(age) | Retention::MinAgeAcked(age) => xadd.arg("MINID").arg("~").arg(min_id_ms(now, age)),
+            Retention::MaxLen(n) => xadd.arg("MAXLEN").arg("~").arg(n),
+            Retention::MinAge(age) => xadd.arg("MINID").arg("~").arg(min_id_ms(now, age)),
+            Retention::MaxLenAcked(n) => xadd.arg("MAXLEN").arg(n).arg("ACKED"),
+            Retention::MinAgeAcked(age) => xadd.arg("MINID").arg(min_id_ms(now, age)).arg("ACKED"),
         };
-        if self.acked_only() {
-            xadd.arg("ACKED");
-        }
     }
 
     /// Whether this is an acknowledged-only form (needs Redis 8.2).
@@ -76,7 +78,7 @@ mod tests {
     }
 
     #[test]
-    fn acked_forms_end_the_trim_with_acked() {
+    fn acked_forms_trim_exactly_and_end_with_acked() {
         let now = UNIX_EPOCH + Duration::from_millis(10_000);
         let args = |r: Retention| {
             let mut cmd = redis::cmd("XADD");
@@ -88,10 +90,10 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        assert_eq!(args(Retention::MaxLenAcked(5)), ["XADD", "MAXLEN", "~", "5", "ACKED"]);
+        assert_eq!(args(Retention::MaxLenAcked(5)), ["XADD", "MAXLEN", "5", "ACKED"]);
         assert_eq!(
             args(Retention::MinAgeAcked(Duration::from_secs(4))),
-            ["XADD", "MINID", "~", "6000", "ACKED"]
+            ["XADD", "MINID", "6000", "ACKED"]
         );
         assert_eq!(args(Retention::MaxLen(5)), ["XADD", "MAXLEN", "~", "5"]);
         assert!(!Retention::MinAge(Duration::ZERO).acked_only());

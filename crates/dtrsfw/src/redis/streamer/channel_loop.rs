@@ -236,6 +236,10 @@ impl<'a> ChannelLoop<'a> {
             Err(e) if self.mode.once => return Err(e),
             Err(e) => {
                 warn!(channel = %self.run.ch.name, error = %e, pause = ?self.backoff, "reading failed; retrying");
+                if e.is_transient() {
+                    // A failover may land on another server version.
+                    self.run.shared.redis.note_connection_lost();
+                }
                 tokio::select! {
                     () = tokio::time::sleep(self.backoff) => {}
                     () = wait_stop(&mut self.run.stop) => {}
