@@ -119,7 +119,10 @@ pub(super) fn detection_commands() -> (redis::Cmd, redis::Cmd) {
 }
 
 /// Reads a detection's replies; an error names what could not be read.
-pub(super) fn interpret(info: std::result::Result<String, redis::RedisError>, command: redis::RedisResult<Value>) -> Result<ServerCapabilities> {
+pub(super) fn interpret(
+    info: std::result::Result<String, redis::RedisError>,
+    command: redis::RedisResult<Value>,
+) -> Result<ServerCapabilities> {
     let info = info.map_err(|e| Error::redis("detecting the server's capabilities (INFO server)", e))?;
     let command = command.map_err(|e| Error::redis("detecting the server's capabilities (COMMAND INFO)", e))?;
     Ok(ServerCapabilities::from_replies(&info, &command))
@@ -150,7 +153,10 @@ impl CapabilityCache {
     /// The cached answer if it was detected in `epoch`.
     pub(super) fn get(&self, epoch: u64) -> Option<ServerCapabilities> {
         let detected = self.detected.lock().unwrap_or_else(|e| e.into_inner());
-        detected.as_ref().filter(|(e, _)| *e == epoch).map(|(_, caps)| caps.clone())
+        detected
+            .as_ref()
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, caps)| caps.clone())
     }
 
     pub(super) fn store(&self, epoch: u64, caps: &ServerCapabilities) {
@@ -169,10 +175,16 @@ mod tests {
         let known = Value::Array(vec![Value::Array(vec![Value::BulkString(b"xackdel".to_vec())])]);
         let unknown = Value::Array(vec![Value::Nil]);
         let caps = ServerCapabilities::from_replies(redis82, &known);
-        assert_eq!((caps.product(), caps.version(), caps.ack_aware_streams()), ("redis", "8.2.3", true));
+        assert_eq!(
+            (caps.product(), caps.version(), caps.ack_aware_streams()),
+            ("redis", "8.2.3", true)
+        );
         assert_eq!(caps.to_string(), "redis 8.2.3 (acknowledged-aware stream commands)");
         let caps = ServerCapabilities::from_replies(valkey, &unknown);
-        assert_eq!((caps.product(), caps.version(), caps.ack_aware_streams()), ("valkey", "9.1.2", false));
+        assert_eq!(
+            (caps.product(), caps.version(), caps.ack_aware_streams()),
+            ("valkey", "9.1.2", false)
+        );
         assert!(caps.missing("X").to_string().contains("valkey 9.1.2"));
     }
 

@@ -17,7 +17,12 @@ pub(crate) async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<Ent
     let mut client = shared.redis.get_async_redis_client().await?;
     if ch.ack_deletes.load(Ordering::Relaxed) {
         let mut cmd = redis::cmd("XACKDEL");
-        cmd.arg(&*ch.name).arg(&ch.group).arg("ACKED").arg("IDS").arg(acks.len()).arg(&*acks);
+        cmd.arg(&*ch.name)
+            .arg(&ch.group)
+            .arg("ACKED")
+            .arg("IDS")
+            .arg(acks.len())
+            .arg(&*acks);
         match cmd.query_async::<Value>(&mut client).await {
             Ok(_) => {
                 acks.clear();

@@ -215,7 +215,10 @@ impl<'a> ChannelLoop<'a> {
     /// Block in Redis while idle, but not past the next reclaim or renewal.
     fn block_for(&self, now: Instant) -> Duration {
         let mut block = self.mode.block;
-        for t in [self.run.state.next_reclaim, self.next_delete_pass].into_iter().flatten() {
+        for t in [self.run.state.next_reclaim, self.next_delete_pass]
+            .into_iter()
+            .flatten()
+        {
             block = block.min(t.saturating_duration_since(now));
         }
         if self.run.work.held() > 0 {
