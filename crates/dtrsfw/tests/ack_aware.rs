@@ -457,3 +457,27 @@ async fn delete_when_acked_by_all_deletes_exactly_what_a_brute_force_model_allow
     }
     assert!(total > 0, "the interleavings exercised actual deletions");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_on_a_cluster_ask_every_primary_and_the_sync_twin_agrees() {
+    let cluster = dtrsfw_test_support::Cluster::start();
+    let seeds: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
+    let redis = RedisInstance::new(RedisConfig::new().set_redis_url(format!("redis+cluster://{}", seeds.join(","))))
+        .expect("valid config");
+    let caps = redis.server_capabilities().await.unwrap();
+    let mut node = cluster.nodes()[0].connection();
+    let info: String = redis::cmd("INFO").arg("server").query(&mut node).unwrap();
+    assert!(
+        info.contains(&format!("_version:{}\r", caps.version())),
+        "{caps:?} vs {info}"
+    );
+    assert_eq!(caps.ack_aware_streams(), server_has_xackdel(&mut node), "{caps}");
+    redis.reset_async_pool().await; // forget the answer: the sync twin detects on its own
+    let sync = tokio::task::block_in_place(|| redis.server_capabilities_blocking()).unwrap();
+    assert_eq!(sync, caps);
+    println!("cluster detected: {caps}");
+}

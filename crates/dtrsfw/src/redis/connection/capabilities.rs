@@ -13,8 +13,9 @@
 //! timeout error seen by the shared client, and every (re)connect of it, moves the
 //! instance's connection epoch, and a cached answer from an older epoch is not used.
 //!
-//! On a cluster, the node that answers the detection speaks for the cluster: a cluster
-//! in the middle of a rolling upgrade between 7.x and 8.2 must not use the 8.2 options.
+//! On a cluster, `INFO server` is asked of every primary: when they all run the same
+//! version, the node that answers `COMMAND INFO` speaks for all of them; primaries of
+//! different versions (a rolling upgrade) count as lacking the 8.2 commands.
 //!
 //! [`RedisInstance::server_capabilities`]: super::RedisInstance::server_capabilities
 
@@ -66,26 +67,36 @@ impl ServerCapabilities {
         self.ack_aware_streams
     }
 
-    /// From the replies of `INFO server` and `COMMAND INFO XACKDEL`.
-    pub(crate) fn from_replies(info: &str, command_info: &Value) -> Self {
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_owned())
-        };
-        let product = field("server_name").unwrap_or_else(|| "redis".to_owned());
-        let version = field("valkey_version")
-            .or_else(|| field("redis_version"))
-            .unwrap_or_else(|| "unknown".to_owned());
+    /// From the replies of `INFO server` (one server's text, or on a cluster one text
+    /// per primary) and `COMMAND INFO XACKDEL`. Primaries of different versions (a
+    /// rolling upgrade) count as lacking the 8.2 commands, whatever the one node asked
+    /// by `COMMAND INFO` has.
+    pub(crate) fn from_replies(info: &[String], command_info: &Value) -> Self {
+        let mut seen: Vec<(String, String)> = info.iter().map(|text| product_and_version(text)).collect();
+        seen.sort();
+        seen.dedup();
         // `COMMAND INFO <name>` answers one element per name: nil when unknown.
-        let ack_aware_streams = match command_info {
+        let has_xackdel = match command_info {
             Value::Array(items) => items.first().is_some_and(|v| !matches!(v, Value::Nil)),
             _ => false,
         };
-        ServerCapabilities {
-            product,
-            version,
-            ack_aware_streams,
+        match seen.as_slice() {
+            [(product, version)] => ServerCapabilities {
+                product: product.clone(),
+                version: version.clone(),
+                ack_aware_streams: has_xackdel,
+            },
+            _ => ServerCapabilities {
+                product: seen.first().map_or_else(|| "redis".to_owned(), |(p, _)| p.clone()),
+                version: format!(
+                    "mixed ({})",
+                    seen.iter()
+                        .map(|(p, v)| format!("{p} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                ack_aware_streams: false,
+            },
         }
     }
 
@@ -118,14 +129,45 @@ pub(super) fn detection_commands() -> (redis::Cmd, redis::Cmd) {
     (info, command)
 }
 
+/// `product` and `version` in one server's `INFO server` text.
+fn product_and_version(info: &str) -> (String, String) {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    };
+    let product = field("server_name").unwrap_or_else(|| "redis".to_owned());
+    let version = field("valkey_version")
+        .or_else(|| field("redis_version"))
+        .unwrap_or_else(|| "unknown".to_owned());
+    (product, version)
+}
+
+/// The `INFO` texts in a reply: one server's, or one per node on a cluster (a map of
+/// node to text).
+fn info_texts(reply: &Value) -> Vec<String> {
+    let text = |v: &Value| redis::from_redis_value_ref::<String>(v).ok();
+    match reply {
+        Value::Map(nodes) => nodes.iter().filter_map(|(_, v)| text(v)).collect(),
+        other => text(other).into_iter().collect(),
+    }
+}
+
 /// Reads a detection's replies; an error names what could not be read.
 pub(super) fn interpret(
-    info: std::result::Result<String, redis::RedisError>,
+    info: redis::RedisResult<Value>,
     command: redis::RedisResult<Value>,
 ) -> Result<ServerCapabilities> {
     let info = info.map_err(|e| Error::redis("detecting the server's capabilities (INFO server)", e))?;
     let command = command.map_err(|e| Error::redis("detecting the server's capabilities (COMMAND INFO)", e))?;
-    Ok(ServerCapabilities::from_replies(&info, &command))
+    let texts = info_texts(&info);
+    if texts.is_empty() {
+        return Err(Error::new(
+            crate::redis::error::ErrorKind::Response,
+            format!("INFO server answered {info:?}, not the server's description"),
+        ));
+    }
+    Ok(ServerCapabilities::from_replies(&texts, &command))
 }
 
 /// Moves whenever the shared connection may now reach another server (lost, reset,
@@ -174,24 +216,36 @@ mod tests {
         let valkey = "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:9.1.2\r\n";
         let known = Value::Array(vec![Value::Array(vec![Value::BulkString(b"xackdel".to_vec())])]);
         let unknown = Value::Array(vec![Value::Nil]);
-        let caps = ServerCapabilities::from_replies(redis82, &known);
+        let caps = ServerCapabilities::from_replies(&[redis82.into()], &known);
         assert_eq!(
             (caps.product(), caps.version(), caps.ack_aware_streams()),
             ("redis", "8.2.3", true)
         );
         assert_eq!(caps.to_string(), "redis 8.2.3 (acknowledged-aware stream commands)");
-        let caps = ServerCapabilities::from_replies(valkey, &unknown);
+        let caps = ServerCapabilities::from_replies(&[valkey.into()], &unknown);
         assert_eq!(
             (caps.product(), caps.version(), caps.ack_aware_streams()),
             ("valkey", "9.1.2", false)
         );
         assert!(caps.missing("X").to_string().contains("valkey 9.1.2"));
+        // A cluster: the same version everywhere speaks for all; mixed versions never use
+        // the 8.2 commands.
+        let same = ServerCapabilities::from_replies(&[redis82.into(), redis82.into()], &known);
+        assert!(same.ack_aware_streams());
+        let mixed = ServerCapabilities::from_replies(&[redis82.into(), "redis_version:7.0.15".into()], &known);
+        assert!(!mixed.ack_aware_streams());
+        assert_eq!(mixed.version(), "mixed (redis 7.0.15, redis 8.2.3)");
+        let map = Value::Map(vec![(
+            Value::BulkString(b"n1".to_vec()),
+            Value::BulkString(redis82.as_bytes().to_vec()),
+        )]);
+        assert_eq!(info_texts(&map), [redis82]);
     }
 
     #[test]
     fn a_cached_answer_is_only_used_in_its_epoch() {
         let cache = CapabilityCache::default();
-        let caps = ServerCapabilities::from_replies("redis_version:7.0.15", &Value::Array(vec![Value::Nil]));
+        let caps = ServerCapabilities::from_replies(&["redis_version:7.0.15".into()], &Value::Array(vec![Value::Nil]));
         assert_eq!(cache.get(0), None);
         cache.store(3, &caps);
         assert_eq!(cache.get(3), Some(caps));

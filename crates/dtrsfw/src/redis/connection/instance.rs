@@ -261,7 +261,7 @@ impl RedisInstance {
             return Ok(caps);
         }
         let (info, command) = capabilities::detection_commands();
-        let info = info.query_async(&mut client).await;
+        let info = info.query_async::<redis::Value>(&mut client).await;
         let command = command.query_async(&mut client).await;
         let caps = capabilities::interpret(info, command)?;
         self.inner.capabilities.store(epoch, &caps);
@@ -288,7 +288,7 @@ impl RedisInstance {
         }
         let mut conn = self.get_redis()?;
         let (info, command) = capabilities::detection_commands();
-        let info = info.query(&mut conn);
+        let info = info.query::<redis::Value>(&mut conn);
         let command = command.query(&mut conn);
         let caps = capabilities::interpret(info, command)?;
         self.inner.capabilities.store(epoch, &caps);
