@@ -31,7 +31,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 600)]
     duration: u64,
     /// Entries published by the `retention_acked_1m` row (area `acked`), for machines
-    /// where a million takes too long; `--quick` divides it by 10. By default, 1000000.
+    /// where a million takes too long; `--quick` divides it by 100 (one round). By
+    /// default, 1000000.
     #[arg(long, default_value_t = 1_000_000)]
     retention_entries: usize,
 }

@@ -179,10 +179,15 @@ struct RetentionRound {
 
 /// `retention_acked_1m`.
 async fn retention(ctx: &BenchContext) -> anyhow::Result<BenchRow> {
-    let n = ctx.n(ctx.retention_entries);
+    // `--quick` (a smoke run, also the CLI tests'): a hundredth, one round.
+    let (n, rounds) = if ctx.quick {
+        ((ctx.retention_entries / 100).max(1), 1)
+    } else {
+        (ctx.retention_entries, 3)
+    };
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     let (mut max_len, mut unacked_trimmed) = (0, 0);
-    for round in 0..ctx.rounds().min(3) {
+    for round in 0..rounds {
         let ours_round = async {
             let r = ours_retention_round(ctx, &format!("bench:retention:ours{round}"), n).await?;
             (max_len, unacked_trimmed) = (max_len.max(r.max_len), unacked_trimmed + r.unacked_trimmed);
