@@ -44,7 +44,7 @@ fn server_has_xackdel(conn: &mut redis::Connection) -> bool {
 }
 
 fn skip(what: &str, server: &str) {
-    println!("SKIPPED {what}: the server is {server}, without XACKDEL and the ACKED option (Redis 8.2+)");
+    eprintln!("SKIPPED {what}: the server is {server}, without XACKDEL and the ACKED option (Redis 8.2+)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +60,7 @@ async fn capabilities_match_the_server_are_cached_and_detected_again_after_a_rec
     );
     assert_eq!(caps.product() == "valkey", info.contains("server_name:valkey"));
     assert_eq!(caps.ack_aware_streams(), server_has_xackdel(&mut conn), "{caps}");
-    println!("detected: {caps}");
+    eprintln!("detected: {caps}");
 
     // Cached: asking again sends nothing.
     let before = calls(&mut conn, "command|info");
@@ -375,7 +375,7 @@ async fn delete_when_acked_by_all_deletes_exactly_what_a_brute_force_model_allow
     let mut conn = server.connection();
     let caps = redis.server_capabilities().await.unwrap();
     if !caps.ack_aware_streams() {
-        println!("fast path (XTRIM MINID ... ACKED) not available on {caps}: checking the cleanup-rule fallback");
+        eprintln!("fast path (XTRIM MINID ... ACKED) not available on {caps}: checking the cleanup-rule fallback");
     }
     let services = ["alpha", "beta", "gamma"]; // gamma is not listed
     let mut total = 0;
@@ -479,5 +479,5 @@ async fn capabilities_on_a_cluster_ask_every_primary_and_the_sync_twin_agrees() 
     redis.reset_async_pool().await; // forget the answer: the sync twin detects on its own
     let sync = tokio::task::block_in_place(|| redis.server_capabilities_blocking()).unwrap();
     assert_eq!(sync, caps);
-    println!("cluster detected: {caps}");
+    eprintln!("cluster detected: {caps}");
 }
