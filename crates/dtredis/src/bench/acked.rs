@@ -317,10 +317,48 @@ async fn bare_retention_round(ctx: &BenchContext, key: &str, n: usize) -> anyhow
     let done = Arc::new(AtomicBool::new(false));
     let sampler = sample_len(ctx, key.to_owned(), done.clone());
     let start = Instant::now();
-    let (mut reader, reader_key) = (ctx.bare_async().await?, key.to_owned());
     let consumed = Arc::new(AtomicUsize::new(0));
-    let progress = consumed.clone();
-    let reading = tokio::spawn(async move {
+    let reading = spawn_bare_reader(ctx.bare_async().await?, key.to_owned(), n, consumed.clone());
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        keep_pace(chunk[0], &consumed).await;
+        bare_publish(&mut conn, key, chunk).await?;
+    }
+    let seen = reading.await??;
+    let per_s = per_second(n, start.elapsed());
+    done.store(true, Ordering::Relaxed);
+    let max_len = sampler.await??;
+    redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
+    Ok(RetentionRound {
+        per_s,
+        max_len,
+        unacked_trimmed: seen.iter().filter(|s| !**s).count(),
+    })
+}
+
+/// One pipeline of `XADD key MAXLEN 10000 ACKED * name e body {"i":<i>}`.
+async fn bare_publish(conn: &mut BareAsync, key: &str, seqs: &[usize]) -> anyhow::Result<()> {
+    let mut pipe = redis::pipe();
+    for i in seqs {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key).arg("MAXLEN").arg(BOUND).arg("ACKED").arg("*");
+        for (field, value) in Message::new("e", &serde_json::json!({ "i": i }))?.get_json_encoded() {
+            cmd.arg(field).arg(value);
+        }
+        pipe.add_command(cmd).ignore();
+    }
+    pipe.exec_async(conn).await?;
+    Ok(())
+}
+
+/// The bare consumer: `XREADGROUP COUNT 500` + `XACK` until `n` entries (at most 60 s);
+/// marks each payload sequence number seen and publishes its progress in `consumed`.
+fn spawn_bare_reader(
+    mut reader: BareAsync,
+    key: String,
+    n: usize,
+    consumed: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<anyhow::Result<Vec<bool>>> {
+    tokio::spawn(async move {
         let mut seen = vec![false; n];
         let mut count = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -334,14 +372,13 @@ async fn bare_retention_round(ctx: &BenchContext, key: &str, n: usize) -> anyhow
                 .arg("BLOCK")
                 .arg(100)
                 .arg("STREAMS")
-                .arg(&reader_key)
+                .arg(&key)
                 .arg(">")
                 .query_async(&mut reader)
                 .await?;
             let entries: Vec<_> = reply
                 .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
                 .unwrap_or_default();
-            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
             for e in &entries {
                 let body: Option<String> = e.get("body");
                 let parsed = body.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
@@ -350,40 +387,17 @@ async fn bare_retention_round(ctx: &BenchContext, key: &str, n: usize) -> anyhow
                 }
             }
             count += entries.len();
-            if !ids.is_empty() {
+            if !entries.is_empty() {
+                let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
                 let _: Value = redis::cmd("XACK")
-                    .arg(&reader_key)
+                    .arg(&key)
                     .arg("g")
                     .arg(&ids)
                     .query_async(&mut reader)
                     .await?;
             }
-            progress.store(count, Ordering::Relaxed);
+            consumed.store(count, Ordering::Relaxed);
         }
         anyhow::Ok(seen)
-    });
-    let message = |i: usize| Message::new("e", &serde_json::json!({ "i": i }));
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        keep_pace(chunk[0], &consumed).await;
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(key).arg("MAXLEN").arg(BOUND).arg("ACKED").arg("*");
-            for (field, value) in message(*i)?.get_json_encoded() {
-                cmd.arg(field).arg(value);
-            }
-            pipe.add_command(cmd).ignore();
-        }
-        pipe.exec_async(&mut conn).await?;
-    }
-    let seen = reading.await??;
-    let per_s = per_second(n, start.elapsed());
-    done.store(true, Ordering::Relaxed);
-    let max_len = sampler.await??;
-    redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
-    Ok(RetentionRound {
-        per_s,
-        max_len,
-        unacked_trimmed: seen.iter().filter(|s| !**s).count(),
     })
 }
