@@ -152,6 +152,7 @@ mod condition;
 mod edge;
 mod flight;
 mod function;
+pub mod local;
 mod lock;
 mod operator;
 mod policy;
@@ -159,6 +160,7 @@ mod pyjson;
 mod server;
 mod stats;
 mod sync_conns;
+mod tiered;
 
 pub use self::admin::{
     cache_data, cache_data_async, cache_stats, get_cached, get_cached_async, invalidate, invalidate_async,
@@ -167,6 +169,7 @@ pub use self::admin::{
 pub use self::args::{CacheArgs, cache_key};
 pub use self::builder::{CachedFunctionBuilder, DEFAULT_CACHE_TIMEOUT, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD};
 pub use self::function::CachedFunction;
+pub use self::local::LocalTier;
 pub use self::operator::{OPERATORS, Operator};
 pub use self::stats::CacheStats;
 

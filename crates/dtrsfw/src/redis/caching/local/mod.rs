@@ -27,7 +27,7 @@
 //! - The window: a write becomes invisible here when its invalidation arrives, i.e. one
 //!   network trip after the write (see the `cache_invalidation_visible` bench row). A
 //!   connection that dies silently (no FIN, no RST) is noticed by a `PING` every
-//!   [`PING_EVERY`](tracker::PING_EVERY) answered within [`PING_TIMEOUT`](tracker::PING_TIMEOUT):
+//!   [`PING_EVERY`] answered within [`PING_TIMEOUT`]:
 //!   that is the worst case window in that failure.
 //!
 //! # Design
@@ -95,13 +95,18 @@
 //!
 //! Layers: `coherence` (epochs, no I/O) · `store` (the `moka` tier of one function,
 //! [`LocalTier`]) · `tracker` (the invalidation connection and its thread) · `server`
-//! (per-server state: which stores, which prefixes, the tracker).
+//! (per-server state: which stores, which prefixes, the tracker) · `slot` (a function's
+//! handle on its store).
 
 mod coherence;
 mod server;
+mod slot;
 mod store;
 mod tracker;
 
+pub(crate) use self::coherence::Ticket;
 pub(crate) use self::server::Tracking;
+pub(crate) use self::slot::LocalSlot;
 pub(crate) use self::store::LocalStore;
 pub use self::store::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LocalTier};
+pub use self::tracker::{PING_EVERY, PING_TIMEOUT};
