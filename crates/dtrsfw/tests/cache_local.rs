@@ -12,7 +12,7 @@ use dtrsfw::redis::caching::{
 };
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::proxy::Proxy;
-use dtrsfw_test_support::{Server, python_peer};
+use dtrsfw_test_support::{Server, dtpyfw_python, parse_json_lines};
 use serde_json::{Value, json};
 
 fn instance(url: &str) -> RedisInstance {
@@ -65,6 +65,19 @@ fn until_value<T: PartialEq + std::fmt::Debug>(want: &T, mut call: impl FnMut() 
         assert!(start.elapsed() < Duration::from_secs(2), "still {got:?}, want {want:?}, after 2 s");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The Python peer of this crate (`tests/python/peer.py`, with its `cache-data`
+/// command), run with the real `dtpyfw`; its JSON lines.
+fn python_peer(url: &str, args: &[&str]) -> Vec<Value> {
+    let out = std::process::Command::new(dtpyfw_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/peer.py"))
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("run the Python peer");
+    assert!(out.status.success(), "Python peer {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    parse_json_lines(&out.stdout)
 }
 
 fn local_fn(namespace: &str) -> CachedFunction {
