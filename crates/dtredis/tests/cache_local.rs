@@ -57,3 +57,26 @@ fn dtredis_cache_invalidate_reaches_the_local_tier() {
     dtredis_invalidate(&server.url(), &["clilocal"]);
     until(3);
 }
+
+#[test]
+fn bench_reports_the_local_tier_rows() {
+    let server = Server::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_dtredis"))
+        .arg("--url")
+        .arg(server.url())
+        .args(["bench", "--quick", "--only", "cache_local", "--json"])
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run dtredis");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let ops = report["ops"].as_array().expect("ops");
+    let row = |name: &str| ops.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name} in {ops:?}"));
+    for name in ["cache_hit_local", "cache_hit_local_async"] {
+        let r = row(name);
+        assert!(r["ratio"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    }
+    let visible = row("cache_invalidation_visible");
+    let (p50, p99) = (visible["p50_ms"].as_f64().unwrap(), visible["p99_ms"].as_f64().unwrap());
+    assert!(0.0 <= p50 && p50 <= p99, "{visible}");
+}

@@ -19,7 +19,8 @@ const CHUNKS: usize = 20;
 /// The local rows of the table.
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     if ctx.instance()?.is_cluster() {
-        anyhow::bail!("the local tier is disabled on a cluster: no cache_local rows");
+        eprintln!("bench: cache_local skipped: the local tier is disabled on a cluster");
+        return Ok(Vec::new());
     }
     let redis = ctx.instance()?;
     let cached = CachedFunction::builder("bench:local", ["make", "state", "page"])

@@ -204,6 +204,21 @@ mod tests {
         assert!(entries * 1_000 <= 64 * 1024, "{entries} entries of 1 000 bytes");
     }
 
+    /// The figure: a million distinct keys through one store.
+    #[test]
+    fn both_bounds_hold_under_a_million_distinct_keys() {
+        let tier = LocalTier::new().max_entries(10_000).max_bytes(1 << 20);
+        let store = LocalStore::new("ns", tier);
+        let value: Arc<[u8]> = Arc::from(&[b'7'; 200][..]);
+        for i in 0..1_000_000 {
+            store.insert(&format!("ns:{i}"), value.clone(), -1);
+        }
+        let (entries, bytes, _, _) = store.sizes();
+        assert!(entries <= 10_000, "{entries} entries, bound 10 000");
+        assert!(bytes <= 1 << 20, "{bytes} bytes, bound 1 MiB");
+        assert!(entries > 1_000, "the store keeps entries: {entries}");
+    }
+
     #[test]
     fn an_entry_expires_with_the_redis_ttl_and_a_gone_key_is_not_kept() {
         let store = LocalStore::new("ns", LocalTier::new());
