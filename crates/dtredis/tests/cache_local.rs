@@ -18,17 +18,26 @@ fn dtredis_invalidate(url: &str, args: &[&str]) {
         .env_remove("REDIS_URL")
         .output()
         .expect("run dtredis");
-    assert!(out.status.success(), "dtredis failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dtredis failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn dtredis_cache_invalidate_reaches_the_local_tier() {
     let server = Server::start();
     let redis = RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).unwrap();
-    let cached = CachedFunction::builder("clilocal", ["x"]).local(LocalTier::new()).build().unwrap();
+    let cached = CachedFunction::builder("clilocal", ["x"])
+        .local(LocalTier::new())
+        .build()
+        .unwrap();
     let runs = AtomicUsize::new(0);
     let read = || {
-        cached.call(&redis, &CacheArgs::new().arg("x", &1), || runs.fetch_add(1, Ordering::SeqCst) + 1)
+        cached.call(&redis, &CacheArgs::new().arg("x", &1), || {
+            runs.fetch_add(1, Ordering::SeqCst) + 1
+        })
     };
     // Served locally (no GET reaches Redis) before each invalidation.
     let warm = || {
@@ -71,7 +80,11 @@ fn bench_reports_the_local_tier_rows() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let ops = report["ops"].as_array().expect("ops");
-    let row = |name: &str| ops.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name} in {ops:?}"));
+    let row = |name: &str| {
+        ops.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {ops:?}"))
+    };
     for name in ["cache_hit_local", "cache_hit_local_async"] {
         let r = row(name);
         assert!(r["ratio"].as_f64().is_some_and(|v| v > 0.0), "{r}");

@@ -62,7 +62,10 @@ fn until_value<T: PartialEq + std::fmt::Debug>(want: &T, mut call: impl FnMut() 
         if &got == want {
             return start.elapsed();
         }
-        assert!(start.elapsed() < Duration::from_secs(2), "still {got:?}, want {want:?}, after 2 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "still {got:?}, want {want:?}, after 2 s"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -76,7 +79,11 @@ fn python_peer(url: &str, args: &[&str]) -> Vec<Value> {
         .args(args)
         .output()
         .expect("run the Python peer");
-    assert!(out.status.success(), "Python peer {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "Python peer {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_json_lines(&out.stdout)
 }
 
@@ -284,14 +291,20 @@ fn an_entry_never_outlives_the_key_in_redis() {
     // Local hits keep coming until the key's TTL (1 s from its SET) runs out; then the
     // function runs again.
     let took = until_value(&2, read);
-    assert!(filled.elapsed() <= Duration::from_millis(1_600), "held {took:?} past the TTL");
+    assert!(
+        filled.elapsed() <= Duration::from_millis(1_600),
+        "held {took:?} past the TTL"
+    );
 }
 
 #[test]
 fn a_write_by_the_real_dtpyfw_invalidates_the_local_copy() {
     let server = Server::start();
     let redis = instance(&server.url());
-    let cached = CachedFunction::builder("lpy", ["x"]).local(LocalTier::new()).build().unwrap();
+    let cached = CachedFunction::builder("lpy", ["x"])
+        .local(LocalTier::new())
+        .build()
+        .unwrap();
     // Python's cache_wrapper computes and stores; Rust reads it and keeps it locally.
     let py = python_peer(&server.url(), &["cache", "lpy", "{\"x\": 1}"]);
     assert_eq!(py[0]["computed"], true);
@@ -300,7 +313,10 @@ fn a_write_by_the_real_dtpyfw_invalidates_the_local_copy() {
     let first = until_local_hit(|| cached.stats(), read);
     assert_eq!(first["source"], "python");
     // dtpyfw rewrites it (DEL + SETEX): the next reads see the new value.
-    python_peer(&server.url(), &["cache-data", "lpy", "{\"x\": 1}", "{\"source\": \"python again\"}"]);
+    python_peer(
+        &server.url(),
+        &["cache-data", "lpy", "{\"x\": 1}", "{\"source\": \"python again\"}"],
+    );
     until_value(&json!({"source": "python again"}), read);
 }
 
@@ -343,10 +359,16 @@ fn readers_under_a_stream_of_writes_end_on_the_last_version() {
         while Instant::now() < until {
             served.push(cached.call(&redis, &id(1), || u64::MAX));
         }
-        assert!(served.iter().all(|v| *v == last), "an old version was served after the last write");
+        assert!(
+            served.iter().all(|v| *v == last),
+            "an old version was served after the last write"
+        );
     });
     let stats = cached.stats();
-    assert!(stats.local_hits > 0 && stats.invalidations > 0, "the race was exercised: {stats:?}");
+    assert!(
+        stats.local_hits > 0 && stats.invalidations > 0,
+        "the race was exercised: {stats:?}"
+    );
 }
 
 #[test]
@@ -365,7 +387,12 @@ fn losing_the_tracking_connection_flushes_bypasses_and_recovers() {
         .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
         .collect();
     assert_eq!(tracking.len(), 1, "one tracking connection: {list}");
-    redis::cmd("CLIENT").arg("KILL").arg("ID").arg(tracking[0]).exec(&mut conn).unwrap();
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(tracking[0])
+        .exec(&mut conn)
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while cached.stats().flushes == flushes {
         assert!(Instant::now() < deadline, "no flush after CLIENT KILL");
@@ -430,7 +457,11 @@ fn a_fill_racing_an_invalidation_does_not_keep_the_old_value() {
         // the PTTL the server after ~300 ms: write in between.
         std::thread::sleep(latency * 3 / 2);
         cache_data(&other, 2_u64, &key, None);
-        assert_eq!(reader.join().unwrap(), 1, "the read before the write returns the old value");
+        assert_eq!(
+            reader.join().unwrap(),
+            1,
+            "the read before the write returns the old value"
+        );
     });
     proxy.set_latency(Duration::ZERO, Duration::ZERO);
     until_value(&2, || cached.call(&redis, &id(1), || u64::MAX));

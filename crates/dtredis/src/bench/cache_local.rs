@@ -106,7 +106,11 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
 async fn warm(cached: &CachedFunction, redis: &RedisInstance) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while cached.stats().local_hits == 0 {
-        anyhow::ensure!(Instant::now() < deadline, "no local hit within 5 s: {:?}", cached.stats());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no local hit within 5 s: {:?}",
+            cached.stats()
+        );
         cached.call_async(redis, &args(), async { page() }).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -125,10 +129,16 @@ fn stored(version: u64) -> anyhow::Result<Vec<u8>> {
 /// per write: from the writer's `SET` reply to that moment.
 async fn invalidation_visible(ctx: &BenchContext, redis: &RedisInstance) -> anyhow::Result<BenchRow> {
     let writes = ctx.n(1_000);
-    let cached = CachedFunction::builder("bench:visible", ["k"]).local(LocalTier::new()).build()?;
+    let cached = CachedFunction::builder("bench:visible", ["k"])
+        .local(LocalTier::new())
+        .build()?;
     let key = cached.key(&CacheArgs::new().arg("k", &1));
     let mut writer = ctx.bare_async().await?;
-    redis::cmd("SET").arg(&key).arg(stored(0)?).exec_async(&mut writer).await?;
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(stored(0)?)
+        .exec_async(&mut writer)
+        .await?;
     let base = Instant::now();
     // seen[v]: nanoseconds after `base` when the reader first got version v (0: not yet).
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..=writes).map(|_| AtomicU64::new(0)).collect());

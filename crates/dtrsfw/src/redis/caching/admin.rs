@@ -141,7 +141,9 @@ async fn unlink(conn: &mut impl Conn, key: &str) -> Result<bool> {
 /// [`Error::kind`](crate::redis::Error::kind)), from connecting or from any SCAN or UNLINK
 /// step; keys unlinked by earlier steps stay deleted.
 pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u64> {
-    let deleted = redis.get_redis().and_then(|mut conn| run_sync(unlink_namespace(&mut conn, namespace)));
+    let deleted = redis
+        .get_redis()
+        .and_then(|mut conn| run_sync(unlink_namespace(&mut conn, namespace)));
     ServerState::of(redis).tracking.flush(true);
     deleted
 }

@@ -125,7 +125,12 @@ impl CachedFunction {
         loop {
             match server.flights.join(&key) {
                 Role::Leader(guard) => {
-                    let leader = Leader { server: &server, key: &key, guard, local };
+                    let leader = Leader {
+                        server: &server,
+                        key: &key,
+                        guard,
+                        local,
+                    };
                     return self.lead::<I, T, E, Fut>(redis, leader, compute).await;
                 }
                 Role::Waiter(flight) => match I::wait(&flight).await {
@@ -151,7 +156,12 @@ impl CachedFunction {
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
-        let Leader { server, key, guard, local } = leader;
+        let Leader {
+            server,
+            key,
+            guard,
+            local,
+        } = leader;
         let timeout = self.inner.timeout;
         let mut reachable = true;
         if self.allowed(server) {
@@ -162,7 +172,8 @@ impl CachedFunction {
                 && let Lookup::Hit(value, json) = self.interpret(server, key, raw)
             {
                 if let (Some(store), Some(ticket)) = (local, ticket) {
-                    self.fill_local::<I>(redis, server, store, ticket, key, json.clone()).await;
+                    self.fill_local::<I>(redis, server, store, ticket, key, json.clone())
+                        .await;
                 }
                 guard.complete(json);
                 return Ok(value);

@@ -14,14 +14,23 @@ use crate::redis::connection::RedisInstance;
 
 impl CachedFunction {
     /// This function's store on `redis`'s server, when it has a local tier there.
-    pub(super) fn local_store<'a>(&'a self, redis: &RedisInstance, server: &ServerState) -> Option<&'a Arc<LocalStore>> {
+    pub(super) fn local_store<'a>(
+        &'a self,
+        redis: &RedisInstance,
+        server: &ServerState,
+    ) -> Option<&'a Arc<LocalStore>> {
         let slot = self.inner.local.as_ref()?;
         slot.store(redis, &server.tracking, &self.inner.namespace)
     }
 
     /// A local hit, while tracking is up. A value that does not decode as `T` is left
     /// to the Redis path (which counts and reports it).
-    pub(super) fn local_hit<T: DeserializeOwned>(&self, server: &ServerState, store: &LocalStore, key: &str) -> Option<T> {
+    pub(super) fn local_hit<T: DeserializeOwned>(
+        &self,
+        server: &ServerState,
+        store: &LocalStore,
+        key: &str,
+    ) -> Option<T> {
         if !server.tracking.is_up() {
             return None;
         }

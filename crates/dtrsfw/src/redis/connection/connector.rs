@@ -158,7 +158,10 @@ impl Connector {
             return None;
         };
         let info = client.get_connection_info().clone();
-        let settings = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
         // The address (TLS parameters included) is kept; only the protocol changes.
         let resp3 = match redis::Client::open(info.set_redis_settings(settings)) {
             Ok(client) => client,

@@ -110,7 +110,9 @@ mod tests {
         epochs.invalidated("ns:a");
         assert!(!epochs.admits(ticket, "ns:a"));
         // Another key is admitted unless its slot collides (16 384 slots, random hasher).
-        let others = (0..100).filter(|i| epochs.admits(ticket, &format!("ns:other{i}"))).count();
+        let others = (0..100)
+            .filter(|i| epochs.admits(ticket, &format!("ns:other{i}")))
+            .count();
         assert!(others >= 95, "only {others} of 100 other keys admitted");
         // A ticket taken after the invalidation admits the key.
         assert!(epochs.admits(epochs.ticket().expect("up"), "ns:a"));
@@ -128,6 +130,9 @@ mod tests {
         assert!(!epochs.admits(ticket, "k"));
         assert_eq!(epochs.ticket(), None);
         epochs.set_up();
-        assert!(!epochs.admits(ticket, "k"), "a ticket from before the loss stays refused");
+        assert!(
+            !epochs.admits(ticket, "k"),
+            "a ticket from before the loss stays refused"
+        );
     }
 }

@@ -158,6 +158,9 @@ mod tests {
     fn prefixes_are_the_minimal_cover() {
         assert_eq!(prefixes(&["cars:new", "cars", "users"]), ["cars", "users"]);
         assert_eq!(prefixes(&["b", "a"]), ["a", "b"]);
-        assert!(prefixes(&["cars", ""]).is_empty(), "an empty namespace tracks every key");
+        assert!(
+            prefixes(&["cars", ""]).is_empty(),
+            "an empty namespace tracks every key"
+        );
     }
 }

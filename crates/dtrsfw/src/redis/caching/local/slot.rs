@@ -26,9 +26,17 @@ impl LocalSlot {
     /// The store to use for a call on `redis`. A function serves locally on the first
     /// server it is called with; calls on another server go to Redis only (one store per
     /// function keeps the hit path free of a map lookup).
-    pub(crate) fn store(&self, redis: &RedisInstance, tracking: &Arc<Tracking>, namespace: &str) -> Option<&Arc<LocalStore>> {
+    pub(crate) fn store(
+        &self,
+        redis: &RedisInstance,
+        tracking: &Arc<Tracking>,
+        namespace: &str,
+    ) -> Option<&Arc<LocalStore>> {
         let (url, store) = self.store.get_or_init(|| {
-            (redis.redis_url().to_owned(), tracking.register(redis, namespace, self.tier))
+            (
+                redis.redis_url().to_owned(),
+                tracking.register(redis, namespace, self.tier),
+            )
         });
         if url == redis.redis_url() { store.as_ref() } else { None }
     }

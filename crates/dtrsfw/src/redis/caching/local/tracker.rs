@@ -25,12 +25,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(super) fn spawn(tracking: Arc<Tracking>, redis: RedisInstance) {
     let started = std::thread::Builder::new()
         .name("dtrsfw-cache-tracking".into())
-        .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        .spawn(
+            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime.block_on(run(&tracking, &redis)),
                 Err(e) => tracing::warn!(error = %e, "redis cache: local tier off, no runtime for tracking"),
-            }
-        });
+            },
+        );
     if let Err(e) = started {
         tracing::warn!(error = %e, "redis cache: local tier off, no tracking thread");
     }
