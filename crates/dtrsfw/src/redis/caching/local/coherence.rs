@@ -2,7 +2,7 @@
 //! invalidations and flushes seen since it took its ticket. No I/O; see the module docs
 //! for why the order of operations makes a racing fill harmless.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Number of per-key-hash slots. A collision only makes a fill skip its insert.
@@ -40,11 +40,10 @@ impl Default for Epochs {
 
 impl Epochs {
     fn slot(&self, key: &str) -> &AtomicU64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
+        let hash = self.hasher.hash_one(key);
         // The modulo keeps the value below SLOTS, so the cast cannot truncate.
         #[allow(clippy::cast_possible_truncation)]
-        &self.slots[(h.finish() % SLOTS as u64) as usize]
+        &self.slots[(hash % SLOTS as u64) as usize]
     }
 
     /// Whether tracking is on: hits may be served, fills may take tickets.
