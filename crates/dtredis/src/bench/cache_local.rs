@@ -28,43 +28,77 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         .local(LocalTier::new())
         .build()?;
     warm(&cached, &redis).await?;
-    let key = cached.key(&args());
     let n = ctx.n(200_000);
     let chunk = (n / CHUNKS).max(1);
     // Bare: about 1 000 GETs per slice (a Redis round trip costs ~50x a local hit).
-    let bare_chunk = (chunk / 50).max(1);
+    let sizes = Slices {
+        ours: chunk,
+        bare: (chunk / 50).max(1),
+    };
+    let async_row = async_hits(ctx, &cached, &redis, sizes).await?;
+    let sync_row = sync_hits(ctx, &cached, &redis, sizes).await?;
+    let stats = cached.stats();
+    anyhow::ensure!(stats.misses == 1 && stats.errors == 0, "not all hits: {stats:?}");
+    let visible = invalidation_visible(ctx, &redis).await?;
+    Ok(vec![sync_row, async_row, visible])
+}
 
+/// Calls per slice: ours, and the bare loop's.
+#[derive(Clone, Copy)]
+struct Slices {
+    ours: usize,
+    bare: usize,
+}
+
+/// `cache_hit_local_async`: local hits beside bare `GET`s on a multiplexed connection.
+async fn async_hits(
+    ctx: &BenchContext,
+    cached: &CachedFunction,
+    redis: &RedisInstance,
+    sizes: Slices,
+) -> anyhow::Result<BenchRow> {
+    let key = cached.key(&args());
     let mut bare_async = ctx.bare_async().await?;
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..ctx.rounds() {
         let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..CHUNKS {
             let start = Instant::now();
-            for _ in 0..chunk {
-                let v: Vec<Listing> = cached.call_async(&redis, &args(), async { page() }).await;
+            for _ in 0..sizes.ours {
+                let v: Vec<Listing> = cached.call_async(redis, &args(), async { page() }).await;
                 std::hint::black_box(v);
             }
             ours_time += start.elapsed();
             let start = Instant::now();
-            for _ in 0..bare_chunk {
+            for _ in 0..sizes.bare {
                 let raw: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut bare_async).await?;
                 std::hint::black_box(raw);
             }
             bare_time += start.elapsed();
         }
-        ours.push(per_second(chunk * CHUNKS, ours_time));
-        bare.push(per_second(bare_chunk * CHUNKS, bare_time));
+        ours.push(per_second(sizes.ours * CHUNKS, ours_time));
+        bare.push(per_second(sizes.bare * CHUNKS, bare_time));
     }
-    let async_row = BenchRow::compared(
+    Ok(BenchRow::compared(
         "cache_hit_local_async",
         &ours,
         &bare,
         "local-tier async hit vs bare GET; target >= 50",
-    );
+    ))
+}
 
+/// `cache_hit_local`: local hits beside bare `GET`s on a blocking connection, on a
+/// blocking thread.
+async fn sync_hits(
+    ctx: &BenchContext,
+    cached: &CachedFunction,
+    redis: &RedisInstance,
+    sizes: Slices,
+) -> anyhow::Result<BenchRow> {
     let rounds = ctx.rounds();
+    let key = cached.key(&args());
     let mut bare_sync = ctx.bare_sync()?;
-    let (sync_cached, sync_redis) = (cached.clone(), redis.clone());
+    let (cached, redis) = (cached.clone(), redis.clone());
     let (ours, bare) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
         let conn = &mut *bare_sync;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
@@ -72,34 +106,30 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
             let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
             for _ in 0..CHUNKS {
                 let start = Instant::now();
-                for _ in 0..chunk {
-                    let v: Vec<Listing> = sync_cached.call(&sync_redis, &args(), page);
+                for _ in 0..sizes.ours {
+                    let v: Vec<Listing> = cached.call(&redis, &args(), page);
                     std::hint::black_box(v);
                 }
                 ours_time += start.elapsed();
                 let start = Instant::now();
-                for _ in 0..bare_chunk {
+                for _ in 0..sizes.bare {
                     let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(conn)?;
                     std::hint::black_box(raw);
                 }
                 bare_time += start.elapsed();
             }
-            ours.push(per_second(chunk * CHUNKS, ours_time));
-            bare.push(per_second(bare_chunk * CHUNKS, bare_time));
+            ours.push(per_second(sizes.ours * CHUNKS, ours_time));
+            bare.push(per_second(sizes.bare * CHUNKS, bare_time));
         }
         Ok((ours, bare))
     })
     .await??;
-    let sync_row = BenchRow::compared(
+    Ok(BenchRow::compared(
         "cache_hit_local",
         &ours,
         &bare,
         "local-tier sync hit vs bare GET; target >= 50",
-    );
-    let stats = cached.stats();
-    anyhow::ensure!(stats.misses == 1 && stats.errors == 0, "not all hits: {stats:?}");
-    let visible = invalidation_visible(ctx, &redis).await?;
-    Ok(vec![sync_row, async_row, visible])
+    ))
 }
 
 /// Calls until a hit is served locally (tracking up, entry filled), at most 5 s.
@@ -143,19 +173,7 @@ async fn invalidation_visible(ctx: &BenchContext, redis: &RedisInstance) -> anyh
     // seen[v]: nanoseconds after `base` when the reader first got version v (0: not yet).
     let seen: Arc<Vec<AtomicU64>> = Arc::new((0..=writes).map(|_| AtomicU64::new(0)).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (cached, redis, seen, stop) = (cached.clone(), redis.clone(), seen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let args = CacheArgs::new().arg("k", &1);
-            while !stop.load(Ordering::Relaxed) {
-                let v: u64 = cached.call(&redis, &args, || u64::MAX);
-                if let Some(slot) = usize::try_from(v).ok().and_then(|v| seen.get(v)) {
-                    let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let reader = spawn_reader(cached, redis.clone(), base, seen.clone(), stop.clone());
     let mut samples = Vec::with_capacity(writes);
     let mut failure = None;
     for version in 1..=writes as u64 {
@@ -189,4 +207,25 @@ async fn invalidation_visible(ctx: &BenchContext, redis: &RedisInstance) -> anyh
         &samples,
         "write by another connection -> seen by a local-tier reader, p50/p99; target p99 <= 5 ms",
     ))
+}
+
+/// The reader of `invalidation_visible`: calls in a loop, noting in `seen[v]` when it
+/// first got version `v` (nanoseconds after `base`).
+fn spawn_reader(
+    cached: CachedFunction,
+    redis: RedisInstance,
+    base: Instant,
+    seen: Arc<Vec<AtomicU64>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let args = CacheArgs::new().arg("k", &1);
+        while !stop.load(Ordering::Relaxed) {
+            let v: u64 = cached.call(&redis, &args, || u64::MAX);
+            if let Some(slot) = usize::try_from(v).ok().and_then(|v| seen.get(v)) {
+                let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+    })
 }
