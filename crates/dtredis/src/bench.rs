@@ -4,6 +4,7 @@
 
 mod acked;
 mod cache;
+mod cache_local;
 mod consume;
 mod publish;
 mod soak;
@@ -23,7 +24,7 @@ pub(crate) struct BenchArgs {
     /// Fewer operations and rounds (a smoke run).
     #[arg(long)]
     quick: bool,
-    /// Only these areas (`publish`, `consume`, `acked`, `cache`), comma-separated; or `soak`
+    /// Only these areas (`publish`, `consume`, `acked`, `cache`, `cache_local`), comma-separated; or `soak`
     /// alone: producers, consumers and cached calls through a fault-injecting proxy.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -219,6 +220,12 @@ pub(crate) struct BenchRow {
     /// Median seconds, for rows measured in time (lower is better).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ours_s: Option<f64>,
+    /// Median milliseconds, for rows measured as a latency distribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) p50_ms: Option<f64>,
+    /// 99th percentile milliseconds, with `p50_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) p99_ms: Option<f64>,
     /// What the row measures, and its target.
     #[serde(skip)]
     pub(crate) note: String,
@@ -234,6 +241,8 @@ impl BenchRow {
             bare_per_s: Some(b),
             ratio: Some(o / b),
             ours_s: None,
+            p50_ms: None,
+            p99_ms: None,
             note: note.into(),
         }
     }
@@ -246,6 +255,8 @@ impl BenchRow {
             bare_per_s: None,
             ratio: None,
             ours_s: None,
+            p50_ms: None,
+            p99_ms: None,
             note: note.into(),
         }
     }
@@ -258,6 +269,8 @@ impl BenchRow {
             bare_per_s: None,
             ratio: None,
             ours_s: None,
+            p50_ms: None,
+            p99_ms: None,
             note: format!("skipped: {}", why.into()),
         }
     }
@@ -270,6 +283,28 @@ impl BenchRow {
             bare_per_s: None,
             ratio: None,
             ours_s: Some(median(ours)),
+            p50_ms: None,
+            p99_ms: None,
+            note: note.into(),
+        }
+    }
+
+    /// A row of latencies: their median and 99th percentile, in milliseconds.
+    pub(crate) fn latency(name: &'static str, samples_ms: &[f64], note: impl Into<String>) -> Self {
+        let mut sorted = samples_ms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let p99 = sorted
+            .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN);
+        BenchRow {
+            name,
+            ours_per_s: None,
+            bare_per_s: None,
+            ratio: None,
+            ours_s: None,
+            p50_ms: Some(median(samples_ms)),
+            p99_ms: Some(p99),
             note: note.into(),
         }
     }
@@ -321,7 +356,7 @@ pub(crate) async fn alternate(
 }
 
 /// The areas, in table order.
-pub(crate) const AREAS: [&str; 4] = ["publish", "consume", "acked", "cache"];
+pub(crate) const AREAS: [&str; 5] = ["publish", "consume", "acked", "cache", "cache_local"];
 
 /// Runs every area (or those in `only`) and returns the rows in table order.
 pub(crate) async fn run_all(
@@ -342,7 +377,8 @@ pub(crate) async fn run_all(
             "publish" => publish::run(ctx).await?,
             "consume" => consume::run(ctx).await?,
             "acked" => acked::run(ctx).await?,
-            _ => cache::run(ctx).await?,
+            "cache" => cache::run(ctx).await?,
+            _ => cache_local::run(ctx).await?,
         });
     }
     Ok(rows)
@@ -357,9 +393,10 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
     ));
     for row in rows {
         let fmt_rate = |v: Option<f64>| v.map(|v| format!("{v:.0}/s")).unwrap_or_else(|| "-".into());
-        let ours = match row.ours_s {
-            Some(s) => format!("{s:.3} s"),
-            None => fmt_rate(row.ours_per_s),
+        let ours = match (row.ours_s, row.p50_ms, row.p99_ms) {
+            (Some(s), _, _) => format!("{s:.3} s"),
+            (None, Some(p50), Some(p99)) => format!("{p50:.2}/{p99:.2} ms"),
+            _ => fmt_rate(row.ours_per_s),
         };
         let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(

@@ -13,7 +13,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, bracketed};
 
 /// The keys `cache_wrapper` accepts, for error messages.
-const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_keys";
+const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_keys, local, local_capacity";
 
 /// Caches a function's results in Redis, keyed by its arguments (the Python
 /// `@cache_wrapper`).
@@ -25,6 +25,8 @@ const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_k
 ///     expire = 3600,                      // optional TTL in seconds
 ///     cache_only_for = [state in ["used", "new"], year >= 2020],  // optional; cached if any holds
 ///     skip_cache_keys = [request_id],     // optional; left out of the key
+///     local = true,                       // optional; an in-process tier kept coherent by Redis
+///     local_capacity = 50_000,            // optional; its most entries (implies `local = true`)
 /// )]
 /// ```
 ///
@@ -134,6 +136,8 @@ struct Options {
     expire: Option<Expr>,
     conditions: Vec<Condition>,
     skip: Vec<Name>,
+    local: Option<syn::LitBool>,
+    local_capacity: Option<Expr>,
 }
 
 impl Parse for Options {
@@ -148,7 +152,7 @@ impl Parse for Options {
             }
             if !matches!(
                 name.as_str(),
-                "redis" | "namespace" | "expire" | "cache_only_for" | "skip_cache_keys"
+                "redis" | "namespace" | "expire" | "cache_only_for" | "skip_cache_keys" | "local" | "local_capacity"
             ) {
                 return Err(syn::Error::new(
                     key.span(),
@@ -160,6 +164,8 @@ impl Parse for Options {
                 "redis" => options.redis = Some(input.parse()?),
                 "namespace" => options.namespace = Some(input.parse()?),
                 "expire" => options.expire = Some(input.parse()?),
+                "local" => options.local = Some(input.parse()?),
+                "local_capacity" => options.local_capacity = Some(input.parse()?),
                 "cache_only_for" => {
                     let content;
                     bracketed!(content in input);
@@ -264,6 +270,7 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     let operator_checks = operator_checks(&options.conditions, &dtrsfw);
     let skipped: Vec<&String> = options.skip.iter().map(|s| &s.name).collect();
     let skip = (!skipped.is_empty()).then(|| quote!(.skip_cache_keys([#(#skipped),*])));
+    let local = local_tier(&options, &dtrsfw);
     let keyed = arguments
         .iter()
         .zip(&names)
@@ -320,6 +327,7 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
                         #(#expire)*
                         #(#conditions)*
                         #skip
+                        #local
                 )
             });
             let __dtrsfw_args = __dtrsfw_cache.as_ref().map(|_| #dtrsfw::CacheArgs::new() #(#keyed)*);
@@ -353,4 +361,11 @@ fn operator_checks(conditions: &[Condition], dtrsfw: &TokenStream2) -> TokenStre
             }
         })
         .collect()
+}
+
+/// `.local(LocalTier::new()[.max_entries(n)])` when `local = true` or `local_capacity = n`.
+fn local_tier(options: &Options, dtrsfw: &TokenStream2) -> Option<TokenStream2> {
+    let on = options.local.as_ref().is_some_and(|b| b.value);
+    let capacity = options.local_capacity.iter().map(|n| quote!(.max_entries(#n)));
+    (on || options.local_capacity.is_some()).then(|| quote!(.local(#dtrsfw::LocalTier::new() #(#capacity)*)))
 }

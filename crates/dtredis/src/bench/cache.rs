@@ -16,7 +16,7 @@ const CHUNKS: usize = 20;
 
 /// A typical cached result: a page of listings (~1 KB of JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Listing {
+pub(super) struct Listing {
     id: u64,
     make: String,
     model: String,
@@ -25,7 +25,7 @@ struct Listing {
     tags: Vec<String>,
 }
 
-fn page() -> Vec<Listing> {
+pub(super) fn page() -> Vec<Listing> {
     (0..10)
         .map(|i| Listing {
             id: 1000 + i,
@@ -38,7 +38,7 @@ fn page() -> Vec<Listing> {
         .collect()
 }
 
-fn args() -> CacheArgs {
+pub(super) fn args() -> CacheArgs {
     CacheArgs::new().arg("make", "BMW").arg("state", "used").arg("page", &1)
 }
 

@@ -14,6 +14,9 @@ Usage: peer.py URL COMMAND ARGS...   (one JSON document per line on stdout)
                                 print {"result": ..., "computed": bool}
   cache-key NAMESPACE KWARGS_JSON
                                 print the key dtpyfw derives for those keyword arguments
+  cache-data NAMESPACE KWARGS_JSON VALUE_JSON
+                                overwrite that key with VALUE through dtpyfw's cache_data
+                                (DEL + SETEX, as its cache_wrapper writes); print {"key": ...}
 """
 import json
 import logging
@@ -22,7 +25,7 @@ import time
 
 logging.disable(logging.CRITICAL)
 
-from dtpyfw.redis.caching import _cache_key_generator, cache_wrapper  # noqa: E402
+from dtpyfw.redis.caching import _cache_key_generator, cache_data, cache_wrapper  # noqa: E402
 from dtpyfw.redis.config import RedisConfig  # noqa: E402
 from dtpyfw.redis.connection import RedisInstance  # noqa: E402
 from dtpyfw.redis_streamer.message import Message  # noqa: E402
@@ -65,6 +68,11 @@ def main():
         while (n == 0 or got[0] < n) and time.monotonic() < deadline and not idle():
             # The package's own batch step (read, handle, ack), without its loop's sleeps.
             streamer._consume_one(channel, group, streamer.listener_name, 0.2, 32)
+    elif command == "cache-data":
+        namespace, kwargs, value = args[0], json.loads(args[1]), json.loads(args[2])
+        key = _cache_key_generator(namespace, (), kwargs, set())
+        cache_data(value, key, redis.get_redis_client(), expire=3600)
+        out({"key": key})
     elif command in ("cache", "cache-key"):
         namespace, kwargs = args[0], json.loads(args[1])
         skip = set(args[2].split(",")) if len(args) > 2 and args[2] else None

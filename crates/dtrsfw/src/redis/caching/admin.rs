@@ -44,6 +44,8 @@ async fn store<I: CallIo, T: Serialize>(redis: &RedisInstance, value: T, key: &s
         let set = set_cmd(key, &compressed, expire);
         let written = I::query::<()>(redis, &server, cache.inner.timeout, &set).await;
         cache.settle(&server, "write", written);
+        // Read-your-writes in this process, before the server's push arrives.
+        server.tracking.invalidate(key);
     }
     value
 }
@@ -78,7 +80,8 @@ async fn read<T: DeserializeOwned>(conn: &mut impl Conn, key: &str) -> Result<Op
 /// process.
 #[must_use]
 pub fn cache_stats(redis: &RedisInstance) -> CacheStats {
-    ServerState::of(redis).counters.snapshot()
+    let server = ServerState::of(redis);
+    server.counters.snapshot().with_local(server.tracking.sizes())
 }
 
 /// Deletes the entry of the call with `args` in `namespace`; `true` if there was one.
@@ -102,11 +105,21 @@ pub async fn invalidate_async(redis: &RedisInstance, namespace: &str, args: &Cac
 }
 
 pub(super) fn unlink_key(redis: &RedisInstance, key: &str) -> Result<bool> {
-    run_sync(unlink(&mut redis.get_redis_client(), key))
+    let unlinked = run_sync(unlink(&mut redis.get_redis_client(), key));
+    evict_local(redis, key);
+    unlinked
 }
 
 pub(super) async fn unlink_key_async(redis: &RedisInstance, key: &str) -> Result<bool> {
-    unlink(&mut redis.get_async_redis_client().await?, key).await
+    let unlinked = unlink(&mut redis.get_async_redis_client().await?, key).await;
+    evict_local(redis, key);
+    unlinked
+}
+
+/// Drops `key` from this process's local tier at once (the server's push follows), also
+/// when the `UNLINK` failed: a local copy is never kept on doubt.
+fn evict_local(redis: &RedisInstance, key: &str) {
+    ServerState::of(redis).tracking.invalidate(key);
 }
 
 async fn unlink(conn: &mut impl Conn, key: &str) -> Result<bool> {
@@ -128,8 +141,11 @@ async fn unlink(conn: &mut impl Conn, key: &str) -> Result<bool> {
 /// [`Error::kind`](crate::redis::Error::kind)), from connecting or from any SCAN or UNLINK
 /// step; keys unlinked by earlier steps stay deleted.
 pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u64> {
-    let mut conn = redis.get_redis()?;
-    run_sync(unlink_namespace(&mut conn, namespace))
+    let deleted = redis
+        .get_redis()
+        .and_then(|mut conn| run_sync(unlink_namespace(&mut conn, namespace)));
+    ServerState::of(redis).tracking.flush(true);
+    deleted
 }
 
 /// The async twin of [`invalidate_namespace`].
@@ -138,7 +154,13 @@ pub fn invalidate_namespace(redis: &RedisInstance, namespace: &str) -> Result<u6
 ///
 /// As [`invalidate_namespace`].
 pub async fn invalidate_namespace_async(redis: &RedisInstance, namespace: &str) -> Result<u64> {
-    unlink_namespace(&mut redis.get_async_redis_client().await?, namespace).await
+    let deleted = match redis.get_async_redis_client().await {
+        Ok(mut conn) => unlink_namespace(&mut conn, namespace).await,
+        Err(e) => Err(e),
+    };
+    // The local tier is emptied (every namespace: simpler, and rare).
+    ServerState::of(redis).tracking.flush(true);
+    deleted
 }
 
 async fn unlink_namespace(conn: &mut impl NodeConn, namespace: &str) -> Result<u64> {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::circuit::CircuitSettings;
 use super::condition::Condition;
 use super::function::{CachedFunction, Spec};
+use super::local::{LocalSlot, LocalTier};
 use super::operator::Operator;
 use super::stats::Counters;
 use crate::redis::error::{Error, Result};
@@ -31,6 +32,7 @@ pub struct CachedFunctionBuilder {
     skip: Vec<String>,
     timeout: Duration,
     circuit: CircuitSettings,
+    local: Option<LocalTier>,
 }
 
 impl CachedFunction {
@@ -53,6 +55,7 @@ impl CachedFunction {
                 failure_threshold: DEFAULT_FAILURE_THRESHOLD,
                 cool_down: DEFAULT_COOL_DOWN,
             },
+            local: None,
         }
     }
 }
@@ -109,6 +112,22 @@ impl CachedFunctionBuilder {
         self
     }
 
+    /// Adds a local tier: an in-process cache in front of Redis, kept coherent by Redis
+    /// client tracking (one extra connection per server, memory up to the tier's bounds;
+    /// see [`LocalTier`] and the [module docs](super#the-local-tier)). Keys and values in
+    /// Redis are unchanged. By default, no local tier: every call reads Redis.
+    ///
+    /// ```no_run
+    /// use dtrsfw::redis::caching::{CachedFunction, LocalTier};
+    /// # fn main() -> dtrsfw::redis::Result<()> {
+    /// let cached = CachedFunction::builder("user", ["id"]).expire(60).local(LocalTier::new().max_entries(1_000)).build()?;
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn local(mut self, tier: LocalTier) -> Self {
+        self.local = Some(tier);
+        self
+    }
+
     /// Validates the options: every operator known, every condition and skipped
     /// argument one of the declared arguments, every condition value serializable.
     ///
@@ -146,6 +165,7 @@ impl CachedFunctionBuilder {
                 timeout: self.timeout,
                 circuit: self.circuit,
                 counters: Counters::default(),
+                local: self.local.map(LocalSlot::new),
             }),
         })
     }

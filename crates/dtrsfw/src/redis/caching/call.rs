@@ -3,6 +3,7 @@
 //! async methods only choose the edge (see `edge.rs`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,6 +13,7 @@ use super::commands::{get_cmd, set_cmd};
 use super::edge::{AsyncIo, CallIo, SyncIo, run_sync};
 use super::flight::{FlightGuard, Outcome, Role};
 use super::function::CachedFunction;
+use super::local::LocalStore;
 use super::policy::{Lookup, gave_up};
 use super::server::ServerState;
 use super::stats::Event;
@@ -116,9 +118,21 @@ impl CachedFunction {
         let Some(key) = self.prepare(&server, args) else {
             return compute.await;
         };
+        let local = self.local_store(redis, &server);
+        if let Some(value) = local.and_then(|store| self.local_hit(&server, store, &key)) {
+            return Ok(value);
+        }
         loop {
             match server.flights.join(&key) {
-                Role::Leader(guard) => return self.lead::<I, T, E, Fut>(redis, &server, &key, guard, compute).await,
+                Role::Leader(guard) => {
+                    let leader = Leader {
+                        server: &server,
+                        key: &key,
+                        guard,
+                        local,
+                    };
+                    return self.lead::<I, T, E, Fut>(redis, leader, compute).await;
+                }
                 Role::Waiter(flight) => match I::wait(&flight).await {
                     Outcome::Done(json) => {
                         return match self.take_shared(&server, &json) {
@@ -134,28 +148,33 @@ impl CachedFunction {
     }
 
     /// The leader's part: read; on a miss compute, write (unless the read found the
-    /// server unreachable), and hand the value to the waiters.
-    async fn lead<I, T, E, Fut>(
-        &self,
-        redis: &RedisInstance,
-        server: &ServerState,
-        key: &str,
-        guard: FlightGuard<'_>,
-        compute: Fut,
-    ) -> Result<T, E>
+    /// server unreachable), and hand the value to the waiters. A value read from Redis
+    /// also fills the local tier, if any (its ticket taken before the read).
+    async fn lead<I, T, E, Fut>(&self, redis: &RedisInstance, leader: Leader<'_>, compute: Fut) -> Result<T, E>
     where
         I: CallIo,
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
+        let Leader {
+            server,
+            key,
+            guard,
+            local,
+        } = leader;
         let timeout = self.inner.timeout;
         let mut reachable = true;
         if self.allowed(server) {
+            let ticket = local.and_then(|_| server.tracking.ticket());
             let raw = I::query(redis, server, timeout, &get_cmd(key)).await;
             reachable = !gave_up(&raw);
             if let Some(raw) = self.settle(server, "read", raw)
                 && let Lookup::Hit(value, json) = self.interpret(server, key, raw)
             {
+                if let (Some(store), Some(ticket)) = (local, ticket) {
+                    self.fill_local::<I>(redis, server, store, ticket, key, json.clone())
+                        .await;
+                }
                 guard.complete(json);
                 return Ok(value);
             }
@@ -173,4 +192,13 @@ impl CachedFunction {
         }
         Ok(value)
     }
+}
+
+/// What the leader of a flight works with.
+struct Leader<'a> {
+    server: &'a ServerState,
+    key: &'a str,
+    guard: FlightGuard<'a>,
+    /// The function's local store, when it has a local tier on this server.
+    local: Option<&'a Arc<LocalStore>>,
 }

@@ -7,6 +7,7 @@ use super::admin::{unlink_key, unlink_key_async};
 use super::args::CacheArgs;
 use super::circuit::CircuitSettings;
 use super::condition::Condition;
+use super::local::LocalSlot;
 use super::stats::{CacheStats, Counters};
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::Result;
@@ -22,6 +23,8 @@ pub(super) struct Spec {
     pub(super) timeout: Duration,
     pub(super) circuit: CircuitSettings,
     pub(super) counters: Counters,
+    /// The local tier, when opted in.
+    pub(super) local: Option<LocalSlot>,
 }
 
 /// A function's cache settings: namespace, declared arguments, expiry, conditions,
@@ -45,7 +48,11 @@ impl CachedFunction {
     /// This function's counters.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+        let stats = self.inner.counters.snapshot();
+        match self.inner.local.as_ref().and_then(LocalSlot::current) {
+            Some(store) => stats.with_local(store.sizes()),
+            None => stats,
+        }
     }
 
     /// The key a call with `args` is stored under (skipped arguments left out).

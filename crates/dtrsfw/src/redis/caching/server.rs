@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::circuit::Circuit;
 use super::flight::Flights;
+use super::local::Tracking;
 use super::lock::lock;
 use super::stats::Counters;
 use super::sync_conns::SyncConnections;
@@ -25,6 +26,8 @@ pub(crate) struct ServerState {
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
     pub(crate) sync_conns: SyncConnections,
+    /// The local tier's invalidations (idle until a function with a local tier runs).
+    pub(crate) tracking: Arc<Tracking>,
 }
 
 impl std::fmt::Debug for ServerState {

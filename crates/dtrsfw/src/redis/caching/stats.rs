@@ -21,6 +21,19 @@ pub struct CacheStats {
     pub short_circuited: u64,
     /// Calls not cached because no `cache_only_for` condition held.
     pub bypassed: u64,
+    /// Calls answered by the local tier (no Redis command); not counted in `hits`.
+    pub local_hits: u64,
+    /// Entries in the local tier now.
+    pub local_entries: u64,
+    /// Bytes the local tier holds now, as bounded by
+    /// [`LocalTier::max_bytes`](super::LocalTier::max_bytes).
+    pub local_bytes: u64,
+    /// Local entries dropped because their key changed in Redis (pushes from the server,
+    /// and this process's own invalidations and writes).
+    pub invalidations: u64,
+    /// Times the local tier was emptied: tracking lost or (re)started, a namespace
+    /// invalidated, the server flushed.
+    pub flushes: u64,
 }
 
 /// Atomic twin of [`CacheStats`].
@@ -32,6 +45,7 @@ pub(crate) struct Counters {
     joins: AtomicU64,
     short_circuited: AtomicU64,
     bypassed: AtomicU64,
+    local_hits: AtomicU64,
 }
 
 /// Which counter to bump.
@@ -43,6 +57,7 @@ pub(crate) enum Event {
     Join,
     ShortCircuit,
     Bypass,
+    LocalHit,
 }
 
 impl Counters {
@@ -54,6 +69,7 @@ impl Counters {
             Event::Join => &self.joins,
             Event::ShortCircuit => &self.short_circuited,
             Event::Bypass => &self.bypassed,
+            Event::LocalHit => &self.local_hits,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -66,6 +82,19 @@ impl Counters {
             joins: self.joins.load(Ordering::Relaxed),
             short_circuited: self.short_circuited.load(Ordering::Relaxed),
             bypassed: self.bypassed.load(Ordering::Relaxed),
+            local_hits: self.local_hits.load(Ordering::Relaxed),
+            ..CacheStats::default()
         }
+    }
+}
+
+impl CacheStats {
+    /// Adds the local tier's sizes `(entries, bytes, invalidations, flushes)`.
+    pub(crate) fn with_local(mut self, (entries, bytes, invalidations, flushes): (u64, u64, u64, u64)) -> Self {
+        self.local_entries = entries;
+        self.local_bytes = bytes;
+        self.invalidations = invalidations;
+        self.flushes = flushes;
+        self
     }
 }

@@ -147,6 +147,38 @@ impl Connector {
         }
     }
 
+    /// A dedicated RESP3 connection to one server whose server pushes (invalidations,
+    /// redis-rs's disconnection notice) go to `push`; `None` on a cluster, which has no
+    /// one server to push from.
+    pub(super) async fn connect_push_async(
+        &self,
+        push: impl redis::aio::AsyncPushSender,
+    ) -> Option<Result<MultiplexedConnection>> {
+        let Target::Single(client) = &self.target else {
+            return None;
+        };
+        let info = client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        // The address (TLS parameters included) is kept; only the protocol changes.
+        let resp3 = match redis::Client::open(info.set_redis_settings(settings)) {
+            Ok(client) => client,
+            Err(e) => return Some(Err(Error::redis("connecting to redis (RESP3)", e))),
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_push_sender(push);
+        Some(
+            resp3
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| Error::redis("connecting to redis (RESP3)", e)),
+        )
+    }
+
     async fn connect_async_cluster<S>(
         &self,
         client: &ClusterClient,

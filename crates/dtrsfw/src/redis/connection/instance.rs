@@ -316,6 +316,15 @@ impl RedisInstance {
         Ok(AsyncBlockingConnection::new(conn))
     }
 
+    /// A dedicated RESP3 connection whose server pushes go to `push` (the cache's
+    /// invalidation connection); `None` on a cluster.
+    pub(crate) async fn get_push_connection(
+        &self,
+        push: impl redis::aio::AsyncPushSender,
+    ) -> Option<Result<redis::aio::MultiplexedConnection>> {
+        self.inner.connector.connect_push_async(push).await
+    }
+
     /// A connection outside the pool whose connect (handshake included) and response
     /// timeouts are both `timeout`: the cache's short-timeout connections.
     pub(crate) fn get_connection_with_timeout(&self, timeout: Duration) -> Result<SyncConnection> {

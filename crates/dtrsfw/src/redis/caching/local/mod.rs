@@ -1,0 +1,112 @@
+//! The local tier: an in-process cache in front of Redis, kept coherent by Redis client
+//! tracking (RESP3 `CLIENT TRACKING ... BCAST`). Opt-in per function:
+//! [`CachedFunctionBuilder::local`](super::CachedFunctionBuilder::local) or
+//! `#[cache_wrapper(..., local = true)]` / `local_capacity = N`.
+//!
+//! # When to turn it on
+//!
+//! For functions read far more often than their entries change, where a Redis round trip
+//! per call is the cost that matters. A local hit sends nothing to Redis and does no zlib:
+//! it costs a key hash, a concurrent-map lookup and the JSON decoding of the value. Redis
+//! stays the source of truth: keys and values there are unchanged (Python `dtpyfw`
+//! services keep sharing them), and the tier fills only from values read from Redis.
+//!
+//! # The coherence guarantee (as tested in `tests/cache_local.rs`)
+//!
+//! - Once the invalidation of a key has reached this process (a push on the tracking
+//!   connection, or this process's own `invalidate`, `invalidate_namespace` or
+//!   `cache_data`), no call returns the value the key had before that write, even when a
+//!   fill read the old value concurrently (the *epoch* rule below).
+//! - Every writer counts: another process of ours, a Python `dtpyfw` service (its `DEL` +
+//!   `SETEX`), `dtredis cache invalidate`, `invalidate_namespace`, expiry and eviction
+//!   (the server reports them), `FLUSHALL`/`FLUSHDB` (a flush of the tier).
+//! - An entry never outlives the key's TTL in Redis: the TTL is read (`PTTL`) when
+//!   filling and becomes the entry's lifetime.
+//! - While the tracking connection is down or reconnecting, the tier is flushed and
+//!   bypassed: calls go to Redis as without the tier, until tracking is on again.
+//! - The window: a write becomes invisible here when its invalidation arrives, i.e. one
+//!   network trip after the write (see the `cache_invalidation_visible` bench row). A
+//!   connection that dies silently (no FIN, no RST) is noticed by a `PING` every
+//!   [`PING_EVERY`] answered within [`PING_TIMEOUT`]:
+//!   that is the worst case window in that failure.
+//!
+//! # Design
+//!
+//! **Tracking mode: BCAST with the namespace prefixes.** In the default mode the server
+//! remembers the keys *each connection read* and invalidates those; our reads happen on
+//! the instance's shared multiplexed client and the sync side's short-timeout
+//! connections, so every one of them would have to send `CLIENT TRACKING on REDIRECT
+//! <id>` and send it again after each of redis-rs's silent reconnects, for which redis-rs
+//! gives no hook; a read on a connection that missed it would fill the tier untracked.
+//! BCAST needs one connection that subscribes to prefixes, whichever connection reads.
+//! Its cost: the server sends us an invalidation for every write under the prefixes,
+//! including keys we do not hold (cheap to drop; a namespace with heavy writes and few
+//! local reads should not use the tier), and no per-key memory on the server. The
+//! prefix of a namespace `ns` is `ns` (so the no-argument key `ns` is covered; `nsx...`
+//! keys also match, which only costs spurious invalidations). Prefixes may not overlap
+//! in Redis, so the subscribed set is the minimal cover (`a` covers `a:b`); an empty
+//! namespace subscribes to every key.
+//!
+//! **The invalidation connection** is dedicated (never the shared client): a redis-rs
+//! `MultiplexedConnection` opened with `ProtocolVersion::RESP3` and
+//! `AsyncConnectionConfig::set_push_sender` (a tokio channel); tracking is switched on
+//! *on that same connection* (RESP3 delivers pushes on the connection itself, so no
+//! `REDIRECT` and no second connection). It is driven by one thread per server, with a
+//! current-thread tokio runtime of its own, so sync users need no runtime. The thread
+//! reads `PushKind::Invalidate` (an array of keys, or nil for a flush),
+//! `PushKind::Disconnection` (redis-rs's notice that the socket closed) and `PING`s every
+//! second; on any failure it flushes, marks the tier down and reconnects with a backoff
+//! (100 ms doubling to 2 s). A namespace registered after tracking started (a new local
+//! function) changes the prefix set: the tier is flushed and the connection reopened
+//! with the new set.
+//!
+//! **Epochs** (`coherence.rs`): one counter per server, bumped by every invalidation and
+//! flush. Each invalidated key also writes the new count into one of 16 384 slots chosen
+//! by the key's hash; a flush writes it into a flush mark. A fill takes a ticket (the
+//! counter) *before* its `GET` and inserts only if, after the `GET`, neither its slot
+//! nor the flush mark moved past the ticket, and tracking was up all along; after
+//! inserting it checks again and removes the entry if one moved meanwhile. An
+//! invalidation bumps the slot *before* removing the key. Whichever order the two
+//! threads run in, either the fill sees the bump (no insert, or removal) or the removal
+//! comes after the insert. A hash collision only skips an insert. The slots are a fixed
+//! array: no memory per key, no locks on the hit path.
+//!
+//! **What is stored**: the value's JSON (zlib already undone), in a `moka` cache bounded
+//! by entries and bytes. Not the typed value: returning a typed value from a shared
+//! cache means cloning it, which would add `T: Clone + Send + Sync + 'static` to every
+//! cached call, an API break for functions that return non-`Clone` types; the JSON decode
+//! of a typical small value costs well under a microsecond (see the bench rows).
+//! Both bounds in one `moka` weight: an entry weighs `max(its bytes, max_bytes /
+//! max_entries)` against a capacity of `max_bytes`, so neither the total of bytes nor the
+//! number of entries can pass its bound (an entry's bytes: key + JSON + 64 of overhead).
+//!
+//! **redis-rs's `cache-aio` (experimental) is not used**: it caches the raw (here:
+//! zlib-compressed) reply bytes, so a hit would still pay zlib and JSON; it is async only
+//! (our sync API would get nothing); it tracks in the default mode on the connection that
+//! reads, which is the shared `ConnectionManager` of every user of the instance, caching
+//! every `GET` of the process, not the functions that opted in; and it has no BCAST, no
+//! bound in bytes, no per-function opt-in.
+//!
+//! **Redis Cluster: the tier is disabled** on a cluster, with one warning per server when
+//! a local function is first used: calls go to Redis as without it. Tracking on every
+//! primary needs a connection per primary kept in step with slot moves and failovers
+//! (a new primary must be subscribed before any fill of its slots is admitted); that is
+//! not built yet.
+//!
+//! Layers: `coherence` (epochs, no I/O) · `store` (the `moka` tier of one function,
+//! [`LocalTier`]) · `tracker` (the invalidation connection and its thread) · `server`
+//! (per-server state: which stores, which prefixes, the tracker) · `slot` (a function's
+//! handle on its store).
+
+mod coherence;
+mod server;
+mod slot;
+mod store;
+mod tracker;
+
+pub(crate) use self::coherence::Ticket;
+pub(crate) use self::server::Tracking;
+pub(crate) use self::slot::LocalSlot;
+pub(crate) use self::store::LocalStore;
+pub use self::store::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LocalTier};
+pub use self::tracker::{PING_EVERY, PING_TIMEOUT};

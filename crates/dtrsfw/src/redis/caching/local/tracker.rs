@@ -1,0 +1,131 @@
+//! The invalidation connection: one thread per server with a current-thread tokio
+//! runtime, a dedicated RESP3 connection subscribed with `CLIENT TRACKING ON BCAST
+//! PREFIX ...`, and the loop that applies its pushes. Any failure flushes the tier and
+//! marks it down until a new subscription is on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::server::Tracking;
+use crate::redis::connection::{RedisInstance, with_deadline};
+use crate::redis::error::{Error, Result};
+
+/// How often the tracker PINGs its connection, to notice one that died silently.
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long a PING may take before the connection is taken as dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// First wait before reconnecting; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Starts the tracker thread of `tracking` (it runs as long as the process).
+pub(super) fn spawn(tracking: Arc<Tracking>, redis: RedisInstance) {
+    let started = std::thread::Builder::new()
+        .name("dtrsfw-cache-tracking".into())
+        .spawn(
+            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(run(&tracking, &redis)),
+                Err(e) => tracing::warn!(error = %e, "redis cache: local tier off, no runtime for tracking"),
+            },
+        );
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "redis cache: local tier off, no tracking thread");
+    }
+}
+
+/// Subscribes, applies pushes until something fails, flushes, waits, again.
+async fn run(tracking: &Tracking, redis: &RedisInstance) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match session(tracking, redis).await {
+            // The prefixes changed: subscribe again at once.
+            Ok(()) => backoff = MIN_BACKOFF,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis cache: invalidation connection lost, local tier flushed and bypassed");
+                tracking.flush(false);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One connection's life: `Ok` when it ends because the prefixes changed.
+async fn session(tracking: &Tracking, redis: &RedisInstance) -> Result<()> {
+    let (push, mut pushes) = unbounded_channel::<PushInfo>();
+    let Some(conn) = redis.get_push_connection(push).await else {
+        // Unreachable: `register` refuses clusters. Park rather than spin.
+        std::future::pending::<()>().await;
+        return Ok(());
+    };
+    let mut conn = conn?;
+    let (generation, prefixes) = {
+        let subscription = crate::redis::caching::lock::lock(&tracking.subscription);
+        (subscription.generation, subscription.prefixes())
+    };
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING").arg("ON").arg("BCAST");
+    for prefix in &prefixes {
+        on.arg("PREFIX").arg(prefix);
+    }
+    with_deadline(PING_TIMEOUT, "CLIENT TRACKING", async {
+        on.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| Error::redis("CLIENT TRACKING", e))
+    })
+    .await?;
+    {
+        // Up only if no namespace was added meanwhile (it would not be subscribed).
+        let subscription = crate::redis::caching::lock::lock(&tracking.subscription);
+        if subscription.generation != generation {
+            return Ok(());
+        }
+        tracking.epochs.set_up();
+    }
+    tracing::debug!(prefixes = ?prefixes, "redis cache: tracking on, local tier up");
+    apply_pushes(tracking, &mut conn, &mut pushes).await
+}
+
+/// Applies invalidations until the connection fails (`Err`) or the prefixes change.
+async fn apply_pushes(
+    tracking: &Tracking,
+    conn: &mut redis::aio::MultiplexedConnection,
+    pushes: &mut UnboundedReceiver<PushInfo>,
+) -> Result<()> {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        tokio::select! {
+            push = pushes.recv() => match push {
+                Some(PushInfo { kind: PushKind::Invalidate, data }) => apply(tracking, &data),
+                Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => {
+                    return Err(Error::new(crate::redis::ErrorKind::Connection, "the server closed the invalidation connection"));
+                }
+                Some(_) => {}
+            },
+            _ = ping.tick() => {
+                with_deadline(PING_TIMEOUT, "PING on the invalidation connection", async {
+                    redis::cmd("PING").query_async::<()>(conn).await.map_err(|e| Error::redis("PING", e))
+                })
+                .await?;
+            }
+            () = tracking.changed.notified() => return Ok(()),
+        }
+    }
+}
+
+/// One `invalidate` push: an array of keys, or nil when the server flushed everything.
+fn apply(tracking: &Tracking, data: &[Value]) {
+    match data.first() {
+        Some(Value::Array(keys)) => {
+            for key in keys {
+                if let Value::BulkString(key) = key {
+                    tracking.invalidate(&String::from_utf8_lossy(key));
+                }
+            }
+        }
+        _ => tracking.flush(true),
+    }
+}
