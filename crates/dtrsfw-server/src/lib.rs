@@ -18,11 +18,13 @@
 
 mod binary;
 pub mod proxy;
+mod replication;
 mod rng;
 mod server;
 mod tls;
 
 pub use binary::{cli_binary, free_port, server_binary, tls_server_binary};
+pub use replication::{ReplicaSet, replication_info};
 pub use rng::Rng;
 pub use server::{AclUser, Server, ServerBuilder};
 pub use tls::generate_unrelated_ca;

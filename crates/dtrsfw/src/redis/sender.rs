@@ -88,6 +88,7 @@ pub use super::message::Message;
 mod attempts;
 mod channels;
 mod command;
+mod durability;
 mod edge;
 mod options;
 mod retention;
