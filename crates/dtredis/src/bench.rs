@@ -5,6 +5,7 @@
 mod cache;
 mod consume;
 mod publish;
+mod publish_wait;
 mod soak;
 
 use std::future::Future;
@@ -318,7 +319,11 @@ pub(crate) async fn run_all(
         }
         progress(area);
         rows.extend(match area {
-            "publish" => publish::run(ctx).await?,
+            "publish" => {
+                let mut rows = publish::run(ctx).await?;
+                rows.extend(publish_wait::run(ctx).await?);
+                rows
+            }
             "consume" => consume::run(ctx).await?,
             _ => cache::run(ctx).await?,
         });

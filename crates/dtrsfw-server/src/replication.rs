@@ -49,6 +49,11 @@ impl ReplicaSet {
         &self.primary
     }
 
+    /// Mutable access to the primary (to kill, pause or restart it).
+    pub fn primary_mut(&mut self) -> &mut Server {
+        &mut self.primary
+    }
+
     /// The replicas, in start order.
     #[must_use]
     pub fn replicas(&self) -> &[Server] {

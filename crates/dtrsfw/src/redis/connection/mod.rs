@@ -112,6 +112,7 @@ mod instance;
 mod pool;
 mod pooled;
 mod retry;
+mod sentinel;
 mod shared_slot;
 mod sync;
 mod url;
