@@ -170,7 +170,11 @@ impl SentinelSet {
     /// `redis+sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/mymaster`.
     #[must_use]
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect();
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
         format!("redis+sentinel://{}/{SENTINEL_SERVICE}", hosts.join(","))
     }
 
@@ -220,7 +224,10 @@ impl SentinelSet {
             if same && primary_ok && seen {
                 return;
             }
-            assert!(Instant::now() < deadline, "sentinels did not agree after {limit:?}: {addrs:?}");
+            assert!(
+                Instant::now() < deadline,
+                "sentinels did not agree after {limit:?}: {addrs:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

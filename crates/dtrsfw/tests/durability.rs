@@ -27,7 +27,10 @@ fn numbered(count: usize) -> Vec<Message> {
 }
 
 fn xlen(server: &Server, stream: &str) -> usize {
-    redis::cmd("XLEN").arg(stream).query(&mut server.connection()).expect("XLEN")
+    redis::cmd("XLEN")
+        .arg(stream)
+        .query(&mut server.connection())
+        .expect("XLEN")
 }
 
 fn ids_in(server: &Server, stream: &str) -> Vec<String> {
@@ -89,9 +92,16 @@ async fn without_a_replica_the_send_is_written_not_confirmed_and_not_sent_again(
     assert!(!err.is_transient());
     assert!(err.to_string().contains("WAIT: 0 of 1 replicas"), "{err}");
     let written: Vec<String> = err.written_ids().iter().map(ToString::to_string).collect();
-    assert_eq!(ids_in(&server, "orders"), written, "the entry is written once, not retried");
+    assert_eq!(
+        ids_in(&server, "orders"),
+        written,
+        "the entry is written once, not retried"
+    );
     assert_eq!(written.len(), 1);
-    assert!(elapsed >= timeout && elapsed < timeout + Duration::from_secs(1), "{elapsed:?}");
+    assert!(
+        elapsed >= timeout && elapsed < timeout + Duration::from_secs(1),
+        "{elapsed:?}"
+    );
 
     // A batch: every ID in the error, once each; the blocking twin alike.
     let err = sender.send_messages("orders", &numbered(4)).await.unwrap_err();
@@ -148,7 +158,10 @@ async fn waitaof_is_met_with_appendonly_nodes_and_refused_before_writing_where_i
     let local_fsync = SenderOptions::new().set_wait_for_aof(true, 0);
     if !has_waitaof(&plain, "waitaof_is_met...") {
         // An old server refuses every WAITAOF requirement, before writing.
-        let err = sender(&plain.url(), local_fsync).send_message("orders", &numbered(1)[0]).await.unwrap_err();
+        let err = sender(&plain.url(), local_fsync)
+            .send_message("orders", &numbered(1)[0])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
         assert!(err.to_string().contains("Redis >= 7.2"), "{err}");
         assert_eq!(xlen(&plain, "orders"), 0);
@@ -173,7 +186,10 @@ async fn waitaof_is_met_with_appendonly_nodes_and_refused_before_writing_where_i
     let too_many = SenderOptions::new()
         .set_wait_for_aof(true, 2)
         .set_durability_timeout(Duration::from_millis(200));
-    let err = sender_on(&set, too_many).send_message("orders", &numbered(1)[0]).await.unwrap_err();
+    let err = sender_on(&set, too_many)
+        .send_message("orders", &numbered(1)[0])
+        .await
+        .unwrap_err();
     assert!(err.is_not_durable(), "{err}");
     // (The replica reports its fsync about once a second: 0 or 1 of 2 within 200 ms.)
     assert!(err.to_string().contains("WAITAOF: local fsync done, "), "{err}");
@@ -191,7 +207,11 @@ fn sender_on(set: &ReplicaSet, options: SenderOptions) -> Sender {
 #[tokio::test]
 async fn on_a_cluster_the_wait_goes_to_the_primary_of_the_channel() {
     let cluster = Cluster::start();
-    let seeds: Vec<String> = cluster.urls().iter().map(|u| u.trim_start_matches("redis://").to_owned()).collect();
+    let seeds: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.trim_start_matches("redis://").to_owned())
+        .collect();
     let url = format!("redis+cluster://{}", seeds.join(","));
     let options = SenderOptions::new()
         .set_wait_for_replicas(1)

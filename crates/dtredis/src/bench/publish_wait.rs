@@ -26,7 +26,10 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         .set_durability_timeout(std::time::Duration::from_millis(WAIT_TIMEOUT_MS));
     let sender = Sender::with_options(&ctx.instance()?, options);
     let mut bare = ctx.bare_async().await?;
-    let message = Message::new("order.created", &serde_json::json!({"order_id": 123_456, "dealer": "dt-0042"}))?;
+    let message = Message::new(
+        "order.created",
+        &serde_json::json!({"order_id": 123_456, "dealer": "dt-0042"}),
+    )?;
     let prefix = format!("dtredis:bench:publish-wait:{}", std::process::id());
     let (ours_key, bare_key) = (format!("{prefix}:ours"), format!("{prefix}:bare"));
     sender.register_channel(ours_key.clone())?;
@@ -36,8 +39,18 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
 
     let mut rows = Vec::new();
     for (name, size, calls, note) in [
-        ("publish_single_wait1", 1, ctx.n(5_000), "send_message + WAIT 1 vs bare pipelined XADD + WAIT 1; no target"),
-        ("publish_batch_wait1", BATCH, ctx.n(500), "send_messages of 100 + WAIT 1 vs bare pipeline of 100 XADD + WAIT 1; no target"),
+        (
+            "publish_single_wait1",
+            1,
+            ctx.n(5_000),
+            "send_message + WAIT 1 vs bare pipelined XADD + WAIT 1; no target",
+        ),
+        (
+            "publish_batch_wait1",
+            BATCH,
+            ctx.n(500),
+            "send_messages of 100 + WAIT 1 vs bare pipeline of 100 XADD + WAIT 1; no target",
+        ),
     ] {
         let batch = vec![message.clone(); size];
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -60,7 +73,11 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
                 Ok(())
             });
             alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
-            let _: () = redis::cmd("DEL").arg(&ours_key).arg(&bare_key).query_async(&mut bare).await?;
+            let _: () = redis::cmd("DEL")
+                .arg(&ours_key)
+                .arg(&bare_key)
+                .query_async(&mut bare)
+                .await?;
         }
         rows.push(BenchRow::compared(name, &ours, &theirs, note));
     }

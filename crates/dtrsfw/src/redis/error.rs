@@ -251,7 +251,10 @@ pub(crate) fn classify(err: &redis::RedisError) -> ErrorKind {
         K::AuthenticationFailed => ErrorKind::Authentication,
         K::Server(S::NoPerm) => ErrorKind::Permission,
         K::InvalidClientConfig => ErrorKind::Configuration,
-        K::Io | K::ClusterConnectionNotFound => ErrorKind::Connection,
+        // No primary named by the Sentinels (yet): a failover under way, so transient.
+        K::Io | K::ClusterConnectionNotFound | K::MasterNameNotFoundBySentinel | K::NoValidReplicasFoundBySentinel => {
+            ErrorKind::Connection
+        }
         _ => match err.code() {
             Some("WRONGPASS" | "NOAUTH") => ErrorKind::Authentication,
             Some("NOPERM") => ErrorKind::Permission,

@@ -16,7 +16,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::io::tcp::TcpSettings;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
+};
 
 use super::url::{redis_description, unparsable_url};
 use crate::redis::config::{SENTINEL_TLS_SCHEME, redact_url};
@@ -56,7 +58,9 @@ fn parse(url: &str) -> Result<SentinelUrl> {
         .map(|h| sentinel_addr(h).ok_or_else(|| bad(&format!("sentinel {h:?} is not host[:port]"))))
         .collect::<Result<Vec<_>>>()?;
     if sentinels.is_empty() {
-        return Err(bad("lists no sentinel (redis+sentinel://host:26379,host:26379/<service>)"));
+        return Err(bad(
+            "lists no sentinel (redis+sentinel://host:26379,host:26379/<service>)",
+        ));
     }
     let mut parts = path.split('/');
     let service = parts.next().unwrap_or_default();

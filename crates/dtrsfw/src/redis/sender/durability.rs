@@ -119,7 +119,10 @@ impl Durability {
         }
         let mut cmd = redis::cmd("WAITAOF");
         cmd.arg(u8::from(aof.local)).arg(0).arg(1);
-        match io.query::<Value>(&cmd, &|| "checking that the server has WAITAOF".to_owned()).await {
+        match io
+            .query::<Value>(&cmd, &|| "checking that the server has WAITAOF".to_owned())
+            .await
+        {
             Ok(_) => {
                 let _ = probe.0.set(());
                 Ok(())
@@ -181,7 +184,13 @@ fn unmet(command: &str, (local, replicas): (u32, u32), reply: &Value) -> Option<
         }
         Some((got_local, got_replicas)) => Some(format!(
             "WAITAOF: local fsync {}, {got_replicas} of {replicas} replicas fsynced",
-            if local == 0 { "not required" } else if got_local >= 1 { "done" } else { "not done" }
+            if local == 0 {
+                "not required"
+            } else if got_local >= 1 {
+                "done"
+            } else {
+                "not done"
+            }
         )),
         None => Some(format!("{command} answered {}", describe(reply))),
     }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs each Sentinel failover test of crates/dtrsfw/tests/sentinel.rs N times (default 10)
+# and prints one FAILOVER-STATS line per run: acknowledged sends, lost ones, time to the
+# promotion and to resumed consumption. Server: $DTRSFW_TEST_SERVER, as for the tests.
+# A failing run (an assertion: a lost acknowledged send with wait_for_replicas(1), a late
+# resume) prints FAILED with its test name and the soak goes on.
+set -uo pipefail
+runs=${1:-10}
+cd "$(dirname "$0")/.."
+cargo test -q -p dtrsfw --test sentinel --no-run || exit 1
+for test in kill_9_of_the_primary_loses_no_send kill_9_of_the_primary_without_the_option a_planned_sentinel_failover; do
+    for run in $(seq "$runs"); do
+        out=$(cargo test -q -p dtrsfw --test sentinel "$test" -- --nocapture 2>&1)
+        echo "$out" | grep FAILOVER-STATS || true
+        echo "$out" | grep -q "test result: ok" || echo "FAILED run $run of $test"
+    done
+done
