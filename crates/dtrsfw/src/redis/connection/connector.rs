@@ -60,7 +60,11 @@ impl Connector {
             if url.starts_with("rediss") {
                 install_tls_provider();
             }
-            Target::Sentinel(SentinelTarget::new(url, tcp_settings(config), read_root_cert(config)?)?)
+            Target::Sentinel(SentinelTarget::new(
+                url,
+                tcp_settings(config).as_ref(),
+                read_root_cert(config)?.as_deref(),
+            )?)
         } else {
             Target::Single(single_client(config, url)?)
         };

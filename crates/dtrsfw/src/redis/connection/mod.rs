@@ -132,8 +132,8 @@
 //!   (see [Durability](crate::redis::sender#durability)).
 //! - **Health.** [`is_redis_connected`](crate::redis::is_redis_connected) PINGs the
 //!   primary the Sentinels name (redis-rs checks its `ROLE` when connecting).
-//! - **Tests** (`crates/dtrsfw/tests/sentinel.rs`) run on a private primary + 2 replicas
-//!   + 3 Sentinels per test (`dtrsfw_server::SentinelSet`, `down-after-milliseconds`
+//! - **Tests** (`crates/dtrsfw/tests/sentinel.rs`) run on a private primary, 2 replicas
+//!   and 3 Sentinels per test (`dtrsfw_server::SentinelSet`, `down-after-milliseconds`
 //!   1000, `failover-timeout` 3000): every API, and failovers under two producers and a
 //!   consumer: `kill -9` of the primary with and without `wait_for_replicas(1)`, and
 //!   `SENTINEL FAILOVER`.

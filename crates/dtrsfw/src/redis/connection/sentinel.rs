@@ -107,7 +107,7 @@ pub(super) struct SentinelTarget {
 
 impl SentinelTarget {
     /// Reads `url` and builds the clients (no I/O).
-    pub(super) fn new(url: &str, tcp: Option<TcpSettings>, root_cert: Option<Vec<u8>>) -> Result<Self> {
+    pub(super) fn new(url: &str, tcp: Option<&TcpSettings>, root_cert: Option<&[u8]>) -> Result<Self> {
         let parsed = parse(url)?;
         let db = parsed.node.db();
         let build = || -> RedisResult<SentinelClient> {
@@ -133,15 +133,15 @@ impl SentinelTarget {
                     .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
                     .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
             }
-            if let Some(tcp) = tcp.clone() {
+            if let Some(tcp) = tcp {
                 builder = builder
                     .set_client_to_redis_tcp_settings(tcp.clone())
-                    .set_client_to_sentinel_tcp_settings(tcp);
+                    .set_client_to_sentinel_tcp_settings(tcp.clone());
             }
-            if let Some(root) = root_cert.clone() {
+            if let Some(root) = root_cert {
                 let certs = || redis::TlsCertificates {
                     client_tls: None,
-                    root_cert: Some(root.clone()),
+                    root_cert: Some(root.to_vec()),
                 };
                 builder = builder
                     .set_client_to_redis_certificates(certs())
@@ -172,14 +172,16 @@ impl SentinelTarget {
 
     /// A client for the primary the Sentinels name now (async side), in at most `limit`.
     pub(super) async fn primary_async(&self, limit: Duration) -> Result<redis::Client> {
-        super::deadline::with_deadline(limit, "asking the sentinels for the primary", async {
+        // Boxed: redis-rs's sentinel future is deep, and callers nest it in theirs (a
+        // consumer's read), past the compiler's layout depth limit.
+        let ask = Box::pin(async {
             let mut client = self.aio.lock().await;
             client
                 .async_get_client()
                 .await
                 .map_err(|e| Error::redis("asking the sentinels for the primary", e))
-        })
-        .await
+        });
+        super::deadline::with_deadline(limit, "asking the sentinels for the primary", ask).await
     }
 }
 
@@ -241,7 +243,7 @@ impl SentinelShared {
 impl ConnectionLike for SentinelShared {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let mut conn = self.connection().await.map_err(to_redis)?;
+            let mut conn = self.connection().await.map_err(|e| to_redis(&e))?;
             let result = conn.req_packed_command(cmd).await;
             self.after(result).await
         })
@@ -254,7 +256,7 @@ impl ConnectionLike for SentinelShared {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let mut conn = self.connection().await.map_err(to_redis)?;
+            let mut conn = self.connection().await.map_err(|e| to_redis(&e))?;
             let result = conn.req_packed_commands(pipeline, offset, count).await;
             self.after(result).await
         })
@@ -267,7 +269,7 @@ impl ConnectionLike for SentinelShared {
 
 /// Our connect error as the redis-rs error `ConnectionLike` returns: an I/O error (so it
 /// classifies as a connection failure, transient) with our message.
-fn to_redis(err: Error) -> redis::RedisError {
+fn to_redis(err: &Error) -> redis::RedisError {
     std::io::Error::new(std::io::ErrorKind::NotConnected, err.to_string()).into()
 }
 
