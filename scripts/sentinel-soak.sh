@@ -7,10 +7,16 @@
 set -uo pipefail
 runs=${1:-10}
 cd "$(dirname "$0")/.."
-cargo test -q -p dtrsfw --test sentinel --no-run || exit 1
+bin=$(cargo test -q -p dtrsfw --test sentinel --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$bin" ] || { echo "cannot build the sentinel tests" >&2; exit 1; }
+# A copy: a target dir shared with other builds may replace the binary meanwhile.
+copy=$(mktemp "${TMPDIR:-/tmp}/sentinel-soak.XXXXXX")
+trap 'rm -f "$copy"' EXIT
+cp "$bin" "$copy" && chmod +x "$copy"
 for test in kill_9_of_the_primary_loses_no_send kill_9_of_the_primary_without_the_option a_planned_sentinel_failover; do
     for run in $(seq "$runs"); do
-        out=$(cargo test -q -p dtrsfw --test sentinel "$test" -- --nocapture 2>&1)
+        out=$("$copy" "$test" --nocapture 2>&1)
         echo "$out" | grep FAILOVER-STATS || true
         echo "$out" | grep -q "test result: ok" || echo "FAILED run $run of $test"
     done
