@@ -14,10 +14,15 @@ bin=$(cargo test -q -p dtrsfw --test sentinel --no-run --message-format=json 2>/
 copy=$(mktemp "${TMPDIR:-/tmp}/sentinel-soak.XXXXXX")
 trap 'rm -f "$copy"' EXIT
 cp "$bin" "$copy" && chmod +x "$copy"
-for test in kill_9_of_the_primary_loses_no_send kill_9_of_the_primary_without_the_option a_planned_sentinel_failover; do
+# SOAK_TESTS picks some of the tests (names or name prefixes).
+tests=${SOAK_TESTS:-"kill_9_of_the_primary_loses_no_send kill_9_of_the_primary_without_the_option a_planned_sentinel_failover"}
+for test in $tests; do
     for run in $(seq "$runs"); do
         out=$("$copy" "$test" --nocapture 2>&1)
         echo "$out" | grep FAILOVER-STATS || true
-        echo "$out" | grep -q "test result: ok" || echo "FAILED run $run of $test"
+        if ! echo "$out" | grep -q "test result: ok"; then
+            echo "FAILED run $run of $test:"
+            echo "$out" | grep -A3 "panicked at" | head -8
+        fi
     done
 done
