@@ -7,6 +7,7 @@ mod cache;
 mod cache_local;
 mod consume;
 mod publish;
+mod publish_wait;
 mod soak;
 
 use std::future::Future;
@@ -374,7 +375,11 @@ pub(crate) async fn run_all(
         }
         progress(area);
         rows.extend(match area {
-            "publish" => publish::run(ctx).await?,
+            "publish" => {
+                let mut rows = publish::run(ctx).await?;
+                rows.extend(publish_wait::run(ctx).await?);
+                rows
+            }
             "consume" => consume::run(ctx).await?,
             "acked" => acked::run(ctx).await?,
             "cache" => cache::run(ctx).await?,

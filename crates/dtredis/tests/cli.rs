@@ -622,7 +622,14 @@ fn bench_runs_against_a_cluster_given_as_a_seed_list_url() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
     let ops = report["ops"].as_array().expect("ops");
-    for name in ["publish_single", "publish_batch", "consume_noop", "cache_hit_async"] {
+    for name in [
+        "publish_single",
+        "publish_batch",
+        "publish_single_wait1",
+        "publish_batch_wait1",
+        "consume_noop",
+        "cache_hit_async",
+    ] {
         let row = ops
             .iter()
             .find(|r| r["name"] == name)

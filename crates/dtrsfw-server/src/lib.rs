@@ -18,11 +18,15 @@
 
 mod binary;
 pub mod proxy;
+mod replication;
 mod rng;
+mod sentinel;
 mod server;
 mod tls;
 
 pub use binary::{cli_binary, free_port, server_binary, tls_server_binary};
+pub use replication::{ReplicaSet, replication_info};
 pub use rng::Rng;
+pub use sentinel::{DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SENTINEL_SERVICE, Sentinel, SentinelSet};
 pub use server::{AclUser, Server, ServerBuilder};
 pub use tls::generate_unrelated_ca;

@@ -96,6 +96,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Starts as a replica of the server on `127.0.0.1:<primary_port>` (`--replicaof`);
+    /// see [`ReplicaSet`](crate::ReplicaSet) for a primary with replicas, synced. By
+    /// default, a primary.
+    #[must_use = "a setter returns the changed value and consumes the original"]
+    pub fn replica_of(mut self, primary_port: u16) -> Self {
+        // Three words: the server reads `--replicaof "host port"` as one argument.
+        self.extra_args
+            .extend(["--replicaof".into(), "127.0.0.1".into(), primary_port.to_string()]);
+        self
+    }
+
     fn binary(&self) -> String {
         if self.tls { tls_server_binary() } else { server_binary() }
     }

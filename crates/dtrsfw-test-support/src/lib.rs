@@ -17,8 +17,8 @@
 #![allow(clippy::must_use_candidate, clippy::missing_errors_doc)]
 
 pub use dtrsfw_server::{
-    AclUser, Rng, Server, ServerBuilder, cli_binary, free_port, generate_unrelated_ca, proxy, server_binary,
-    tls_server_binary,
+    AclUser, ReplicaSet, Rng, SENTINEL_SERVICE, Sentinel, SentinelSet, Server, ServerBuilder, cli_binary, free_port,
+    generate_unrelated_ca, proxy, replication_info, server_binary, tls_server_binary,
 };
 
 use std::net::TcpListener;

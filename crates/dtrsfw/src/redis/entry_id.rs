@@ -117,6 +117,29 @@ impl redis::ToRedisArgs for EntryId {
 
 impl redis::ToSingleRedisArg for EntryId {}
 
+impl Error {
+    /// The entries a send wrote before it failed with
+    /// [`ErrorKind::NotDurable`](super::ErrorKind::NotDurable), in the order of the
+    /// messages: each of them IS in the stream, but its durability requirement was not
+    /// confirmed in time. Empty for every other error.
+    ///
+    /// ```no_run
+    /// # use dtrsfw::redis::sender::{Message, Sender};
+    /// # async fn run(sender: Sender, message: Message) {
+    /// match sender.send_message("orders", &message).await {
+    ///     Ok(id) => println!("{id} is on a replica"),
+    ///     Err(err) if err.is_not_durable() => println!("{:?} written, not confirmed", err.written_ids()),
+    ///     Err(err) => println!("not written: {err}"),
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn written_ids(&self) -> Vec<EntryId> {
+        // Written from `EntryId`'s own `Display`, so every one parses.
+        self.written_id_text().iter().filter_map(|id| id.parse().ok()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! One error type for the whole library, opaque, with [`Error::kind`] and classifiers:
 //! [`Error::is_connection`], [`Error::is_timeout`], [`Error::is_authentication`],
 //! [`Error::is_permission`], [`Error::is_configuration`], [`Error::is_response`],
-//! [`Error::is_serialization`], [`Error::is_transient`], and [`Error::server_code`]
+//! [`Error::is_serialization`], [`Error::is_not_durable`] (with [`Error::written_ids`]), [`Error::is_transient`], and [`Error::server_code`]
 //! (`NOGROUP`, `BUSYGROUP`, …). No message, `Debug` or `Display` output ever contains a
 //! user name or password.
 
@@ -44,6 +44,11 @@ pub enum ErrorKind {
     /// The caller used the API in a way it does not allow (unregistered channel, empty
     /// name, ...); the message names the problem.
     InvalidInput,
+    /// A send WAS written but its durability requirement (`WAIT`, `WAITAOF`, see
+    /// [`SenderOptions::set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas))
+    /// was not confirmed in time; [`Error::written_ids`] lists the entries written. Not
+    /// transient: sending again would write the entries a second time.
+    NotDurable,
 }
 
 impl fmt::Display for ErrorKind {
@@ -57,6 +62,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Response => "server error",
             ErrorKind::Serialization => "serialization error",
             ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::NotDurable => "written but not confirmed durable",
         })
     }
 }
@@ -86,6 +92,9 @@ pub struct Error {
     /// [`Error::is_transient`]); not exposed as the source: its text is in `message`
     /// already. (Other causes, such as a JSON error, are only text: nothing reads them.)
     cause: Option<redis::RedisError>,
+    /// The IDs (`<ms>-<seq>`) of the entries a [`ErrorKind::NotDurable`] send wrote; read
+    /// typed by [`Error::written_ids`] (in `entry_id.rs`: this layer knows no entry ID).
+    written: Option<std::sync::Arc<[String]>>,
 }
 
 /// `Result` with [`Error`].
@@ -98,7 +107,22 @@ impl Error {
             kind,
             message: message.into(),
             cause: None,
+            written: None,
         }
+    }
+
+    /// Entries were written (`ids`, as text) but not confirmed durable: `message` says
+    /// which requirement was not met.
+    pub(crate) fn not_durable(message: impl Into<String>, ids: Vec<String>) -> Self {
+        Error {
+            written: Some(ids.into()),
+            ..Error::new(ErrorKind::NotDurable, message)
+        }
+    }
+
+    /// The IDs of [`Error::written_ids`] as text.
+    pub(crate) fn written_id_text(&self) -> &[String] {
+        self.written.as_deref().unwrap_or_default()
     }
 
     /// An error in the configuration field `field`.
@@ -118,6 +142,7 @@ impl Error {
             kind,
             message: format!("{context}: {err}"),
             cause: Some(err),
+            written: None,
         }
     }
 
@@ -173,6 +198,13 @@ impl Error {
         self.kind == ErrorKind::Response
     }
 
+    /// The entries were written but their durability requirement was not confirmed in
+    /// time ([`ErrorKind::NotDurable`]); see [`Error::written_ids`].
+    #[must_use]
+    pub fn is_not_durable(&self) -> bool {
+        self.kind == ErrorKind::NotDurable
+    }
+
     /// A value could not be (de)serialized.
     #[must_use]
     pub fn is_serialization(&self) -> bool {
@@ -219,7 +251,10 @@ pub(crate) fn classify(err: &redis::RedisError) -> ErrorKind {
         K::AuthenticationFailed => ErrorKind::Authentication,
         K::Server(S::NoPerm) => ErrorKind::Permission,
         K::InvalidClientConfig => ErrorKind::Configuration,
-        K::Io | K::ClusterConnectionNotFound => ErrorKind::Connection,
+        // No primary named by the Sentinels (yet): a failover under way, so transient.
+        K::Io | K::ClusterConnectionNotFound | K::MasterNameNotFoundBySentinel | K::NoValidReplicasFoundBySentinel => {
+            ErrorKind::Connection
+        }
         _ => match err.code() {
             Some("WRONGPASS" | "NOAUTH") => ErrorKind::Authentication,
             Some("NOPERM") => ErrorKind::Permission,

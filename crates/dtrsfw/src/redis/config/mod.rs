@@ -21,4 +21,6 @@ pub use self::redis_config::{
     ConfigValue, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SOCKET_TIMEOUT, RedisConfig,
 };
-pub(crate) use self::validate::{CLUSTER_TLS_SCHEME, Endpoint, Parts, is_cluster_url};
+pub(crate) use self::validate::{
+    CLUSTER_TLS_SCHEME, Endpoint, Parts, SENTINEL_TLS_SCHEME, is_cluster_url, is_sentinel_url,
+};

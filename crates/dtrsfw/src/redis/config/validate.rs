@@ -14,6 +14,8 @@ use crate::redis::error::{Error, Result};
 const CLUSTER_SCHEME: &str = "redis+cluster";
 /// See [`CLUSTER_SCHEME`].
 pub(crate) const CLUSTER_TLS_SCHEME: &str = "rediss+cluster";
+const SENTINEL_SCHEME: &str = "redis+sentinel";
+pub(crate) const SENTINEL_TLS_SCHEME: &str = "rediss+sentinel";
 
 /// The port when none is set, as the Python package.
 const DEFAULT_PORT: u32 = 6379;
@@ -24,6 +26,12 @@ pub(crate) fn is_cluster_url(url: &str) -> bool {
 }
 
 /// Where a valid configuration says to connect.
+/// Whether `url` reaches its primary through Sentinels (`redis+sentinel://`,
+/// `rediss+sentinel://`).
+pub(crate) fn is_sentinel_url(url: &str) -> bool {
+    matches!(url.split("://").next(), Some(SENTINEL_SCHEME | SENTINEL_TLS_SCHEME)) && url.contains("://")
+}
+
 #[derive(Debug)]
 pub(crate) enum Endpoint<'a> {
     /// A URL given whole, with a supported scheme that agrees with `redis_ssl`.
@@ -97,18 +105,25 @@ fn validate_url(url: &str, ssl: bool) -> Result<&str> {
     if !url.contains("://")
         || !matches!(
             scheme,
-            "redis" | "rediss" | "unix" | "redis+unix" | CLUSTER_SCHEME | CLUSTER_TLS_SCHEME
+            "redis"
+                | "rediss"
+                | "unix"
+                | "redis+unix"
+                | CLUSTER_SCHEME
+                | CLUSTER_TLS_SCHEME
+                | SENTINEL_SCHEME
+                | SENTINEL_TLS_SCHEME
         )
     {
         return Err(Error::config(
             "redis_url",
             format!(
-                "unsupported URL {:?}: expected redis://, rediss://, unix:// or redis+cluster://",
+                "unsupported URL {:?}: expected redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://",
                 redact_url(url)
             ),
         ));
     }
-    if ssl && !matches!(scheme, "rediss" | CLUSTER_TLS_SCHEME) {
+    if ssl && !matches!(scheme, "rediss" | CLUSTER_TLS_SCHEME | SENTINEL_TLS_SCHEME) {
         return Err(Error::config(
             "redis_ssl",
             "TLS requested but redis_url is not rediss:// (use rediss://, or drop set_redis_ssl)",

@@ -11,6 +11,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::capabilities::ConnectionEpoch;
 use super::retry::{command_name, is_retryable_failure, may_retry};
+use super::sentinel::SentinelShared;
 
 /// An async connection to one server (`S`: the shared client's `ConnectionManager`, or a
 /// dedicated `MultiplexedConnection`) or to a cluster. Cheap to clone: clones share the
@@ -19,6 +20,8 @@ use super::retry::{command_name, is_retryable_failure, may_retry};
 pub(super) enum AsyncConn<S> {
     Single(S),
     Cluster(ClusterConnection),
+    /// The shared connection under Sentinel (follows the primary; see `sentinel.rs`).
+    Sentinel(SentinelShared),
 }
 
 impl<S: ConnectionLike + Send> AsyncConn<S> {
@@ -26,6 +29,7 @@ impl<S: ConnectionLike + Send> AsyncConn<S> {
         match self {
             AsyncConn::Single(conn) => conn,
             AsyncConn::Cluster(conn) => conn,
+            AsyncConn::Sentinel(conn) => conn,
         }
     }
 
@@ -52,6 +56,7 @@ impl<S: ConnectionLike + Send> ConnectionLike for AsyncConn<S> {
         match self {
             AsyncConn::Single(conn) => conn.get_db(),
             AsyncConn::Cluster(conn) => conn.get_db(),
+            AsyncConn::Sentinel(conn) => conn.get_db(),
         }
     }
 }

@@ -73,7 +73,7 @@ impl AsyncRedisClient {
     /// server, every primary for a cluster.
     pub(crate) async fn scan_targets(&mut self) -> RedisResult<Vec<Option<NodeAddr>>> {
         match &mut self.conn {
-            AsyncConn::Single(_) => Ok(vec![None]),
+            AsyncConn::Single(_) | AsyncConn::Sentinel(_) => Ok(vec![None]),
             AsyncConn::Cluster(conn) => Ok(targets(&redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?)),
         }
     }
@@ -85,7 +85,7 @@ impl AsyncRedisClient {
                 let value = conn.route_command(cmd.clone(), node.routing()).await?;
                 Ok(redis::from_redis_value(value)?)
             }
-            (AsyncConn::Single(_), Some(_)) => Err(not_a_cluster()),
+            (AsyncConn::Single(_) | AsyncConn::Sentinel(_), Some(_)) => Err(not_a_cluster()),
             (_, None) => cmd.query_async(self).await,
         }
     }

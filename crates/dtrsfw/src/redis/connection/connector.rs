@@ -12,9 +12,10 @@ use redis::{ConnectionInfo, IntoConnectionInfo};
 
 use super::aio::AsyncConn;
 use super::deadline::with_deadline;
+use super::sentinel::{SentinelShared, SentinelTarget};
 use super::sync::{SyncConnection, SyncInner};
 use super::url::{cluster_seed_urls, redis_description, unparsable_url};
-use crate::redis::config::{CLUSTER_TLS_SCHEME, RedisConfig, is_cluster_url, redact_url};
+use crate::redis::config::{CLUSTER_TLS_SCHEME, RedisConfig, is_cluster_url, is_sentinel_url, redact_url};
 use crate::redis::error::{Error, Result};
 
 /// How many times redis-rs's cluster client retries a request after a redirection or a
@@ -25,13 +26,15 @@ const CLUSTER_RETRIES: u32 = 8;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 
-/// What the connections go to: one server, or a cluster reached through its seeds.
+/// What the connections go to: one server, a cluster reached through its seeds, or the
+/// primary that Sentinels name.
 #[derive(Clone)]
 // One per `RedisInstance` (and its rare clones): the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
 enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
+    Sentinel(SentinelTarget),
 }
 
 /// Everything needed to open a connection; shared by the pool and the async side.
@@ -53,12 +56,22 @@ impl Connector {
     pub(super) fn new(config: &RedisConfig, url: &str) -> Result<Self> {
         let target = if is_cluster_url(url) {
             Target::Cluster(cluster_client(config, url)?)
+        } else if is_sentinel_url(url) {
+            if url.starts_with("rediss") {
+                install_tls_provider();
+            }
+            Target::Sentinel(SentinelTarget::new(
+                url,
+                tcp_settings(config).as_ref(),
+                read_root_cert(config)?.as_deref(),
+            )?)
         } else {
             Target::Single(single_client(config, url)?)
         };
         let db = match &target {
             Target::Single(client) => client.get_connection_info().redis_settings().db(),
             Target::Cluster(_) => 0,
+            Target::Sentinel(target) => target.db(),
         };
         Ok(Connector {
             target,
@@ -91,14 +104,8 @@ impl Connector {
         response_timeout: Duration,
     ) -> Result<SyncConnection> {
         let inner = match &self.target {
-            Target::Single(client) => {
-                let conn = client
-                    .get_connection_with_timeout(connect_timeout)
-                    .map_err(|e| Error::redis("connecting to redis", e))
-                    .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
-                tracing::debug!(addr = %client.get_connection_info().addr(), "opened a sync connection");
-                SyncInner::Single(conn)
-            }
+            Target::Single(client) => SyncInner::Single(open_sync(client, connect_timeout)?),
+            Target::Sentinel(target) => SyncInner::Single(open_sync(&target.primary()?, connect_timeout)?),
             Target::Cluster(client) => {
                 let conn = client
                     .get_connection_with_config(cluster_config(connect_timeout, response_timeout))
@@ -119,6 +126,12 @@ impl Connector {
     pub(super) async fn connect_shared(&self) -> Result<AsyncConn<ConnectionManager>> {
         match &self.target {
             Target::Single(client) => Ok(AsyncConn::Single(self.connect_manager(client).await?)),
+            Target::Sentinel(target) => {
+                let shared = SentinelShared::new(target.clone(), self.connect_timeout, self.response_timeout);
+                // Open it now, as the other targets do: a connect error surfaces here.
+                shared.connection().await?;
+                Ok(AsyncConn::Sentinel(shared))
+            }
             Target::Cluster(client) => {
                 let conn = self.connect_async_cluster(client, self.response_timeout).await?;
                 tracing::debug!("opened the shared async cluster connection");
@@ -132,19 +145,19 @@ impl Connector {
     /// connection.
     pub(super) async fn connect_dedicated_async(&self, block: Duration) -> Result<AsyncConn<MultiplexedConnection>> {
         let response_timeout = self.response_timeout + block;
-        match &self.target {
-            Target::Single(client) => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(response_timeout));
-                let conn = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map_err(|e| Error::redis("connecting to redis", e))?;
-                Ok(AsyncConn::Single(conn))
-            }
-            Target::Cluster(client) => self.connect_async_cluster(client, response_timeout).await,
-        }
+        let client = match &self.target {
+            Target::Single(client) => client.clone(),
+            Target::Sentinel(target) => target.primary_async(self.connect_timeout).await?,
+            Target::Cluster(client) => return self.connect_async_cluster(client, response_timeout).await,
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| Error::redis("connecting to redis", e))?;
+        Ok(AsyncConn::Single(conn))
     }
 
     /// A dedicated RESP3 connection to one server whose server pushes (invalidations,
@@ -215,6 +228,16 @@ impl Connector {
         tracing::debug!(addr = %client.get_connection_info().addr(), "opened the shared async connection");
         Ok(manager)
     }
+}
+
+/// A sync connection to the one server of `client`.
+fn open_sync(client: &redis::Client, connect_timeout: Duration) -> Result<redis::Connection> {
+    let conn = client
+        .get_connection_with_timeout(connect_timeout)
+        .map_err(|e| Error::redis("connecting to redis", e))
+        .inspect_err(|e| tracing::debug!(error = %e, "sync connection failed"))?;
+    tracing::debug!(addr = %client.get_connection_info().addr(), "opened a sync connection");
+    Ok(conn)
 }
 
 fn cluster_config(connect_timeout: Duration, response_timeout: Duration) -> ClusterConfig {

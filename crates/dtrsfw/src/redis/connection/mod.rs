@@ -83,15 +83,67 @@
 //!   benchmark on the cluster (figures: `docs/performance.md` in the repository).
 //! - Redis replicates asynchronously: a write the old primary acknowledged in the last
 //!   instant before dying can in principle be missing on the replica that takes over.
-//!   Our tests see no loss on a local cluster, but a service that needs a stronger
-//!   guarantee should add `WAIT` (not done by the sender).
+//!   Our tests see no loss on a local cluster; a service that needs the guarantee sets
+//!   [`SenderOptions::set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas)
+//!   (see [Durability](crate::redis::sender#durability)).
+//!
+//! # Redis Sentinel
+//!
+//! A primary with replicas watched by Sentinels (self-hosted, Kubernetes charts) is
+//! configured by URL alone, as a cluster is:
+//!
+//! ```no_run
+//! use dtrsfw::redis::{RedisConfig, RedisInstance};
+//!
+//! // Sentinels (host[:port], 26379 by default), the service (master) name, the db.
+//! let redis = RedisInstance::new(
+//!     RedisConfig::new().set_redis_url("redis+sentinel://app:secret@10.0.0.1:26379,10.0.0.2:26379/mymaster/0"),
+//! )?;
+//! assert_eq!(redis.to_string(), "redis+sentinel://***@10.0.0.1:26379,10.0.0.2:26379/mymaster/0");
+//! # Ok::<(), dtrsfw::redis::Error>(())
+//! ```
+//!
+//! - **URL.** `redis+sentinel://[user:pass@]host1:26379,host2:26379/<service>[/db]`;
+//!   `rediss+sentinel://` for TLS to the Sentinels and the data nodes (with
+//!   `redis_ssl_ca_certs` for a private CA). [`RedisConfig::from_env()`](crate::redis::RedisConfig::from_env)
+//!   reads it from `REDIS_URL`, `dtredis --url` accepts it. A URL without a service, with
+//!   a bad sentinel address or database, or with a query is an
+//!   [`ErrorKind::Configuration`](crate::redis::ErrorKind::Configuration) naming
+//!   `redis_url`; `Display`, `Debug` and every message mask the credentials.
+//! - **Credentials.** The URL's `user:pass` authenticate to the data nodes (primary and
+//!   replicas). The Sentinels are asked without credentials: a Sentinel that requires a
+//!   password (`requirepass` in `sentinel.conf`) is not supported yet.
+//! - **Connections.** Built on redis-rs's Sentinel support (feature `sentinel`:
+//!   `SENTINEL get-master-addr-by-name`, then `ROLE` on the answer); no discovery of our
+//!   own. Every connection is opened on the primary the Sentinels name at that moment:
+//!   the sync pool, the dedicated connections for blocking reads, and the shared async
+//!   connection, which (unlike redis-rs's `ConnectionManager`, which would reconnect to
+//!   the old address) is dropped after a broken link, a timeout or `READONLY` and opened
+//!   again through the Sentinels by the next command.
+//! - **During a failover.** Commands to the old primary fail with a connection error or
+//!   `READONLY` (transient: the sender retries them with its backoff; the cache fails
+//!   open, running the function; the consumer reconnects and, as after any reconnect,
+//!   reclaims what was pending). Once the Sentinels name the new primary (about
+//!   `down-after-milliseconds` plus an election, 1–3 s in our tests), everything resumes.
+//!   A planned `SENTINEL FAILOVER` demotes the old primary after the replica has caught
+//!   up: nothing acknowledged is lost. A crash of the primary can lose the sends it
+//!   acknowledged last (asynchronous replication), unless they were sent with
+//!   [`set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas)
+//!   (see [Durability](crate::redis::sender#durability)).
+//! - **Health.** [`is_redis_connected`](crate::redis::is_redis_connected) PINGs the
+//!   primary the Sentinels name (redis-rs checks its `ROLE` when connecting).
+//! - **Tests** (`crates/dtrsfw/tests/sentinel.rs`) run on a private primary, 2 replicas
+//!   and 3 Sentinels per test (`dtrsfw_server::SentinelSet`, `down-after-milliseconds`
+//!   1000, `failover-timeout` 3000): every API, and failovers under two producers and a
+//!   consumer: `kill -9` of the primary with and without `wait_for_replicas(1)`, and
+//!   `SENTINEL FAILOVER`.
 
 // Layering. This module sits above `config` and `error` and below every user of Redis
 // (caching, sender, streamer, health, inspect); it imports none of them (per-instance
 // state of those layers lives in the type-erased `extensions` slot). Inside, arrows run
 // one way, from the entry point down: `instance` → `pooled` (the sync guard), `pool`,
 // `shared_slot` → `connector` (redis-rs clients, TLS, TCP settings) → `sync`, `aio`
-// (the connections), `url`; `retry` (the one retry decision) and `deadline` are leaves.
+// (the connections), `sentinel` (the Sentinel target and its shared connection), `url`; `retry` (the one retry decision) and `deadline` are leaves.
 // `client` (the per-command sync handle) and `cluster` (per-node commands) add methods
 // on top, so that the instance never names them.
 //
@@ -113,6 +165,7 @@ mod instance;
 mod pool;
 mod pooled;
 mod retry;
+mod sentinel;
 mod shared_slot;
 mod sync;
 mod url;

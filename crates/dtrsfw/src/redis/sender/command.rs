@@ -98,6 +98,10 @@ pub(super) struct ChunkLabel {
 
 impl fmt::Display for ChunkLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total == 1 {
+            // A single message sent as a pipeline (with its durability waits).
+            return f.write_str("sending a message");
+        }
         write!(
             f,
             "sending messages {}..{} of a batch of {} ({} written before)",

@@ -1,10 +1,11 @@
-//! [`SenderOptions`]: retries and batching, and the backoff they imply.
+//! [`SenderOptions`]: retries, batching and durability, and the backoff they imply.
 
 use std::time::Duration;
 
+use super::durability::{AofRequirement, Durability};
 use crate::redis::error::Error;
 
-/// Options of a [`Sender`](super::Sender): retries and batching.
+/// Options of a [`Sender`](super::Sender): retries, batching and durability.
 ///
 /// ```
 /// use std::time::Duration;
@@ -23,6 +24,7 @@ pub struct SenderOptions {
     initial_backoff: Duration,
     max_backoff: Duration,
     pub(super) batch_size: usize,
+    pub(super) durability: Durability,
 }
 
 impl Default for SenderOptions {
@@ -32,6 +34,7 @@ impl Default for SenderOptions {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
             batch_size: 1000,
+            durability: Durability::default(),
         }
     }
 }
@@ -81,6 +84,87 @@ impl SenderOptions {
     pub fn set_batch_size(mut self, size: usize) -> Self {
         self.batch_size = size.max(1);
         self
+    }
+
+    /// Each send waits until `replicas` replicas have acknowledged its entries (`WAIT`,
+    /// sent once after the send's pipeline, see the [module docs](super#durability)); 0
+    /// means no wait. When fewer acknowledge within
+    /// [`set_durability_timeout`](Self::set_durability_timeout), the send fails with
+    /// [`ErrorKind::NotDurable`](crate::redis::ErrorKind::NotDurable): the entries ARE
+    /// written, [`Error::written_ids`](crate::redis::Error::written_ids) lists them, and
+    /// they are not sent again. By default, 0 (no wait: acknowledged by the primary only).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dtrsfw::redis::sender::SenderOptions;
+    ///
+    /// let options = SenderOptions::new()
+    ///     .set_wait_for_replicas(1)
+    ///     .set_durability_timeout(Duration::from_millis(500));
+    /// assert_eq!(options.wait_for_replicas(), 1);
+    /// ```
+    #[must_use = "a setter returns the changed value and consumes the original"]
+    pub fn set_wait_for_replicas(mut self, replicas: u32) -> Self {
+        self.durability.replicas = replicas;
+        self
+    }
+
+    /// Each send waits until its entries are fsynced to the append-only file of the
+    /// primary (`local`) and of `replicas` replicas (`WAITAOF`, Redis >= 7.2 or Valkey >= 8.0,
+    /// with `appendonly yes` where a fsync is required). Checked once per instance before
+    /// the first write: an older server, or `local` without `appendonly`, refuses with an
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) error and
+    /// nothing is written. Unmet in time: as
+    /// [`set_wait_for_replicas`](Self::set_wait_for_replicas). `(false, 0)` removes the
+    /// requirement. By default, none.
+    ///
+    /// ```
+    /// use dtrsfw::redis::sender::SenderOptions;
+    ///
+    /// let options = SenderOptions::new().set_wait_for_aof(true, 1);
+    /// assert_eq!(options.wait_for_aof(), Some((true, 1)));
+    /// ```
+    #[must_use = "a setter returns the changed value and consumes the original"]
+    pub fn set_wait_for_aof(mut self, local: bool, replicas: u32) -> Self {
+        self.durability.aof = (local || replicas > 0).then_some(AofRequirement { local, replicas });
+        self
+    }
+
+    /// How long each wait command (`WAIT`, `WAITAOF`) may wait. The waits of a send,
+    /// together, must be shorter than the instance's `redis_socket_timeout` (their reply is
+    /// read within it), else the send is refused as
+    /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput). Values below
+    /// 1 ms count as 1 ms (0 would mean "forever" to Redis). By default, 1 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dtrsfw::redis::sender::SenderOptions;
+    ///
+    /// let options = SenderOptions::new().set_durability_timeout(Duration::from_millis(200));
+    /// assert_eq!(options.durability_timeout(), Duration::from_millis(200));
+    /// ```
+    #[must_use = "a setter returns the changed value and consumes the original"]
+    pub fn set_durability_timeout(mut self, timeout: Duration) -> Self {
+        self.durability.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The replicas each send waits for (`WAIT`); 0 when none.
+    #[must_use]
+    pub fn wait_for_replicas(&self) -> u32 {
+        self.durability.replicas
+    }
+
+    /// The `WAITAOF` requirement `(local, replicas)`, if any.
+    #[must_use]
+    pub fn wait_for_aof(&self) -> Option<(bool, u32)> {
+        self.durability.aof.map(|a| (a.local, a.replicas))
+    }
+
+    /// How long each wait command may wait.
+    #[must_use]
+    pub fn durability_timeout(&self) -> Duration {
+        self.durability.timeout
     }
 
     /// The wait before the next try after try number `attempt` (1-based) failed with

@@ -67,6 +67,11 @@ impl Sender {
 
     /// One message: one `XADD`, tried until it succeeds or the error is final.
     async fn send_one<Io: SendIo>(&self, io: &mut Io, channel: &str, message: &Message) -> Result<EntryId> {
+        if self.inner.options.durability.is_required() {
+            // The XADD and its waits go in one pipeline: the batch flow, with one message.
+            let ids = self.send_batch(io, channel, std::slice::from_ref(message)).await?;
+            return Ok(ids[0]);
+        }
         let cmd = xadd(channel, self.retention_of(channel)?, message, SystemTime::now());
         let mut attempts = Attempts::new(&self.inner.options, channel);
         loop {
@@ -89,6 +94,11 @@ impl Sender {
     async fn send_batch<Io: SendIo>(&self, io: &mut Io, channel: &str, messages: &[Message]) -> Result<Vec<EntryId>> {
         let retention = self.retention_of(channel)?;
         let batch_size = self.inner.options.batch_size;
+        let durability = &self.inner.options.durability;
+        if durability.is_required() {
+            durability.check_fits(&self.inner.redis)?;
+            durability.probe(&self.inner.redis, io).await?;
+        }
         let mut ids = Vec::with_capacity(messages.len());
         for (index, chunk) in messages.chunks(batch_size).enumerate() {
             let start = index * batch_size;
@@ -97,12 +107,17 @@ impl Sender {
                 end: start + chunk.len(),
                 total: messages.len(),
             };
-            let pipe = xadd_pipeline(channel, retention, chunk, SystemTime::now());
+            let mut pipe = xadd_pipeline(channel, retention, chunk, SystemTime::now());
+            durability.append_to(&mut pipe);
             let mut attempts = Attempts::new(&self.inner.options, channel);
             loop {
                 let context = || attempts.context(&label);
                 let result = match io.query::<Vec<Value>>(&pipe, &context).await {
-                    Ok(replies) => parse_ids(&replies, chunk.len(), &mut ids, &context),
+                    Ok(replies) => {
+                        let (xadds, waits) = replies.split_at(replies.len().saturating_sub(durability.reply_count()));
+                        parse_ids(xadds, chunk.len(), &mut ids, &context)
+                            .and_then(|()| durability.check(waits, &ids, &context))
+                    }
                     Err(err) => Err(err),
                 };
                 match result {

@@ -1,0 +1,319 @@
+//! `redis+sentinel://` against a real primary + 2 replicas + 3 Sentinels: configuration
+//! (validation, masking), every API (health, sync pool, async client, dedicated
+//! connections, caching, sender, consumer), and failovers under load: `kill -9` of the
+//! primary and `SENTINEL FAILOVER`, with and without `wait_for_replicas(1)`.
+//!
+//! Each failover test runs once here; `scripts/sentinel-soak.sh [N]` runs each N times
+//! and prints every run's counts (`FAILOVER-STATS` lines: acknowledged sends, lost ones,
+//! time to promotion and to resumed consumption).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
+use dtrsfw::redis::sender::SenderOptions;
+use dtrsfw::redis::{
+    ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, StartFrom, is_redis_connected,
+    is_redis_connected_async,
+};
+use dtrsfw_test_support::{SENTINEL_SERVICE, SentinelSet};
+use redis::Commands;
+
+fn instance(set: &SentinelSet) -> RedisInstance {
+    RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url(set.url())
+            .set_redis_socket_timeout(Duration::from_secs(2))
+            .set_redis_socket_connect_timeout(Duration::from_secs(1)),
+    )
+    .expect("valid sentinel config")
+}
+
+#[test]
+fn a_sentinel_url_is_validated_naming_the_field_and_masked() {
+    let bad = RedisInstance::new(RedisConfig::new().set_redis_url("redis+sentinel://u:hunter2@s1:26379/")).unwrap_err();
+    assert!(bad.is_configuration());
+    assert!(
+        bad.to_string().contains("redis_url") && bad.to_string().contains("names no service"),
+        "{bad}"
+    );
+    assert!(!bad.to_string().contains("hunter2"), "{bad}");
+    let ssl = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url("redis+sentinel://s1/m")
+            .set_redis_ssl(true),
+    )
+    .unwrap_err();
+    assert!(ssl.to_string().contains("redis_ssl"), "{ssl}");
+    let ok =
+        RedisInstance::new(RedisConfig::new().set_redis_url("rediss+sentinel://u:hunter2@s1:26379,s2/m/2")).unwrap();
+    assert_eq!(ok.to_string(), "rediss+sentinel://***@s1:26379,s2/m/2");
+    assert!(!format!("{ok:?}").contains("hunter2"));
+    let env = RedisConfig::from_lookup(|name| (name == "REDIS_URL").then(|| "redis+sentinel://s1:26379/m".to_owned()))
+        .unwrap();
+    assert_eq!(env.redis_url(), Some("redis+sentinel://s1:26379/m"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_works_through_the_sentinels() {
+    let set = SentinelSet::start();
+    let redis = instance(&set);
+
+    let (ok, err) = tokio::task::block_in_place(|| is_redis_connected(&redis));
+    assert!(ok, "{err:?}");
+    let (ok, err) = is_redis_connected_async(&redis).await;
+    assert!(ok, "{err:?}");
+
+    tokio::task::block_in_place(|| {
+        let mut pooled = redis.get_redis().unwrap();
+        let _: () = pooled.set("k", 1).unwrap();
+        let mut dedicated = redis.get_blocking_connection(Duration::from_millis(100)).unwrap();
+        let v: u32 = redis::cmd("GET").arg("k").query(&mut dedicated).unwrap();
+        assert_eq!(v, 1);
+    });
+    let mut client = redis.get_async_redis_client().await.unwrap();
+    let v: u32 = redis::AsyncCommands::get(&mut client, "k").await.unwrap();
+    assert_eq!(v, 1);
+    let mut blocking = redis
+        .get_async_blocking_connection(Duration::from_millis(100))
+        .await
+        .unwrap();
+    let popped: Option<(String, String)> = redis::cmd("BLPOP")
+        .arg("none")
+        .arg(0.1)
+        .query_async(&mut blocking)
+        .await
+        .unwrap();
+    assert_eq!(popped, None);
+    // Every connection went to the primary the Sentinels name.
+    let primary = set.nodes().nth(set.primary_index().unwrap()).unwrap();
+    let on_primary: u32 = primary.connection().get("k").unwrap();
+    assert_eq!(on_primary, 1);
+
+    let cached = CachedFunction::builder("st-ns", ["x"]).expire(60).build().unwrap();
+    let calls = AtomicU64::new(0);
+    for _ in 0..2 {
+        let v = cached
+            .call_async(&redis, &CacheArgs::new().arg("x", &1), async {
+                calls.fetch_add(1, Ordering::Relaxed);
+                10
+            })
+            .await;
+        assert_eq!(v, 10);
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "the second call hit");
+
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let (sender, consumer) = pipeline(&redis, &seen, SenderOptions::new().set_wait_for_replicas(2)).await;
+    let ids = sender.send_messages("orders", &numbered(0..10)).await.unwrap();
+    assert_eq!(ids.len(), 10);
+    tokio::task::block_in_place(|| sender.send_message_blocking("orders", &numbered(10..11)[0])).unwrap();
+    let task = spawn(&consumer);
+    wait_for(|| seen.lock().unwrap().len() == 11, Duration::from_secs(10)).await;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+}
+
+/// What a failover run saw.
+struct FailoverRun {
+    acked: BTreeSet<u64>,
+    lost: Vec<u64>,
+    promoted_after: Duration,
+    resumed_after: Duration,
+}
+
+impl std::fmt::Debug for FailoverRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "acked={} lost={} {:?} promoted_after={:?} resumed_after={:?}",
+            self.acked.len(),
+            self.lost.len(),
+            self.lost,
+            self.promoted_after,
+            self.resumed_after
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_primary_loses_no_send_acknowledged_with_wait_for_replicas() {
+    let run = failover_run(Switch::Kill, true).await;
+    eprintln!("FAILOVER-STATS kill wait1=true {run:?}");
+    assert!(run.lost.is_empty(), "{run:?}");
+    assert!(
+        run.resumed_after <= run.promoted_after + Duration::from_secs(2),
+        "{run:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_primary_without_the_option_resumes_and_counts_losses() {
+    let run = failover_run(Switch::Kill, false).await;
+    // Without WAIT, an acknowledged send may be lost (asynchronous replication): counted,
+    // not asserted. Consumption must resume in time either way.
+    eprintln!("FAILOVER-STATS kill wait1=false {run:?}");
+    assert!(
+        run.resumed_after <= run.promoted_after + Duration::from_secs(2),
+        "{run:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_planned_sentinel_failover_loses_nothing() {
+    let run = failover_run(Switch::Planned, false).await;
+    eprintln!("FAILOVER-STATS planned wait1=false {run:?}");
+    assert!(run.lost.is_empty(), "{run:?}");
+    assert!(
+        run.resumed_after <= run.promoted_after + Duration::from_secs(2),
+        "{run:?}"
+    );
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Switch {
+    Kill,
+    Planned,
+}
+
+/// Two producers and a consumer on `orders`; the primary is switched (killed, or
+/// `SENTINEL FAILOVER`) while they run; then every acknowledged send must be consumed.
+async fn failover_run(switch: Switch, wait1: bool) -> FailoverRun {
+    let mut set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
+    let redis = instance(&set);
+    let options = if wait1 {
+        SenderOptions::new()
+            .set_wait_for_replicas(1)
+            .set_durability_timeout(Duration::from_millis(500))
+    } else {
+        SenderOptions::new()
+    };
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let (sender, consumer) = pipeline(&redis, &seen, options).await;
+    let consumer_task = spawn(&consumer);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
+    let producers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let (sender, stop, acked) = (sender.clone(), stop.clone(), acked.clone());
+            tokio::spawn(async move {
+                let mut i = p * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    if sender.send_message("orders", &numbered(i..i + 1)[0]).await.is_ok() {
+                        acked.lock().unwrap().push((i, Instant::now()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let old = set.primary_index().unwrap();
+    let switched = Instant::now();
+    match switch {
+        Switch::Kill => set.node_mut(old).kill(),
+        Switch::Planned => {
+            let mut conn = redis::Client::open(set.sentinels()[0].url())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: () = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(SENTINEL_SERVICE)
+                .query(&mut conn)
+                .unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while set.primary_index().is_none_or(|i| i == old) {
+        assert!(Instant::now() < deadline, "no replica promoted in 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let promoted_after = switched.elapsed();
+    // Resumed: a send acknowledged after the promotion has been consumed.
+    let resumed = loop {
+        let after: Vec<u64> = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, at)| *at > switched + promoted_after)
+            .map(|(i, _)| *i)
+            .collect();
+        if after.iter().any(|i| seen.lock().unwrap().contains(i)) {
+            break switched.elapsed();
+        }
+        assert!(Instant::now() < deadline, "consumption did not resume within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        p.await.unwrap();
+    }
+    let acked: BTreeSet<u64> = acked.lock().unwrap().iter().map(|(i, _)| *i).collect();
+    let all_seen = || acked.iter().all(|i| seen.lock().unwrap().contains(i));
+    let drain = Instant::now() + Duration::from_secs(10);
+    while !all_seen() && Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    consumer.shutdown();
+    let _ = consumer_task.await;
+    let lost = acked
+        .iter()
+        .filter(|i| !seen.lock().unwrap().contains(i))
+        .copied()
+        .collect();
+    FailoverRun {
+        acked,
+        lost,
+        promoted_after,
+        resumed_after: resumed,
+    }
+}
+
+async fn pipeline(
+    redis: &RedisInstance,
+    seen: &Arc<Mutex<BTreeSet<u64>>>,
+    options: SenderOptions,
+) -> (Sender, Consumer) {
+    let sender = Sender::with_options(redis, options);
+    sender.register_channel("orders").unwrap();
+    let consumer = Consumer::new(redis, "svc").unwrap();
+    let channel_options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .reclaim_idle(Duration::from_millis(500));
+    consumer.register_channel("orders", channel_options).await.unwrap();
+    let seen = seen.clone();
+    consumer
+        .register_handler("orders", move |_name: &str, body: &serde_json::Value| {
+            seen.lock().unwrap().insert(body["i"].as_u64().ok_or("no i")?);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    (sender, consumer)
+}
+
+fn spawn(consumer: &Consumer) -> tokio::task::JoinHandle<dtrsfw::redis::Result<()>> {
+    let c = consumer.clone();
+    tokio::spawn(async move {
+        c.persist_consume_all_channels(Duration::from_millis(10), Duration::from_millis(100))
+            .await
+    })
+}
+
+async fn wait_for(done: impl Fn() -> bool, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "not done within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn numbered(range: std::ops::Range<u64>) -> Vec<Message> {
+    range
+        .map(|i| Message::new("evt", &serde_json::json!({ "i": i })).unwrap())
+        .collect()
+}
