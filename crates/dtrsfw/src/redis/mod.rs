@@ -20,6 +20,7 @@ mod entry_id;
 pub mod error;
 pub mod health;
 pub mod inspect;
+pub mod observe;
 pub mod message;
 pub mod sender;
 pub mod streamer;

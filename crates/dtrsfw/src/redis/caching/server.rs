@@ -16,6 +16,7 @@ use super::flight::Flights;
 use super::lock::lock;
 use super::stats::Counters;
 use super::sync_conns::SyncConnections;
+use crate::redis::config::redact_url;
 use crate::redis::connection::RedisInstance;
 
 /// Everything the cache keeps for one server.
@@ -25,6 +26,8 @@ pub(crate) struct ServerState {
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
     pub(crate) sync_conns: SyncConnections,
+    /// The server's URL as it may be shown (the circuit metric's label).
+    pub(crate) shown_url: String,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -45,7 +48,12 @@ impl ServerState {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<ServerState>>>> = OnceLock::new();
         redis.extension(|| {
             let registry = REGISTRY.get_or_init(Default::default);
-            lock(registry).entry(redis.redis_url().to_owned()).or_default().clone()
+            let url = redis.redis_url();
+            let new = || {
+                let shown_url = redact_url(url);
+                Arc::new(ServerState { shown_url, ..ServerState::default() })
+            };
+            lock(registry).entry(url.to_owned()).or_insert_with(new).clone()
         })
     }
 }

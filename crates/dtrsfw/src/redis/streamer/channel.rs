@@ -14,6 +14,7 @@ use super::stats::Counters;
 use crate::redis::connection::{AsyncBlockingConnection, RedisInstance};
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
+use crate::redis::observe::LoopGauges;
 
 /// What the whole consumer shares with its channel loops.
 #[derive(Debug)]
@@ -38,14 +39,14 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, group: String, opts: ChannelOptions) -> Self {
+    pub(crate) fn new(name: &str, service: &str, group: String, opts: ChannelOptions) -> Self {
         Channel {
             name: name.into(),
             dlq: dead_letter_stream(name),
             group,
             opts,
             handlers: RwLock::new(Arc::from(Vec::new())),
-            counters: Counters::default(),
+            counters: Counters::new(name, service),
             state: tokio::sync::Mutex::default(),
         }
     }
@@ -96,6 +97,8 @@ pub(crate) struct LoopState {
     /// have been delivered to it without it knowing (see `recovery`); `None` when there
     /// is nothing to look for.
     pub(crate) own_pending_from: Option<EntryId>,
+    /// The gauges and when they are next refreshed (`gauges.rs`), made on first use.
+    pub(crate) gauges: Option<LoopGauges>,
 }
 
 /// Creates the group (and the stream) unless it exists.

@@ -11,6 +11,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 use super::acks::flush_acks;
 use super::channel::{Channel, Shared};
 use super::dispatch::{ChannelRun, Work};
+use super::gauges;
 use super::housekeeping::remove_idle_consumers_of;
 use super::read::ReadOutcome;
 use super::reply::RawEntry;
@@ -160,6 +161,8 @@ impl<'a> ChannelLoop<'a> {
                 debug!(channel = %ch.name, error = %e, "housekeeping failed");
             }
         }
+        let held = self.run.work.held();
+        gauges::refresh(&mut self.run.state.gauges, now, self.run.shared, ch, held).await;
     }
 
     /// Our own lost pending entries first, then reclaim: old entries go before new ones.

@@ -155,6 +155,7 @@ mod consume;
 mod consumer;
 mod dead_letter;
 mod dispatch;
+mod gauges;
 mod handler;
 mod housekeeping;
 mod names;
