@@ -29,6 +29,11 @@ pub(crate) struct BenchArgs {
     /// How long the soak runs, in seconds. By default, 600.
     #[arg(long, default_value_t = 600)]
     duration: u64,
+    /// Run with the library's metrics going to a Prometheus recorder and its spans to an
+    /// OpenTelemetry pipeline (needs dtredis built with `--features observe`), to measure
+    /// what observability costs. By default, off.
+    #[arg(long)]
+    pub(crate) observe: bool,
 }
 
 /// `dtredis bench`: against `url`, or a private server started for the run when there is
