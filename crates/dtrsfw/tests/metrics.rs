@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
-use dtrsfw::redis::{
-    ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom,
-};
+use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom};
 use dtrsfw_test_support::{Server, SilentListener};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
@@ -93,7 +91,10 @@ async fn sends_count_messages_by_outcome_time_each_send_and_count_retries() {
     for _ in 0..3 {
         sender.send_message("m-orders", &message).await.unwrap();
     }
-    sender.send_messages("m-orders", &vec![message.clone(); 5]).await.unwrap();
+    sender
+        .send_messages("m-orders", &vec![message.clone(); 5])
+        .await
+        .unwrap();
     sender.send_message_blocking("m-orders", &message).unwrap();
     redis::cmd("SET")
         .arg("m-string")
@@ -111,11 +112,35 @@ async fn sends_count_messages_by_outcome_time_each_send_and_count_retries() {
     lost.send_message("m-lost", &message).await.unwrap_err();
 
     let s = take();
-    assert_eq!(counter(&s, "messaging_client_sent_messages_total{channel=m-orders,outcome=ok}"), 9);
-    assert_eq!(counter(&s, "messaging_client_sent_messages_total{channel=m-string,outcome=error}"), 1);
-    assert_eq!(counter(&s, "messaging_client_sent_messages_total{channel=m-lost,outcome=error}"), 1);
-    assert_eq!(samples(&s, "messaging_client_operation_duration_seconds{channel=m-orders,outcome=ok}"), 5);
-    assert_eq!(samples(&s, "messaging_client_operation_duration_seconds{channel=m-lost,outcome=error}"), 1);
+    assert_eq!(
+        counter(&s, "messaging_client_sent_messages_total{channel=m-orders,outcome=ok}"),
+        9
+    );
+    assert_eq!(
+        counter(
+            &s,
+            "messaging_client_sent_messages_total{channel=m-string,outcome=error}"
+        ),
+        1
+    );
+    assert_eq!(
+        counter(&s, "messaging_client_sent_messages_total{channel=m-lost,outcome=error}"),
+        1
+    );
+    assert_eq!(
+        samples(
+            &s,
+            "messaging_client_operation_duration_seconds{channel=m-orders,outcome=ok}"
+        ),
+        5
+    );
+    assert_eq!(
+        samples(
+            &s,
+            "messaging_client_operation_duration_seconds{channel=m-lost,outcome=error}"
+        ),
+        1
+    );
     assert_eq!(counter(&s, "dtrsfw_send_retries_total{channel=m-lost}"), 1);
     assert!(!s.contains_key("dtrsfw_send_retries_total{channel=m-orders}"));
 }
@@ -143,12 +168,19 @@ async fn the_consumer_counts_every_outcome_times_handlers_and_reports_lag_and_pe
     consumer.register_channel("m-jobs", options).await.unwrap();
     // Entry 0 fails every time: run twice (one retry, reclaimed once), then dead-lettered.
     consumer
-        .register_handler("m-jobs", |_, body: &serde_json::Value| {
-            if body["i"] == 0 { Err("always fails") } else { Ok(()) }
-        })
+        .register_handler(
+            "m-jobs",
+            |_, body: &serde_json::Value| {
+                if body["i"] == 0 { Err("always fails") } else { Ok(()) }
+            },
+        )
         .unwrap();
     for i in 0..5 {
-        publish(&mut conn, "m-jobs", &[("name", "e"), ("body", &format!("{{\"i\":{i}}}"))]);
+        publish(
+            &mut conn,
+            "m-jobs",
+            &[("name", "e"), ("body", &format!("{{\"i\":{i}}}"))],
+        );
     }
     publish(&mut conn, "m-jobs", &[("name", "no body")]);
 
@@ -176,21 +208,35 @@ async fn the_consumer_counts_every_outcome_times_handlers_and_reports_lag_and_pe
     task.await.unwrap().unwrap();
 
     let labels = "channel=m-jobs,service=m-svc";
-    assert_eq!(counter(&s, &format!("messaging_client_consumed_messages_total{{{labels}}}")), 7);
-    let outcome =
-        |o: &str| counter(&s, &format!("dtrsfw_consumer_messages_total{{channel=m-jobs,outcome={o},service=m-svc}}"));
+    assert_eq!(
+        counter(&s, &format!("messaging_client_consumed_messages_total{{{labels}}}")),
+        7
+    );
+    let outcome = |o: &str| {
+        counter(
+            &s,
+            &format!("dtrsfw_consumer_messages_total{{channel=m-jobs,outcome={o},service=m-svc}}"),
+        )
+    };
     assert_eq!(outcome("processed"), 4);
     assert_eq!(outcome("failed"), 2);
     assert_eq!(outcome("retried"), 1);
     assert_eq!(outcome("reclaimed"), 1);
     assert_eq!(outcome("dead_lettered"), 2);
     let process = |o: &str| {
-        samples(&s, &format!("messaging_process_duration_seconds{{channel=m-jobs,outcome={o},service=m-svc}}"))
+        samples(
+            &s,
+            &format!("messaging_process_duration_seconds{{channel=m-jobs,outcome={o},service=m-svc}}"),
+        )
     };
     assert_eq!(process("ok"), 4);
     assert_eq!(process("error"), 2);
     for name in ["in_flight", "lag", "pending"] {
-        assert_eq!(gauge(&s, &format!("dtrsfw_consumer_{name}_messages{{{labels}}}")), 0.0, "{name}");
+        assert_eq!(
+            gauge(&s, &format!("dtrsfw_consumer_{name}_messages{{{labels}}}")),
+            0.0,
+            "{name}"
+        );
     }
 }
 
@@ -221,7 +267,11 @@ async fn the_gauges_show_a_backlog_as_redis_reports_it() {
         })
         .unwrap();
     for i in 0..10 {
-        publish(&mut conn, "m-backlog", &[("name", "e"), ("body", &format!("{{\"i\":{i}}}"))]);
+        publish(
+            &mut conn,
+            "m-backlog",
+            &[("name", "e"), ("body", &format!("{{\"i\":{i}}}"))],
+        );
     }
     let task = {
         let c = consumer.clone();
@@ -242,7 +292,10 @@ async fn the_gauges_show_a_backlog_as_redis_reports_it() {
     let ch = &stats.channels["m-backlog"];
     assert_eq!((ch.lag, ch.pending), (Some(7), Some(3)), "the backlog as Redis sees it");
     let labels = "channel=m-backlog,service=m-slow";
-    assert_eq!(gauge(&s, &format!("dtrsfw_consumer_in_flight_messages{{{labels}}}")), 3.0);
+    assert_eq!(
+        gauge(&s, &format!("dtrsfw_consumer_in_flight_messages{{{labels}}}")),
+        3.0
+    );
     assert_eq!(gauge(&s, &format!("dtrsfw_consumer_lag_messages{{{labels}}}")), 7.0);
     assert_eq!(gauge(&s, &format!("dtrsfw_consumer_pending_messages{{{labels}}}")), 3.0);
 }
@@ -294,7 +347,11 @@ async fn cached_calls_count_by_result_time_lookups_and_computes_and_show_the_cir
     assert!(stats.short_circuited > 0);
     assert_eq!(requests(&s, "m-down", "short_circuited"), stats.short_circuited);
     let circuit = format!("dtrsfw_cache_circuit_open{{server={}}}", down.redis_url());
-    assert_eq!(gauge(&s, &circuit), 1.0, "the URL has no credentials, so it is shown whole");
+    assert_eq!(
+        gauge(&s, &circuit),
+        1.0,
+        "the URL has no credentials, so it is shown whole"
+    );
 }
 
 #[test]
@@ -324,5 +381,9 @@ fn the_sync_pool_reports_connects_connections_in_use_and_waits() {
     // Gauges are kept by increments; the recorder's snapshot reset them, so what is left
     // is the change since: one lent and given back twice, net -1 after the reset.
     assert_eq!(gauge(&s, "dtrsfw_connection_pool_in_use{}"), -1.0);
-    assert_eq!(counter(&s, "dtrsfw_connection_connects_total{kind=sync,outcome=ok}"), 0, "the connection was reused");
+    assert_eq!(
+        counter(&s, "dtrsfw_connection_connects_total{kind=sync,outcome=ok}"),
+        0,
+        "the connection was reused"
+    );
 }

@@ -34,8 +34,15 @@ fn promtool_check(text: &str) -> String {
         .expect("promtool (Debian package `prometheus`) must be installed for this test");
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "promtool rejected the exposition:\n{report}\n---\n{text}");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool rejected the exposition:\n{report}\n---\n{text}"
+    );
     report
 }
 
@@ -55,7 +62,9 @@ async fn the_prometheus_endpoint_serves_every_component_in_valid_text_format() {
     let consumer = Consumer::new(&redis, "p-svc").unwrap();
     let options = ChannelOptions::new().start_from(StartFrom::Beginning);
     consumer.register_channel("p-orders", options).await.unwrap();
-    consumer.register_handler("p-orders", |_, _| Ok::<(), String>(())).unwrap();
+    consumer
+        .register_handler("p-orders", |_, _| Ok::<(), String>(()))
+        .unwrap();
     let message = Message::new("n", &serde_json::json!({})).unwrap();
     sender.send_messages("p-orders", &vec![message; 3]).await.unwrap();
     let group = consumer.group_name("p-orders");

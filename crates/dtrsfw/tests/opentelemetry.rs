@@ -111,14 +111,22 @@ async fn every_message_sent_in_a_span_is_handled_in_a_process_span_of_the_same_t
         for i in 0..600u64 {
             let span = tracing::info_span!("request", i);
             let trace = span.in_scope(current_trace_id);
-            sender.send_message("otel-orders", &message(i)).instrument(span).await.unwrap();
+            sender
+                .send_message("otel-orders", &message(i))
+                .instrument(span)
+                .await
+                .unwrap();
             expected.insert(i, trace);
         }
         for batch in 0..4u64 {
             let span = tracing::info_span!("batch request", batch);
             let trace = span.in_scope(current_trace_id);
             let messages: Vec<Message> = (0..100).map(|k| message(600 + batch * 100 + k)).collect();
-            sender.send_messages("otel-orders", &messages).instrument(span).await.unwrap();
+            sender
+                .send_messages("otel-orders", &messages)
+                .instrument(span)
+                .await
+                .unwrap();
             expected.extend((0..100).map(|k| (600 + batch * 100 + k, trace)));
         }
         expected
@@ -134,10 +142,17 @@ async fn every_message_sent_in_a_span_is_handled_in_a_process_span_of_the_same_t
     let seen = [seen_a, seen_b].concat();
     assert_eq!(seen.len(), 1000, "every message handled once");
     assert_eq!(seen.iter().map(|(i, _)| *i).collect::<HashSet<_>>().len(), 1000);
-    assert_eq!(expected.values().collect::<HashSet<_>>().len(), 604, "one trace per send");
+    assert_eq!(
+        expected.values().collect::<HashSet<_>>().len(),
+        604,
+        "one trace per send"
+    );
     for (i, trace) in &seen {
         assert_ne!(*trace, TraceId::INVALID, "message {i} handled outside a trace");
-        assert_eq!(trace, &expected[i], "message {i} handled in another trace than it was sent in");
+        assert_eq!(
+            trace, &expected[i],
+            "message {i} handled in another trace than it was sent in"
+        );
     }
     // The exported spans: each `process` span is the child of the `send` span that wrote
     // its entry, with the messaging attributes.
@@ -148,7 +163,10 @@ async fn every_message_sent_in_a_span_is_handled_in_a_process_span_of_the_same_t
     let processes = spans_named("process otel-orders");
     assert_eq!(sends.len(), 604);
     assert_eq!(processes.len(), 1000);
-    let groups: HashSet<String> = processes.iter().map(|p| attribute(p, "messaging.consumer.group.name")).collect();
+    let groups: HashSet<String> = processes
+        .iter()
+        .map(|p| attribute(p, "messaging.consumer.group.name"))
+        .collect();
     assert_eq!(groups, HashSet::from(["otel-orders:svc:cg".to_owned()]));
     for p in &processes {
         let send = &sends[&p.parent_span_id];
@@ -176,7 +194,9 @@ fn entries(server: &Server, stream: &str) -> Vec<HashMap<String, String>> {
         .arg("+")
         .query(&mut server.connection())
         .unwrap();
-    raw.into_iter().map(|(_, fields)| fields.into_iter().collect()).collect()
+    raw.into_iter()
+        .map(|(_, fields)| fields.into_iter().collect())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +210,11 @@ async fn entries_carry_the_send_spans_traceparent_and_entries_without_it_still_r
     sender.send_message("otel-plain", &message(0)).await.unwrap();
     let span = tracing::info_span!("request");
     let trace = span.in_scope(current_trace_id);
-    sender.send_message("otel-plain", &message(1)).instrument(span).await.unwrap();
+    sender
+        .send_message("otel-plain", &message(1))
+        .instrument(span)
+        .await
+        .unwrap();
     // As the Python package (or a sender without the feature) writes it: no trace field.
     redis::cmd("XADD")
         .arg("otel-plain")
@@ -206,7 +230,10 @@ async fn entries_carry_the_send_spans_traceparent_and_entries_without_it_still_r
     let traceparent = &fields[1]["traceparent"];
     assert_eq!(traceparent.len(), 55, "{traceparent}");
     assert!(traceparent.starts_with(&format!("00-{trace}-")), "{traceparent}");
-    assert!(!fields[1].contains_key("tracestate"), "an empty tracestate is not written");
+    assert!(
+        !fields[1].contains_key("tracestate"),
+        "an empty tracestate is not written"
+    );
     assert!(!fields[0]["traceparent"].contains(&trace.to_string()));
     assert!(!fields[2].contains_key("traceparent"));
 
@@ -218,7 +245,10 @@ async fn entries_carry_the_send_spans_traceparent_and_entries_without_it_still_r
     assert_eq!(seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!(seen[1].1, trace);
     let others = [seen[0].1, seen[2].1];
-    assert!(others.iter().all(|t| *t != TraceId::INVALID && *t != trace), "traces of their own");
+    assert!(
+        others.iter().all(|t| *t != TraceId::INVALID && *t != trace),
+        "traces of their own"
+    );
     assert_ne!(others[0], others[1]);
 }
 
@@ -230,18 +260,27 @@ async fn the_python_package_reads_traced_entries_and_rust_reads_python_entries()
     let sender = Sender::new(&redis);
     sender.register_channel("otel-py").unwrap();
     let span = tracing::info_span!("request");
-    sender.send_message("otel-py", &message(1)).instrument(span.clone()).await.unwrap();
+    sender
+        .send_message("otel-py", &message(1))
+        .instrument(span.clone())
+        .await
+        .unwrap();
     sender
         .send_messages("otel-py", &[message(2), message(3)])
         .instrument(span)
         .await
         .unwrap();
-    assert!(entries(&server, "otel-py").iter().all(|f| f.contains_key("traceparent")));
+    assert!(
+        entries(&server, "otel-py")
+            .iter()
+            .all(|f| f.contains_key("traceparent"))
+    );
 
     let url = server.url();
-    let got = tokio::task::spawn_blocking(move || python_peer(&url, &["consume", "otel-py", "python-service", "3", "10"]))
-        .await
-        .unwrap();
+    let got =
+        tokio::task::spawn_blocking(move || python_peer(&url, &["consume", "otel-py", "python-service", "3", "10"]))
+            .await
+            .unwrap();
     let expected: Vec<_> = (1..=3)
         .map(|i| serde_json::json!({"name": "traced", "body": {"i": i}}))
         .collect();
@@ -257,7 +296,11 @@ async fn the_python_package_reads_traced_entries_and_rust_reads_python_entries()
     tokio::task::spawn_blocking(move || python_peer(&url, &["send", "otel-from-py", file.to_str().unwrap()]))
         .await
         .unwrap();
-    assert!(entries(&server, "otel-from-py").iter().all(|f| !f.contains_key("traceparent")));
+    assert!(
+        entries(&server, "otel-from-py")
+            .iter()
+            .all(|f| !f.contains_key("traceparent"))
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let consumer = tracing_consumer(&redis, "otel-from-py", &seen).await;
     run_until(&[&consumer], || seen.lock().unwrap().len() >= 3).await;

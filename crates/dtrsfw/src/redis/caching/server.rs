@@ -51,7 +51,10 @@ impl ServerState {
             let url = redis.redis_url();
             let new = || {
                 let shown_url = redact_url(url);
-                Arc::new(ServerState { shown_url, ..ServerState::default() })
+                Arc::new(ServerState {
+                    shown_url,
+                    ..ServerState::default()
+                })
             };
             lock(registry).entry(url.to_owned()).or_insert_with(new).clone()
         })

@@ -15,8 +15,8 @@ use super::deadline::with_deadline;
 use super::sync::{SyncConnection, SyncInner};
 use super::url::{cluster_seed_urls, redis_description, unparsable_url};
 use crate::redis::config::{CLUSTER_TLS_SCHEME, RedisConfig, is_cluster_url, redact_url};
-use crate::redis::observe;
 use crate::redis::error::{Error, Result};
+use crate::redis::observe;
 
 /// How many times redis-rs's cluster client retries a request after a redirection or a
 /// lost node, and how long it waits between tries. Short waits matter during a failover:

@@ -30,27 +30,66 @@ pub(crate) const POOL_OPEN: &str = "dtrsfw_connection_pool_connections";
 pub(crate) const POOL_IN_USE: &str = "dtrsfw_connection_pool_in_use";
 pub(crate) const POOL_WAITS: &str = "dtrsfw_connection_pool_waits_total";
 
-/// Describes every metric (help text and unit) to the installed recorder, once per
-/// recorder call; Prometheus shows the help text as `# HELP`.
+/// Describes every metric of the library (help text and unit) to the installed
+/// recorder: call it once, after installing the recorder. Prometheus shows the help text
+/// as `# HELP`. Only with feature `metrics`.
+///
+/// ```no_run
+/// metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+/// dtrsfw::redis::observe::describe();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn describe() {
     let d = Unit::Seconds;
     describe_counter!(SENT, Unit::Count, "Messages written to a stream (outcome ok or error).");
     describe_histogram!(SEND_DURATION, d, "Duration of one send or one batch, retries included.");
-    describe_counter!(SEND_RETRIES, Unit::Count, "Send attempts retried after a transient failure.");
-    describe_counter!(CONSUMED, Unit::Count, "Entries received by a consumer (read or reclaimed).");
+    describe_counter!(
+        SEND_RETRIES,
+        Unit::Count,
+        "Send attempts retried after a transient failure."
+    );
+    describe_counter!(
+        CONSUMED,
+        Unit::Count,
+        "Entries received by a consumer (read or reclaimed)."
+    );
     describe_histogram!(PROCESS_DURATION, d, "Duration of running the handlers of one entry.");
     describe_counter!(SETTLED, Unit::Count, "What happened to entries, by outcome.");
-    describe_gauge!(IN_FLIGHT, Unit::Count, "Entries held by the consumer loop (queued or running).");
-    describe_gauge!(LAG, Unit::Count, "Entries in the stream not yet delivered to the group.");
-    describe_gauge!(PENDING, Unit::Count, "Entries delivered to the group and not acknowledged.");
+    describe_gauge!(
+        IN_FLIGHT,
+        Unit::Count,
+        "Entries held by the consumer loop (queued or running)."
+    );
+    describe_gauge!(
+        LAG,
+        Unit::Count,
+        "Entries in the stream not yet delivered to the group."
+    );
+    describe_gauge!(
+        PENDING,
+        Unit::Count,
+        "Entries delivered to the group and not acknowledged."
+    );
     describe_counter!(CACHE_REQUESTS, Unit::Count, "Cached calls, by result.");
     describe_histogram!(CACHE_LOOKUP, d, "Duration of one cache read (GET).");
     describe_histogram!(CACHE_COMPUTE, d, "Duration of computing a value on a cache miss.");
-    describe_gauge!(CIRCUIT_OPEN, Unit::Count, "1 while the cache's circuit to a server is open.");
-    describe_counter!(CONNECTS, Unit::Count, "Connections opened (first connects and reconnects).");
+    describe_gauge!(
+        CIRCUIT_OPEN,
+        Unit::Count,
+        "1 while the cache's circuit to a server is open."
+    );
+    describe_counter!(
+        CONNECTS,
+        Unit::Count,
+        "Connections opened (first connects and reconnects)."
+    );
     describe_gauge!(POOL_OPEN, Unit::Count, "Connections of the sync pools, idle or lent.");
     describe_gauge!(POOL_IN_USE, Unit::Count, "Connections of the sync pools lent out.");
-    describe_counter!(POOL_WAITS, Unit::Count, "Borrows that waited for a connection to come back.");
+    describe_counter!(
+        POOL_WAITS,
+        Unit::Count,
+        "Borrows that waited for a connection to come back."
+    );
 }
 
 fn outcome(ok: bool) -> &'static str {

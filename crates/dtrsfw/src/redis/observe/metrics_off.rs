@@ -15,6 +15,7 @@ impl Timer {
     }
 }
 
+#[cfg_attr(not(feature = "opentelemetry"), allow(dead_code))] // used by `sending` only
 #[inline(always)]
 pub(crate) fn sent(_: &str, _: usize, _: Timer, _: bool) {}
 

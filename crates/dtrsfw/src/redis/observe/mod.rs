@@ -1,17 +1,116 @@
 //! Observability: metrics (feature `metrics`) and trace context carried through the
 //! streams (feature `opentelemetry`). Both are off by default; off, nothing of this
-//! module is compiled in but empty, zero-sized hooks.
+//! module is compiled in but empty, zero-sized hooks (no metric call, no span field, no
+//! extra entry field, no `XINFO`).
 //!
-//! GUIDE
+//! ```toml
+//! dtrsfw = { version = "0.1", features = ["metrics", "opentelemetry"] }
+//! ```
 //!
-//! Layering: a leaf beside `error`. It knows no feature module; the sender, the consumer,
-//! the cache and the connections call its hooks (one line each) and pass plain values.
-//! `metrics.rs`/`metrics_off.rs` and `trace.rs`/`trace_off.rs` are the on and off forms
-//! of the same hooks, so call sites carry no `cfg`.
+//! # Metrics
+//!
+//! The library emits through the [`metrics`](https://docs.rs/metrics) facade: the
+//! application installs the recorder it wants (the library runs no HTTP server of its
+//! own). Names follow the OpenTelemetry messaging semantic conventions where one exists
+//! (`messaging.client.sent.messages` → `messaging_client_sent_messages_total`, ...),
+//! the others are prefixed `dtrsfw_`; durations are in seconds. Labels are bounded:
+//! `channel` (the stream), `service` (the consumer's service), `outcome`, `namespace`
+//! (a cached function's namespace, fixed in code), `server` (a cache server's URL, shown
+//! with its credentials masked) and `kind`; never an entry ID, a body or an argument.
+//!
+//! | name | type | labels | meaning |
+//! |---|---|---|---|
+//! | `messaging_client_sent_messages_total` | counter | channel, outcome (`ok`, `error`) | messages written by a [`Sender`](crate::redis::Sender) (a failed batch counts all its messages) |
+//! | `messaging_client_operation_duration_seconds` | histogram | channel, outcome | one send or one batch, retries included |
+//! | `dtrsfw_send_retries_total` | counter | channel | attempts retried after a transient failure |
+//! | `messaging_client_consumed_messages_total` | counter | channel, service | entries a [`Consumer`](crate::redis::Consumer) received (read, or taken over from a pending list) |
+//! | `messaging_process_duration_seconds` | histogram | channel, service, outcome (`ok`, `error`) | running every handler of one entry |
+//! | `dtrsfw_consumer_messages_total` | counter | channel, service, outcome (`processed`, `failed`, `retried`, `dead_lettered`, `reclaimed`, `deleted_pending`) | what happened to entries; the same counts as [`ChannelStats`](crate::redis::ChannelStats) |
+//! | `dtrsfw_consumer_in_flight_messages` | gauge | channel, service | entries the loop holds (queued or running) |
+//! | `dtrsfw_consumer_lag_messages` | gauge | channel, service | entries not yet delivered to the group (`XINFO GROUPS` lag) |
+//! | `dtrsfw_consumer_pending_messages` | gauge | channel, service | entries delivered to the group and not acknowledged |
+//! | `dtrsfw_cache_requests_total` | counter | namespace, outcome (`hit`, `miss`, `error`, `joined`, `short_circuited`, `bypassed`) | cached calls by result; the same counts as [`CacheStats`](crate::redis::CacheStats) |
+//! | `dtrsfw_cache_lookup_duration_seconds` | histogram | namespace | one cache read (`GET`) |
+//! | `dtrsfw_cache_compute_duration_seconds` | histogram | namespace | computing a value on a miss |
+//! | `dtrsfw_cache_circuit_open` | gauge | server | 1 while the cache's circuit to that server is open, 0 once closed again |
+//! | `dtrsfw_connection_connects_total` | counter | kind (`sync`, `shared`, `dedicated`), outcome | connections opened; after the first, each is a reconnect (the shared client's own reconnects inside redis-rs are not seen) |
+//! | `dtrsfw_connection_pool_connections` | gauge | — | connections of the sync pools, idle or lent |
+//! | `dtrsfw_connection_pool_in_use` | gauge | — | connections of the sync pools lent out |
+//! | `dtrsfw_connection_pool_waits_total` | counter | — | borrows that found a pool at its size and waited |
+//!
+//! The gauges of a consumer are refreshed by its loop at most once a second, with one
+//! `XINFO GROUPS` per channel: never a Redis round trip per message. A counter or
+//! histogram is looked up once per channel (or per call for the sender and the cache)
+//! and then costs an atomic add. Install the recorder before the first message; metrics
+//! recorded before it are lost, as with any `metrics` facade.
+//!
+//! ## Exposing them to Prometheus
+//!
+//! With `metrics-exporter-prometheus` (its HTTP listener serves `/metrics`; histograms
+//! are rendered as summaries unless buckets are configured):
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! metrics_exporter_prometheus::PrometheusBuilder::new()
+//!     .with_http_listener(([0, 0, 0, 0], 9000))
+//!     .install()?;
+//! dtrsfw::redis::observe::describe(); // `# HELP` lines and units
+//! // ... build the RedisInstance, Sender, Consumer as usual.
+//! # Ok(()) }
+//! ```
+//!
+//! `tests/metrics_prometheus.rs` scrapes such an endpoint and checks the text with
+//! `promtool check metrics`.
+//!
+//! # Traces
+//!
+//! With feature `opentelemetry`, the sender and the consumer open `tracing` spans with
+//! the messaging attributes (`messaging.system = "redis"`, `messaging.destination.name`,
+//! `messaging.operation.type` = `send` or `process`, `messaging.message.id`,
+//! `messaging.batch.message_count`, `messaging.consumer.group.name`), at level `INFO`,
+//! named `send <channel>` and `process <channel>` through `otel.name`. Install
+//! `tracing-opentelemetry`'s layer in the application's subscriber; without it (or with
+//! `INFO` filtered out) no context exists and nothing is written.
+//!
+//! The `send` span (a child of the application's current span) is injected into every
+//! entry as W3C trace context by OpenTelemetry's own `TraceContextPropagator`: an extra
+//! field `traceparent`, and `tracestate` when it is not empty. The consumer extracts it
+//! and runs the entry's handlers in a `process` span that is a **child** of the `send`
+//! span: one trace from the request that sent the message to every handler of every
+//! service that consumed it. (A child rather than a link: one entry is processed per
+//! span, so there is one parent to name; a retried entry gets one more `process` child
+//! of the same `send`.)
+//!
+//! ```text
+//!  service A                         stream entry                      service B
+//!  span "request" ─┐                                                   (any instance)
+//!                  └ span "send orders" ──► XADD orders * name  order.created
+//!                       trace 4bf9…, span 00f0…          body  {"id":7}
+//!                                                        traceparent 00-4bf9…-00f0…-01
+//!                                                        tracestate  (if any)
+//!                                      XREADGROUP ──► span "process orders"
+//!                                                     parent 00f0…, trace 4bf9…
+//!                                                        └ the handlers' own spans
+//! ```
+//!
+//! Entries without the fields (written by `dtpyfw`, or by a sender without the feature)
+//! are processed as before, in a `process` span that starts a trace of its own. The
+//! extra fields do not disturb the Python package: it reads `name` and `body` only
+//! (tested with the real `dtpyfw` 0.6.51 in `tests/opentelemetry.rs`). Dead letters keep
+//! `name` and `body` only.
+//!
+//! # Cost
+//!
+//! COST
+//!
+//! # Layering
+//!
+//! A leaf beside `error`. It knows no feature module; the sender, the consumer, the cache
+//! and the connections call its hooks (one line each) and pass plain values.
+//! `metrics.rs`/`metrics_off.rs` and `trace.rs`/`trace_off.rs` are the on and off forms of
+//! the same hooks, so call sites carry no `cfg`.
 
 use std::future::Future;
-
-use tracing::Instrument;
 
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -33,9 +132,12 @@ pub use self::trace::{FIELD_TRACEPARENT, FIELD_TRACESTATE};
 #[cfg(feature = "opentelemetry")]
 pub(crate) use self::trace::{TraceFields, process_span, record_message_id, send_span};
 #[cfg(not(feature = "opentelemetry"))]
-pub(crate) use self::trace_off::{TraceFields, process_span, record_message_id, send_span};
+pub(crate) use self::trace_off::{TraceFields, process_span};
+#[cfg(all(not(feature = "opentelemetry"), feature = "metrics"))]
+pub(crate) use self::trace_off::{record_message_id, send_span};
 
 /// Runs one send (`count` messages to `channel`) in its `send` span, counted and timed.
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub(crate) async fn sending<T, E, F>(channel: &str, count: usize, send: F) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
@@ -43,7 +145,7 @@ where
 {
     let span = send_span(channel, count);
     let timer = Timer::start();
-    let result = send.instrument(span.clone()).await;
+    let result = tracing::Instrument::instrument(send, span.clone()).await;
     sent(channel, count, timer, result.is_ok());
     if let Some(id) = result.as_ref().ok().and_then(MaybeSingle::single) {
         record_message_id(&span, id);
@@ -51,7 +153,18 @@ where
     result
 }
 
+/// Both features off: the send itself, nothing around it.
+#[cfg(not(any(feature = "metrics", feature = "opentelemetry")))]
+#[inline(always)]
+pub(crate) async fn sending<T, E, F>(_: &str, _: usize, send: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    send.await
+}
+
 /// The entry ID of a send of one message; a batch has none.
+#[cfg_attr(not(any(feature = "metrics", feature = "opentelemetry")), allow(dead_code))]
 pub(crate) trait MaybeSingle {
     fn single(&self) -> Option<&dyn std::fmt::Display>;
 }

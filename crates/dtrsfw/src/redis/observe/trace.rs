@@ -8,9 +8,21 @@ use redis::Cmd;
 use tracing::{Span, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// The entry field of the W3C `traceparent`.
+/// The entry field of the W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), written
+/// by a send inside a traced span. Only with feature `opentelemetry`.
+///
+/// ```
+/// use dtrsfw::redis::observe::FIELD_TRACEPARENT;
+/// assert_eq!(FIELD_TRACEPARENT, "traceparent");
+/// ```
 pub const FIELD_TRACEPARENT: &str = "traceparent";
-/// The entry field of the W3C `tracestate` (written only when not empty).
+/// The entry field of the W3C `tracestate`, written only when not empty. Only with
+/// feature `opentelemetry`.
+///
+/// ```
+/// use dtrsfw::redis::observe::FIELD_TRACESTATE;
+/// assert_eq!(FIELD_TRACESTATE, "tracestate");
+/// ```
 pub const FIELD_TRACESTATE: &str = "tracestate";
 
 /// The trace-context fields of one entry: read from an entry, or taken from the current

@@ -36,7 +36,13 @@ pub(crate) async fn admit(
         match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
             Ok(message) => {
                 let trace = TraceFields::from_entry(&entry.fields);
-                return Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries, trace)));
+                return Ok(Some(Delivery::new(
+                    ch.name.clone(),
+                    entry.id,
+                    message,
+                    deliveries,
+                    trace,
+                )));
             }
             Err(why) => (REASON_MALFORMED, why.to_string()),
         }
