@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
 use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, SenderOptions, StartFrom};
 use dtrsfw_test_support::{Server, SilentListener};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tokio::sync::MutexGuard;
 
 /// A metric as the tests name it: `name{label=value,...}` with labels sorted.
 type Key = String;
@@ -26,10 +27,19 @@ fn recorder() -> &'static Snapshotter {
     })
 }
 
-/// One test at a time, starting from a drained recorder.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// One test at a time (a tokio mutex: the guard is held across the test's awaits).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for the other tests, then drains the recorder.
+async fn serial() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().await;
+    take();
+    guard
+}
+
+/// [`serial`] for a test without a runtime.
+fn serial_blocking() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.blocking_lock();
     take();
     guard
 }
@@ -82,7 +92,7 @@ fn instance(url: &str) -> RedisInstance {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_count_messages_by_outcome_time_each_send_and_count_retries() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = Server::start();
     let sender = Sender::new(&instance(&server.url()));
     sender.register_channel("m-orders").unwrap();
@@ -156,7 +166,7 @@ fn publish(conn: &mut redis::Connection, channel: &str, fields: &[(&str, &str)])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_counts_every_outcome_times_handlers_and_reports_lag_and_pending() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = Server::start();
     let redis = instance(&server.url());
     let mut conn = server.connection();
@@ -242,7 +252,7 @@ async fn the_consumer_counts_every_outcome_times_handlers_and_reports_lag_and_pe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gauges_show_a_backlog_as_redis_reports_it() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = Server::start();
     let redis = instance(&server.url());
     let mut conn = server.connection();
@@ -302,7 +312,7 @@ async fn the_gauges_show_a_backlog_as_redis_reports_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_calls_count_by_result_time_lookups_and_computes_and_show_the_circuit() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = Server::start();
     let redis = instance(&server.url());
     let cached = CachedFunction::builder("m-ns", ["x"])
@@ -356,7 +366,7 @@ async fn cached_calls_count_by_result_time_lookups_and_computes_and_show_the_cir
 
 #[test]
 fn the_sync_pool_reports_connects_connections_in_use_and_waits() {
-    let _serial = serial();
+    let _serial = serial_blocking();
     let server = Server::start();
     let redis = RedisInstance::new(
         RedisConfig::new()

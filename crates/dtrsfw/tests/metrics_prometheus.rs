@@ -93,5 +93,5 @@ async fn the_prometheus_endpoint_serves_every_component_in_valid_text_format() {
     }
     assert!(text.contains("messaging_client_operation_duration_seconds_count{channel=\"p-orders\",outcome=\"ok\"} 1"));
     let report = promtool_check(&text);
-    println!("promtool check metrics: ok {report}");
+    eprintln!("promtool check metrics: ok {report}");
 }

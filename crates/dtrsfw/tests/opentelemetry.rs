@@ -137,7 +137,7 @@ async fn every_message_sent_in_a_span_is_handled_in_a_process_span_of_the_same_t
     let (expected, ()) = tokio::join!(producer, consumed);
 
     let (seen_a, seen_b) = (seen_a.lock().unwrap().clone(), seen_b.lock().unwrap().clone());
-    println!("instance a handled {}, instance b {}", seen_a.len(), seen_b.len());
+    eprintln!("instance a handled {}, instance b {}", seen_a.len(), seen_b.len());
     assert!(!seen_a.is_empty() && !seen_b.is_empty(), "both instances took part");
     let seen = [seen_a, seen_b].concat();
     assert_eq!(seen.len(), 1000, "every message handled once");
