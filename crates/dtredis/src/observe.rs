@@ -32,6 +32,7 @@ mod enabled {
     use opentelemetry::trace::TracerProvider;
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -52,7 +53,11 @@ mod enabled {
         metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
         dtrsfw::redis::observe::describe();
         let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("dtredis"));
+        // At INFO, as a service exports spans: the library's `send`/`process` spans, not its
+        // debug events and spans.
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("dtredis"))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         tracing_subscriber::registry().with(log).with(otel).init();
         eprintln!("bench: metrics recorder and OpenTelemetry span pipeline installed");
         Ok(())
