@@ -4,6 +4,10 @@
 # starts itself. Installs a missing server first.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 # DTRSFW_SERVERS="redis-7.0 valkey-8.1" runs a subset (names as below).
+# DTRSFW_LIBRARY_ONLY="valkey-8.1 valkey-9.1" runs, against those servers, only the library's
+# (dtrsfw's) unit and integration tests, without the compile-time (trybuild) checks: what
+# does not depend on the server — doctests, macro compile errors, the CLI and dashboard
+# front ends over the same library calls — then runs once per server of the full list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-servers.sh
@@ -29,8 +33,15 @@ run_suite() { # label server-binary cli-binary [cargo test args]
     tls_server="$(command -v redis-server)"
     echo "== note: this build has no TLS; the TLS tests run against $("$tls_server" --version | cut -d' ' -f1-3) instead"
   fi
+  local scope=(--workspace) skip=()
+  case " ${DTRSFW_LIBRARY_ONLY:-} " in
+    *" $label "*)
+      scope=(-p dtrsfw --tests) skip=(--skip compile_time_checks)
+      [[ " ${*:4} " == *" -- "* ]] || skip=(-- "${skip[@]}")
+      echo "== $label: library tests only (DTRSFW_LIBRARY_ONLY): no doctests, trybuild, dtredis CLI/dashboard" ;;
+  esac
   DTRSFW_TEST_SERVER="$server" DTRSFW_TEST_CLI="$cli" DTRSFW_TEST_TLS_SERVER="$tls_server" \
-    cargo test --workspace "${@:4}"
+    cargo test "${scope[@]}" "${@:4}" "${skip[@]}"
 }
 redis_cli="$(command -v redis-cli)"
 run_suite redis-7.0 "$(command -v redis-server)" "$redis_cli" "$@"

@@ -2,6 +2,7 @@
 //! redis-rs loop, in the same run, alternating rounds so both see the same machine noise.
 //! Medians are reported, with the ratio ours/bare.
 
+mod acked;
 mod cache;
 mod consume;
 mod publish;
@@ -22,13 +23,18 @@ pub(crate) struct BenchArgs {
     /// Fewer operations and rounds (a smoke run).
     #[arg(long)]
     quick: bool,
-    /// Only these areas (`publish`, `consume`, `cache`), comma-separated; or `soak`
+    /// Only these areas (`publish`, `consume`, `acked`, `cache`), comma-separated; or `soak`
     /// alone: producers, consumers and cached calls through a fault-injecting proxy.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// How long the soak runs, in seconds. By default, 600.
     #[arg(long, default_value_t = 600)]
     duration: u64,
+    /// Entries published by the `retention_acked_1m` row (area `acked`), for machines
+    /// where a million takes too long; `--quick` divides it by 100 (one round). By
+    /// default, 1000000.
+    #[arg(long, default_value_t = 1_000_000)]
+    retention_entries: usize,
     /// Run with the library's metrics going to a Prometheus recorder and its spans to an
     /// OpenTelemetry pipeline (needs dtredis built with `--features observe`), to measure
     /// what observability costs. By default, off.
@@ -50,6 +56,7 @@ pub(crate) async fn command(url: Option<String>, args: BenchArgs) -> anyhow::Res
     let ctx = BenchContext {
         url: url.clone(),
         quick: args.quick,
+        retention_entries: args.retention_entries,
     };
     let server_version = server_version(&url).await?;
     let rows = run_all(&ctx, &args.only, &|area| eprintln!("bench: {area} ...")).await?;
@@ -85,6 +92,8 @@ pub(crate) struct BenchContext {
     pub(crate) url: String,
     /// Shorter runs (for tests and smoke checks).
     pub(crate) quick: bool,
+    /// Entries of `retention_acked_1m` before `--quick` scaling.
+    pub(crate) retention_entries: usize,
 }
 
 impl BenchContext {
@@ -217,12 +226,12 @@ pub(crate) struct BenchRow {
     pub(crate) ours_s: Option<f64>,
     /// What the row measures, and its target.
     #[serde(skip)]
-    pub(crate) note: &'static str,
+    pub(crate) note: String,
 }
 
 impl BenchRow {
     /// A row comparing ours with bare, from per-round throughputs.
-    pub(crate) fn compared(name: &'static str, ours: &[f64], bare: &[f64], note: &'static str) -> Self {
+    pub(crate) fn compared(name: &'static str, ours: &[f64], bare: &[f64], note: impl Into<String>) -> Self {
         let (o, b) = (median(ours), median(bare));
         BenchRow {
             name,
@@ -230,31 +239,43 @@ impl BenchRow {
             bare_per_s: Some(b),
             ratio: Some(o / b),
             ours_s: None,
-            note,
+            note: note.into(),
         }
     }
 
     /// A row with our throughput only.
-    pub(crate) fn throughput(name: &'static str, ours: &[f64], note: &'static str) -> Self {
+    pub(crate) fn throughput(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
         BenchRow {
             name,
             ours_per_s: Some(median(ours)),
             bare_per_s: None,
             ratio: None,
             ours_s: None,
-            note,
+            note: note.into(),
+        }
+    }
+
+    /// A row that could not be measured on this server, saying why.
+    pub(crate) fn skipped(name: &'static str, why: impl Into<String>) -> Self {
+        BenchRow {
+            name,
+            ours_per_s: None,
+            bare_per_s: None,
+            ratio: None,
+            ours_s: None,
+            note: format!("skipped: {}", why.into()),
         }
     }
 
     /// A row measured in seconds.
-    pub(crate) fn seconds(name: &'static str, ours: &[f64], note: &'static str) -> Self {
+    pub(crate) fn seconds(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
         BenchRow {
             name,
             ours_per_s: None,
             bare_per_s: None,
             ratio: None,
             ours_s: Some(median(ours)),
-            note,
+            note: note.into(),
         }
     }
 }
@@ -305,7 +326,7 @@ pub(crate) async fn alternate(
 }
 
 /// The areas, in table order.
-pub(crate) const AREAS: [&str; 3] = ["publish", "consume", "cache"];
+pub(crate) const AREAS: [&str; 4] = ["publish", "consume", "acked", "cache"];
 
 /// Runs every area (or those in `only`) and returns the rows in table order.
 pub(crate) async fn run_all(
@@ -325,6 +346,7 @@ pub(crate) async fn run_all(
         rows.extend(match area {
             "publish" => publish::run(ctx).await?,
             "consume" => consume::run(ctx).await?,
+            "acked" => acked::run(ctx).await?,
             _ => cache::run(ctx).await?,
         });
     }
@@ -335,7 +357,7 @@ pub(crate) async fn run_all(
 pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
     let mut out = format!("server: {server}\n");
     out.push_str(&format!(
-        "{:<22} {:>14} {:>14} {:>8}  {}\n",
+        "{:<26} {:>14} {:>14} {:>8}  {}\n",
         "operation", "ours", "bare redis-rs", "ratio", "notes"
     ));
     for row in rows {
@@ -346,7 +368,7 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
         };
         let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "{:<22} {:>14} {:>14} {:>8}  {}\n",
+            "{:<26} {:>14} {:>14} {:>8}  {}\n",
             row.name,
             ours,
             fmt_rate(row.bare_per_s),

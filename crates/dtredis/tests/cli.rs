@@ -73,9 +73,27 @@ fn info_reports_groups_lag_and_dead_letters_and_names_an_unknown_channel() {
     assert_eq!(info["groups"][0]["name"], "orders:billing:cg");
     assert_eq!(info["groups"][0]["lag"], 3);
     assert_eq!(info["groups"][0]["pending"], 0);
+    // The detected server: its version as INFO says, and whether it has XACKDEL.
+    let server_info: String = redis::cmd("INFO").arg("server").query(&mut conn).unwrap();
+    let version = info["server"]["version"].as_str().unwrap();
+    assert!(server_info.contains(&format!("_version:{version}\r")), "{info}");
+    let has_xackdel = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("XACKDEL")
+        .query::<Vec<redis::Value>>(&mut conn)
+        .unwrap()[0]
+        != redis::Value::Nil;
+    assert_eq!(info["server"]["ack_aware_streams"], has_xackdel);
 
     let text = stdout(&dtredis(&server.url(), &["info", "orders"]));
     assert!(text.contains("3 entries") && text.contains("lag 3"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "server {} {version}",
+            info["server"]["product"].as_str().unwrap()
+        )),
+        "{text}"
+    );
 
     let out = dtredis(&server.url(), &["info", "nope"]);
     assert_one_line_error(&out, "unknown channel \"nope\"");
@@ -599,7 +617,8 @@ fn bench_runs_against_a_cluster_given_as_a_seed_list_url() {
     let url = format!("redis+cluster://{}", seeds.join(","));
     let out = dtredis(&url, &["health"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = dtredis(&url, &["bench", "--quick", "--json"]);
+    // The areas whose rows are checked below (the acked area's own test is tests/ack_aware.rs).
+    let out = dtredis(&url, &["bench", "--quick", "--json", "--only", "publish,consume,cache"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
     let ops = report["ops"].as_array().expect("ops");

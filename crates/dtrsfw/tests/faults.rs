@@ -721,6 +721,18 @@ fn wait_synced(conn: &mut redis::Connection) {
     }
 }
 
+/// Waits until a replica of the primary behind `conn` acknowledged every write so far
+/// (`WAIT 1`; a replica that just synced may not be counted at once, hence the loop).
+fn wait_replicated(conn: &mut redis::Connection) {
+    let start = Instant::now();
+    while redis::cmd("WAIT").arg(1).arg(1000).query::<i64>(conn).unwrap() < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no replica acknowledged the writes"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_primary_answers_readonly_which_is_retried_and_nothing_acknowledged_is_lost() {
     const CHANNEL: &str = "demoted";
@@ -732,6 +744,10 @@ async fn a_demoted_primary_answers_readonly_which_is_retried_and_nothing_acknowl
     sender.register_channel(CHANNEL).unwrap();
     let m = |k: &str| Message::new("m", &serde_json::json!({ "key": k })).unwrap();
     let mut acknowledged = vec![sender.send_message(CHANNEL, &m("before")).await.unwrap().to_string()];
+    // Replication is asynchronous: without this wait B may be promoted before it has the
+    // entry, and A, resyncing from B, would drop it (the loss WAIT exists for, not the
+    // READONLY handling this test is about).
+    wait_replicated(&mut conn_a);
     // A failover the client does not follow: B is promoted, A (which the client talks
     // to) becomes B's replica and refuses writes.
     replicaof(&mut conn_b, None);

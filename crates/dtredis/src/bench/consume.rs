@@ -14,7 +14,7 @@ use super::{BareAsync, BenchContext, BenchRow, alternate, timed};
 const BATCH: usize = 500;
 
 /// Fills `key` with `n` entries in the wire format (pipelined, 10 000 per round trip).
-async fn fill(conn: &mut BareAsync, key: &str, n: usize) -> anyhow::Result<()> {
+pub(super) async fn fill(conn: &mut BareAsync, key: &str, n: usize) -> anyhow::Result<()> {
     let body = r#"{"order_id":12345,"status":"created","amount":99.5}"#;
     let mut left = n;
     while left > 0 {
@@ -36,7 +36,7 @@ async fn fill(conn: &mut BareAsync, key: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_group(conn: &mut BareAsync, key: &str, group: &str) -> anyhow::Result<()> {
+pub(super) async fn create_group(conn: &mut BareAsync, key: &str, group: &str) -> anyhow::Result<()> {
     redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(key)

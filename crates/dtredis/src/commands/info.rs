@@ -15,9 +15,20 @@ struct GroupInfo {
     lag: Option<usize>,
 }
 
+/// What the library detected about the server (`RedisInstance::server_capabilities`).
+#[derive(Debug, Serialize)]
+struct ServerInfo {
+    product: String,
+    version: String,
+    /// `XACKDEL` and the `ACKED` trim option (Redis 8.2+): whether acknowledged-only
+    /// retention and `delete_when_acked_by_all`'s fast path are available.
+    ack_aware_streams: bool,
+}
+
 /// The whole report.
 #[derive(Debug, Serialize)]
 struct ChannelInfo {
+    server: ServerInfo,
     channel: String,
     length: usize,
     first_id: Option<String>,
@@ -44,8 +55,14 @@ pub(crate) async fn run(redis: &RedisInstance, channel: &str, json: bool) -> any
         .arg(format!("{channel}:dlq"))
         .query_async(&mut client)
         .await?;
+    let caps = redis.server_capabilities().await?;
     let non_empty = |id: &str| (!id.is_empty()).then(|| id.to_owned());
     let info = ChannelInfo {
+        server: ServerInfo {
+            product: caps.product().to_owned(),
+            version: caps.version().to_owned(),
+            ack_aware_streams: caps.ack_aware_streams(),
+        },
         channel: channel.to_owned(),
         length: stream.length,
         first_id: non_empty(&stream.first_entry.id),
@@ -72,7 +89,18 @@ pub(crate) async fn run(redis: &RedisInstance, channel: &str, json: bool) -> any
 
 fn render(info: &ChannelInfo) -> String {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let server = &info.server;
     let mut out = format!(
+        "server {} {}: acknowledged-aware stream commands (XACKDEL, ACKED trims) {}\n",
+        server.product,
+        server.version,
+        if server.ack_aware_streams {
+            "available"
+        } else {
+            "not available (Redis 8.2+)"
+        }
+    );
+    out += &format!(
         "channel {}: {} entries (first {}, last {}), dead-letter stream {} entries\n",
         info.channel,
         info.length,

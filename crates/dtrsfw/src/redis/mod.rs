@@ -29,7 +29,8 @@ mod sync_edge;
 pub use caching::{CacheArgs, CacheStats, CachedFunction, cache_data, cache_data_async};
 pub use config::{ConfigValue, RedisConfig};
 pub use connection::{
-    AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, SyncConnection,
+    AsyncBlockingConnection, AsyncRedisClient, PooledConnection, RedisClient, RedisInstance, ServerCapabilities,
+    SyncConnection,
 };
 pub use entry_id::EntryId;
 pub use error::{Error, ErrorKind, Result};

@@ -71,6 +71,20 @@
 //! 100 by default), which costs next to nothing, so the stream may keep a few more entries
 //! than the bound.
 //!
+//! That trimming drops entries whether or not they were consumed. The acknowledged-only
+//! forms, [`Retention::MaxLenAcked`] (`XADD key MAXLEN n ACKED * ...`) and
+//! [`Retention::MinAgeAcked`] (`MINID <now - age> ACKED`), trim only entries every
+//! consumer group of the stream has read and acknowledged (with no group at all, they
+//! trim like the plain forms). They need Redis 8.2: registering a channel with one asks
+//! the server ([`RedisInstance::server_capabilities`](super::RedisInstance::server_capabilities))
+//! and is refused on a server without the `ACKED` option, with an error naming its
+//! product and version; they are never downgraded to a trim that could drop unconsumed
+//! entries. They trim exactly (no `~`): an approximate `~ ... ACKED` trim removes nothing
+//! on Redis 8.2.2 to 8.4 (redis/redis#14656). If the server is replaced by an older one
+//! later (a failover), sends to such a channel fail with the server's syntax error
+//! rather than trim differently. Which server supports what: the
+//! [compatibility table](super::streamer#server-compatibility).
+//!
 //! # Logs
 //!
 //! `debug` per send (channel, message name, ID), `warn` per retry and on giving up;

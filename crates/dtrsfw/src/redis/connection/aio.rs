@@ -9,6 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use super::capabilities::ConnectionEpoch;
 use super::retry::{command_name, is_retryable_failure, may_retry};
 
 /// An async connection to one server (`S`: the shared client's `ConnectionManager`, or a
@@ -68,6 +69,8 @@ impl<S: ConnectionLike + Send> ConnectionLike for AsyncConn<S> {
 pub struct AsyncRedisClient {
     pub(super) conn: AsyncConn<ConnectionManager>,
     retry_on_timeout: bool,
+    /// Moved on a lost connection or timeout: the server may be another one now.
+    epoch: ConnectionEpoch,
 }
 
 impl fmt::Debug for AsyncRedisClient {
@@ -81,8 +84,22 @@ impl fmt::Debug for AsyncRedisClient {
 
 impl AsyncRedisClient {
     /// The client over the shared connection `conn`.
-    pub(super) fn new(conn: AsyncConn<ConnectionManager>, retry_on_timeout: bool) -> Self {
-        AsyncRedisClient { conn, retry_on_timeout }
+    pub(super) fn new(conn: AsyncConn<ConnectionManager>, retry_on_timeout: bool, epoch: ConnectionEpoch) -> Self {
+        AsyncRedisClient {
+            conn,
+            retry_on_timeout,
+            epoch,
+        }
+    }
+
+    /// Passes `result` through, moving the epoch when it is a lost connection or timeout.
+    fn watch<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &result
+            && is_retryable_failure(e)
+        {
+            self.epoch.bump();
+        }
+        result
     }
 
     /// Whether this client talks to a cluster.
@@ -95,10 +112,12 @@ impl AsyncRedisClient {
 impl ConnectionLike for AsyncRedisClient {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match self.conn.req_packed_command(cmd).await {
+            let first = self.conn.req_packed_command(cmd).await;
+            match self.watch(first) {
                 Err(e) if is_retryable_failure(&e) && may_retry(self.retry_on_timeout, command_name(cmd)) => {
                     tracing::warn!(error = %e, "retrying a command that is safe to repeat");
-                    self.conn.req_packed_command(cmd).await
+                    let second = self.conn.req_packed_command(cmd).await;
+                    self.watch(second)
                 }
                 other => other,
             }
@@ -112,7 +131,10 @@ impl ConnectionLike for AsyncRedisClient {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         // A pipeline mixes commands; it is not retried as a whole.
-        self.conn.req_packed_commands(pipeline, offset, count)
+        Box::pin(async move {
+            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            self.watch(result)
+        })
     }
 
     fn get_db(&self) -> i64 {

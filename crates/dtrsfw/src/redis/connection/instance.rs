@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::aio::{AsyncBlockingConnection, AsyncRedisClient};
+use super::capabilities::{self, CapabilityCache, ConnectionEpoch, ServerCapabilities};
 use super::connector::Connector;
 use super::extensions::Extensions;
 use super::pool::SyncPool;
@@ -27,6 +28,9 @@ struct Inner {
     /// Per-instance state of higher layers (the cache's view of this server), type-erased
     /// so that this module does not depend on them.
     extensions: Extensions,
+    /// Moves when the shared connection may reach another server (see `capabilities`).
+    epoch: ConnectionEpoch,
+    capabilities: CapabilityCache,
 }
 
 /// A validated Redis configuration with its lazily created connections. Cheap to
@@ -92,6 +96,8 @@ impl RedisInstance {
                 sync_pool: RwLock::new(None),
                 shared: SharedSlot::default(),
                 extensions: Extensions::default(),
+                epoch: ConnectionEpoch::default(),
+                capabilities: CapabilityCache::default(),
             }),
         })
     }
@@ -173,6 +179,7 @@ impl RedisInstance {
     /// Drops the sync pool: idle connections close now, lent ones when returned. The next
     /// borrow creates a fresh pool.
     pub fn reset_sync_pool(&self) {
+        self.inner.epoch.bump();
         if let Some(pool) = self.inner.sync_pool.write().unwrap_or_else(|e| e.into_inner()).take() {
             pool.clear();
         }
@@ -204,9 +211,12 @@ impl RedisInstance {
             .get_or_connect(|| {
                 // Cloned only when a connect starts, not on every call.
                 let connector = self.inner.connector.clone();
+                let epoch = self.inner.epoch.clone();
                 async move {
                     let conn = connector.connect_shared().await?;
-                    Ok(AsyncRedisClient::new(conn, connector.retry_on_timeout))
+                    // A new connection may reach another server than the last one.
+                    epoch.bump();
+                    Ok(AsyncRedisClient::new(conn, connector.retry_on_timeout, epoch))
                 }
             })
             .await
@@ -226,6 +236,63 @@ impl RedisInstance {
     /// call connects anew (a connect under way is forgotten too).
     pub async fn reset_async_pool(&self) {
         self.inner.shared.reset();
+        self.inner.epoch.bump();
+    }
+
+    /// What the server can do (product, version, Redis 8.2's acknowledged-aware stream
+    /// commands), detected on the shared connection by `INFO server` and `COMMAND INFO
+    /// XACKDEL`. Cached: detected again only after the shared connection was lost, timed
+    /// out, reset or reopened (see [`ServerCapabilities`] and the module `capabilities`).
+    ///
+    /// # Errors
+    ///
+    /// The connection's or the server's error when the detection cannot run.
+    ///
+    /// ```no_run
+    /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
+    /// let caps = redis.server_capabilities().await?;
+    /// println!("{} {}, XACKDEL: {}", caps.product(), caps.version(), caps.ack_aware_streams());
+    /// # Ok(()) }
+    /// ```
+    pub async fn server_capabilities(&self) -> Result<ServerCapabilities> {
+        let mut client = self.get_async_redis_client().await?;
+        let epoch = self.inner.epoch.current();
+        if let Some(caps) = self.inner.capabilities.get(epoch) {
+            return Ok(caps);
+        }
+        let (info, command) = capabilities::detection_commands();
+        let info = info.query_async::<redis::Value>(&mut client).await;
+        let command = command.query_async(&mut client).await;
+        let caps = capabilities::interpret(info, command)?;
+        self.inner.capabilities.store(epoch, &caps);
+        Ok(caps)
+    }
+
+    /// Tells the instance that a connection of its own (a dedicated one, for blocking
+    /// reads) was lost: the server may be another one now, so the capabilities are
+    /// detected again on next use.
+    pub(crate) fn note_connection_lost(&self) {
+        self.inner.epoch.bump();
+    }
+
+    /// The sync twin of [`server_capabilities`](Self::server_capabilities): the same
+    /// cache, detected on a connection of the sync pool when it is stale.
+    ///
+    /// # Errors
+    ///
+    /// The connection's or the server's error when the detection cannot run.
+    pub fn server_capabilities_blocking(&self) -> Result<ServerCapabilities> {
+        let epoch = self.inner.epoch.current();
+        if let Some(caps) = self.inner.capabilities.get(epoch) {
+            return Ok(caps);
+        }
+        let mut conn = self.get_redis()?;
+        let (info, command) = capabilities::detection_commands();
+        let info = info.query::<redis::Value>(&mut conn);
+        let command = command.query(&mut conn);
+        let caps = capabilities::interpret(info, command)?;
+        self.inner.capabilities.store(epoch, &caps);
+        Ok(caps)
     }
 
     /// Whether this instance talks to a Redis Cluster (a `redis+cluster://` URL).

@@ -103,6 +103,7 @@
 // `get_async_blocking_connection`, `AsyncBlockingConnection`: all about blocking reads).
 
 mod aio;
+mod capabilities;
 mod client;
 mod cluster;
 mod connector;
@@ -117,6 +118,7 @@ mod sync;
 mod url;
 
 pub use self::aio::{AsyncBlockingConnection, AsyncRedisClient};
+pub use self::capabilities::ServerCapabilities;
 pub use self::client::RedisClient;
 pub(crate) use self::cluster::NodeAddr;
 pub(crate) use self::deadline::with_deadline;

@@ -59,8 +59,3 @@ pub(crate) fn value_pairs(value: &Value) -> Vec<(String, &Value)> {
         _ => Vec::new(),
     }
 }
-
-/// The milliseconds part of a stream ID (`<ms>-<seq>`).
-pub(crate) fn id_ms(id: &str) -> Option<u64> {
-    id.split('-').next()?.parse().ok()
-}

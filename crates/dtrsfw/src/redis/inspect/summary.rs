@@ -2,10 +2,10 @@
 
 use redis::{RedisResult, Value};
 
-use super::{id_ms, value_pairs, value_text};
+use super::{value_pairs, value_text};
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
-use crate::redis::streamer::dead_letter_stream;
+use crate::redis::streamer::{dead_letter_stream, reply};
 
 /// Streams summarised per pipeline (one round trip each).
 const BATCH: usize = 200;
@@ -130,20 +130,18 @@ fn parse_stream(name: &str, info: &Value, dead_letters: u64) -> StreamSummary {
     summary
 }
 
-fn parse_group(info: &Value) -> GroupSummary {
-    let mut group = GroupSummary::default();
-    for (key, value) in value_pairs(info) {
-        match key.as_str() {
-            "name" => group.name = value_text(value).unwrap_or_default(),
-            "consumers" => group.consumers = number(value).unwrap_or(0),
-            "pending" => group.pending = number(value).unwrap_or(0),
-            "last-delivered-id" => group.last_delivered_id = value_text(value).unwrap_or_default(),
-            "entries-read" => group.entries_read = number(value),
-            "lag" => group.lag = number(value),
-            _ => {}
+impl From<reply::GroupInfo> for GroupSummary {
+    fn from(g: reply::GroupInfo) -> Self {
+        GroupSummary {
+            name: g.name,
+            consumers: g.consumers.unwrap_or(0),
+            pending: g.pending.unwrap_or(0),
+            last_delivered_id: g.last_delivered.map(|id| id.to_string()).unwrap_or_default(),
+            entries_read: g.entries_read,
+            lag: g.lag,
+            ..GroupSummary::default()
         }
     }
-    group
 }
 
 /// The server's clock, milliseconds since the Unix epoch (`TIME`), so ages do not depend
@@ -208,8 +206,11 @@ fn summarise(name: &str, replies: &[RedisResult<Value>]) -> StreamSummary {
         };
     };
     let mut summary = parse_stream(name, info, dead_letters);
-    if let Ok(Value::Array(groups)) = &replies[1] {
-        summary.groups = groups.iter().map(parse_group).collect();
+    if let Ok(groups) = &replies[1] {
+        summary.groups = reply::xinfo_groups(groups)
+            .into_iter()
+            .map(GroupSummary::from)
+            .collect();
     }
     summary
 }
@@ -238,14 +239,10 @@ async fn add_oldest_pending(
     let mut replies = replies.into_iter();
     for s in summaries.iter_mut() {
         for g in s.groups.iter_mut().filter(|g| g.pending > 0) {
-            // Summary form: [count, smallest ID, greatest ID, [[consumer, count]...]].
-            if let Some(Ok(Value::Array(parts))) = replies.next() {
-                g.oldest_pending_id = parts.get(1).and_then(value_text);
-                g.oldest_pending_age_ms = g
-                    .oldest_pending_id
-                    .as_deref()
-                    .and_then(id_ms)
-                    .map(|ms| now.saturating_sub(ms));
+            if let Some(Ok(reply)) = replies.next() {
+                let oldest = reply::xpending_smallest(&reply);
+                g.oldest_pending_id = oldest.map(|id| id.to_string());
+                g.oldest_pending_age_ms = oldest.map(|id| now.saturating_sub(id.ms()));
             }
         }
     }
@@ -268,22 +265,12 @@ pub async fn group_consumers(redis: &RedisInstance, stream: &str, group: &str) -
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("XINFO CONSUMERS {stream} {group}"), e))?;
-    let Value::Array(items) = reply else {
-        return Ok(Vec::new());
-    };
-    Ok(items
-        .iter()
-        .map(|item| {
-            let mut c = ConsumerSummary::default();
-            for (key, value) in value_pairs(item) {
-                match key.as_str() {
-                    "name" => c.name = value_text(value).unwrap_or_default(),
-                    "pending" => c.pending = number(value).unwrap_or(0),
-                    "idle" => c.idle_ms = number(value).unwrap_or(0),
-                    _ => {}
-                }
-            }
-            c
+    Ok(reply::xinfo_consumers(&reply)
+        .into_iter()
+        .map(|c| ConsumerSummary {
+            name: c.name,
+            pending: c.pending.unwrap_or(0),
+            idle_ms: c.idle.unwrap_or(0),
         })
         .collect())
 }

@@ -92,11 +92,45 @@ impl Sender {
     /// # Ok::<(), dtrsfw::redis::Error>(())
     /// ```
     ///
+    /// An acknowledged-only retention ([`Retention::MaxLenAcked`],
+    /// [`Retention::MinAgeAcked`]) first asks the server what it supports
+    /// ([`RedisInstance::server_capabilities_blocking`](crate::redis::RedisInstance::server_capabilities_blocking): one blocking round trip on the
+    /// sync pool, cached per connection) and is refused on a server without the `ACKED`
+    /// option (anything before Redis 8.2, Valkey 9.1 included), with an error naming the
+    /// server and its version. From async code prefer
+    /// [`register_channel_with_async`](Self::register_channel_with_async).
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`](crate::redis::ErrorKind::InvalidInput) when the name is
-    /// empty.
+    /// empty or the retention needs a newer server; the connection's error when the
+    /// server cannot be asked.
     pub fn register_channel_with(&self, channel: impl Into<String>, retention: Retention) -> Result<()> {
+        if retention.acked_only() {
+            retention.check_supported(&self.inner.redis.server_capabilities_blocking()?)?;
+        }
+        self.register(channel.into(), Some(retention))
+    }
+
+    /// [`register_channel_with`](Self::register_channel_with) for async code: the
+    /// detection an acknowledged-only retention needs runs on the shared connection.
+    ///
+    /// ```no_run
+    /// use dtrsfw::redis::sender::{Retention, Sender};
+    /// # async fn f(redis: dtrsfw::redis::RedisInstance) -> dtrsfw::redis::Result<()> {
+    /// let sender = Sender::new(&redis);
+    /// // Fails on a server before Redis 8.2, naming its version.
+    /// sender.register_channel_with_async("orders", Retention::MaxLenAcked(10_000)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`register_channel_with`](Self::register_channel_with).
+    pub async fn register_channel_with_async(&self, channel: impl Into<String>, retention: Retention) -> Result<()> {
+        if retention.acked_only() {
+            retention.check_supported(&self.inner.redis.server_capabilities().await?)?;
+        }
         self.register(channel.into(), Some(retention))
     }
 

@@ -1,4 +1,7 @@
-//! Acknowledgements: gathered while entries finish, sent in one `XACK`.
+//! Acknowledgements: gathered while entries finish, sent in one `XACK` (or one
+//! `XACKDEL ... ACKED` on a `delete_when_acked_by_all` channel, see `delete_on_ack`).
+
+use std::sync::atomic::Ordering;
 
 use redis::Value;
 
@@ -12,6 +15,28 @@ pub(crate) async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<Ent
         return Ok(());
     }
     let mut client = shared.redis.get_async_redis_client().await?;
+    if ch.ack_deletes.load(Ordering::Relaxed) {
+        let mut cmd = redis::cmd("XACKDEL");
+        cmd.arg(&*ch.name)
+            .arg(&ch.group)
+            .arg("ACKED")
+            .arg("IDS")
+            .arg(acks.len())
+            .arg(&*acks);
+        match cmd.query_async::<Value>(&mut client).await {
+            Ok(_) => {
+                acks.clear();
+                return Ok(());
+            }
+            // Refused (the server changed under us: a failover to an older version): plain
+            // XACK until the next pass decides again; the pass deletes what is left.
+            Err(e) if e.code() == Some("ERR") => {
+                tracing::warn!(channel = %ch.name, error = %e, "XACKDEL refused; acknowledging with XACK");
+                ch.ack_deletes.store(false, Ordering::Relaxed);
+            }
+            Err(e) => return Err(Error::redis(format!("acknowledging on {}", ch.name), e)),
+        }
+    }
     let _: Value = redis::cmd("XACK")
         .arg(&*ch.name)
         .arg(&ch.group)

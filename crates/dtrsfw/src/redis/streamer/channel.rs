@@ -1,6 +1,7 @@
 //! A registered channel, what the consumer shares with its loops, and the group a channel
 //! is read with.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,9 @@ pub(crate) struct Channel {
     pub(crate) opts: ChannelOptions,
     pub(crate) handlers: RwLock<Arc<[Handler]>>,
     pub(crate) counters: Counters,
+    /// Whether acknowledgements delete (`XACKDEL ... ACKED`); set by the
+    /// `delete_when_acked_by_all` pass (see `delete_on_ack`), false otherwise.
+    pub(crate) ack_deletes: AtomicBool,
     /// What survives between batches; one loop (or one `consume_messages`) per channel
     /// at a time.
     pub(crate) state: tokio::sync::Mutex<LoopState>,
@@ -47,6 +51,7 @@ impl Channel {
             opts,
             handlers: RwLock::new(Arc::from(Vec::new())),
             counters: Counters::new(name, service),
+            ack_deletes: AtomicBool::new(false),
             state: tokio::sync::Mutex::default(),
         }
     }

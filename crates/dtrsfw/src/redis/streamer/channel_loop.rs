@@ -10,6 +10,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 
 use super::acks::flush_acks;
 use super::channel::{Channel, Shared};
+use super::delete_on_ack;
 use super::dispatch::{ChannelRun, Work};
 use super::gauges;
 use super::housekeeping::remove_idle_consumers_of;
@@ -68,6 +69,8 @@ struct ChannelLoop<'a> {
     next_renew: Instant,
     housekeeping_every: Duration,
     next_housekeeping: Instant,
+    /// The next `delete_when_acked_by_all` pass (`None`: the option is off).
+    next_delete_pass: Option<Instant>,
     /// The pause after the next Redis failure.
     backoff: Duration,
     /// Whether a read returned (the end of a `once` batch).
@@ -97,6 +100,7 @@ impl<'a> ChannelLoop<'a> {
             next_renew: Instant::now() + renew_every,
             housekeeping_every: (options.idle_consumer_timeout / 4).max(Duration::from_secs(1)),
             next_housekeeping: Instant::now(),
+            next_delete_pass: opts.delete_when_acked_by_all.then(Instant::now),
             backoff: first_backoff(mode),
             read_done: false,
             mode,
@@ -161,6 +165,12 @@ impl<'a> ChannelLoop<'a> {
                 debug!(channel = %ch.name, error = %e, "housekeeping failed");
             }
         }
+        if self.next_delete_pass.is_some_and(|t| now >= t) {
+            self.next_delete_pass = Some(now + delete_on_ack::PASS_EVERY);
+            if let Err(e) = delete_on_ack::pass(self.run.shared, ch).await {
+                warn!(channel = %ch.name, error = %e, "delete-on-ack pass failed; will retry");
+            }
+        }
         let held = self.run.work.held();
         gauges::refresh(&mut self.run.state.gauges, now, self.run.shared, ch, held).await;
     }
@@ -208,7 +218,10 @@ impl<'a> ChannelLoop<'a> {
     /// Block in Redis while idle, but not past the next reclaim or renewal.
     fn block_for(&self, now: Instant) -> Duration {
         let mut block = self.mode.block;
-        if let Some(t) = self.run.state.next_reclaim {
+        for t in [self.run.state.next_reclaim, self.next_delete_pass]
+            .into_iter()
+            .flatten()
+        {
             block = block.min(t.saturating_duration_since(now));
         }
         if self.run.work.held() > 0 {
@@ -229,6 +242,10 @@ impl<'a> ChannelLoop<'a> {
             Err(e) if self.mode.once => return Err(e),
             Err(e) => {
                 warn!(channel = %self.run.ch.name, error = %e, pause = ?self.backoff, "reading failed; retrying");
+                if e.is_transient() {
+                    // A failover may land on another server version.
+                    self.run.shared.redis.note_connection_lost();
+                }
                 tokio::select! {
                     () = tokio::time::sleep(self.backoff) => {}
                     () = wait_stop(&mut self.run.stop) => {}

@@ -12,7 +12,8 @@ use redis::Value;
 
 use super::channel::{Channel, Shared};
 use super::names::group_name;
-use super::reply;
+use super::reply::{self, GroupInfo};
+use crate::redis::connection::AsyncRedisClient;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
 
@@ -47,24 +48,46 @@ pub(crate) fn trim_threshold(groups: &[Option<GroupPosition>]) -> Option<EntryId
 /// Cleans one channel; returns the number of entries deleted.
 pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> {
     let mut client = shared.redis.get_async_redis_client().await?;
-    let info: Value = match redis::cmd("XINFO")
+    let Some(groups) = read_groups(&mut client, ch).await? else {
+        return Ok(0);
+    };
+    let listed: Vec<String> = ch.opts.consumers.iter().map(|s| group_name(&ch.name, s)).collect();
+    let positions = positions(&mut client, ch, &groups, &listed).await?;
+    let Some(threshold) = trim_threshold(&positions) else {
+        tracing::debug!(channel = %ch.name, "cleanup: a listed service has no group yet (or none listed); nothing deleted");
+        return Ok(0);
+    };
+    trim_below(&mut client, ch, threshold, false).await
+}
+
+/// The groups of the channel's stream (`XINFO GROUPS`); `None` when there is no stream.
+pub(crate) async fn read_groups(client: &mut AsyncRedisClient, ch: &Channel) -> Result<Option<Vec<GroupInfo>>> {
+    match redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(&*ch.name)
-        .query_async(&mut client)
+        .query_async::<Value>(client)
         .await
     {
-        Ok(v) => v,
+        Ok(info) => Ok(Some(reply::xinfo_groups(&info))),
         // No stream: nothing to clean.
-        Err(e) if e.code() == Some("ERR") || e.code() == Some("NOGROUP") => return Ok(0),
-        Err(e) => return Err(Error::redis(format!("reading the groups of {}", ch.name), e)),
-    };
-    let groups = reply::xinfo_groups(&info);
-    let mut positions = Vec::with_capacity(ch.opts.consumers.len());
-    for service in &ch.opts.consumers {
-        let group = group_name(&ch.name, service);
+        Err(e) if e.code() == Some("ERR") || e.code() == Some("NOGROUP") => Ok(None),
+        Err(e) => Err(Error::redis(format!("reading the groups of {}", ch.name), e)),
+    }
+}
+
+/// Where each of the groups `names` stands (`None`: no such group), with one `XPENDING`
+/// summary per group that has something pending.
+pub(crate) async fn positions(
+    client: &mut AsyncRedisClient,
+    ch: &Channel,
+    groups: &[GroupInfo],
+    names: &[String],
+) -> Result<Vec<Option<GroupPosition>>> {
+    let mut positions = Vec::with_capacity(names.len());
+    for group in names {
         let Some((info, last_delivered)) = groups
             .iter()
-            .find(|g| g.name == group)
+            .find(|g| g.name == *group)
             .and_then(|g| Some((g, g.last_delivered?)))
         else {
             positions.push(None);
@@ -73,8 +96,8 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
         let smallest_pending = if info.pending.unwrap_or(1) > 0 {
             let summary: Value = redis::cmd("XPENDING")
                 .arg(&*ch.name)
-                .arg(&group)
-                .query_async(&mut client)
+                .arg(group)
+                .query_async(client)
                 .await
                 .map_err(|e| Error::redis(format!("reading the pending summary of {group}"), e))?;
             reply::xpending_smallest(&summary)
@@ -86,19 +109,28 @@ pub(crate) async fn clean_channel(shared: &Shared, ch: &Channel) -> Result<u64> 
             smallest_pending,
         }));
     }
-    let Some(threshold) = trim_threshold(&positions) else {
-        tracing::debug!(channel = %ch.name, "cleanup: a listed service has no group yet (or none listed); nothing deleted");
-        return Ok(0);
-    };
+    Ok(positions)
+}
+
+/// `XTRIM <channel> MINID <threshold> [ACKED]`: deletes the entries below `threshold`
+/// (with `acked`, only those every group has acknowledged; Redis 8.2). Returns how many.
+pub(crate) async fn trim_below(
+    client: &mut AsyncRedisClient,
+    ch: &Channel,
+    threshold: EntryId,
+    acked: bool,
+) -> Result<u64> {
     // Exact (not `~`) trimming: approximate trimming would leave consumed entries behind.
-    let deleted: u64 = redis::cmd("XTRIM")
-        .arg(&*ch.name)
-        .arg("MINID")
-        .arg(threshold.to_string())
-        .query_async(&mut client)
+    let mut cmd = redis::cmd("XTRIM");
+    cmd.arg(&*ch.name).arg("MINID").arg(threshold.to_string());
+    if acked {
+        cmd.arg("ACKED");
+    }
+    let deleted: u64 = cmd
+        .query_async(client)
         .await
         .map_err(|e| Error::redis(format!("trimming {}", ch.name), e))?;
-    tracing::debug!(channel = %ch.name, %threshold, deleted, "cleanup");
+    tracing::debug!(channel = %ch.name, %threshold, acked, deleted, "cleanup");
     Ok(deleted)
 }
 

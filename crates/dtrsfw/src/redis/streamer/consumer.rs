@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::channel::{Channel, Shared, create_group};
 use super::cleanup;
+use super::delete_on_ack;
 use super::handler::{Delivery, Handler};
 use super::housekeeping::remove_idle_consumers_of;
 use super::names::{group_name, instance_name, sanitize};
@@ -282,10 +283,14 @@ impl Consumer {
     /// The Redis error when a channel's groups cannot be read or its stream cannot be
     /// trimmed.
     pub async fn clean_up_consumed_messages(&self) -> Result<u64> {
-        let channels = self.channels_where(|c| c.opts.message_cleanup);
+        let channels = self.channels_where(|c| c.opts.message_cleanup || c.opts.delete_when_acked_by_all);
         let mut deleted = 0;
         for ch in channels {
-            deleted += cleanup::clean_channel(&self.inner.shared, &ch).await?;
+            deleted += if ch.opts.delete_when_acked_by_all {
+                delete_on_ack::pass(&self.inner.shared, &ch).await?
+            } else {
+                cleanup::clean_channel(&self.inner.shared, &ch).await?
+            };
         }
         Ok(deleted)
     }

@@ -84,7 +84,38 @@
 //! still needed by one of the listed [`consumers`](ChannelOptions::consumers) services
 //! (not yet delivered to its group, or pending there); a listed service without a group
 //! blocks deletion. Cost: `XINFO GROUPS`, one `XPENDING` summary per listed group, one
-//! `XTRIM MINID` — independent of the stream length.
+//! `XTRIM MINID` — independent of the stream length. It does not use Redis 8.2's
+//! `XTRIM ... ACKED`, even where the server has it: that deletes every acknowledged
+//! entry, also those after one still pending (checked on 8.2.3), which is not this rule's
+//! result (the entries older than the oldest one still needed), and it protects the
+//! entries of groups that are not listed, which this rule does not.
+//!
+//! [`ChannelOptions::delete_when_acked_by_all`] deletes entries as they are acknowledged
+//! by every group of the stream (plus the listed services' groups) instead, with no call
+//! needed; see its documentation for the exact rule on each server.
+//!
+//! # Server compatibility
+//!
+//! Tested on Redis 7.0, Valkey 8.1, Redis 8.2 and Valkey 9.1 (`scripts/test.sh`). What is
+//! used where; "8.2 commands" means `XACKDEL` and the `ACKED` option of `XADD`/`XTRIM`,
+//! detected by capability ([`ServerCapabilities`](crate::redis::ServerCapabilities),
+//! shown by `dtredis info`), never by product name:
+//!
+//! | feature | Redis 7.0 | Valkey 8.1 | Redis 8.2 | Valkey 9.1 |
+//! |---|---|---|---|---|
+//! | consumer groups, reclaim (`XAUTOCLAIM`), dead letters, lag in stats | yes | yes | yes | yes |
+//! | [`Retention::MaxLen`](crate::redis::Retention::MaxLen) / `MinAge` (`XADD ... MAXLEN ~ n` / `MINID ~`) | yes | yes | yes | yes |
+//! | [`Retention::MaxLenAcked`](crate::redis::Retention::MaxLenAcked) / `MinAgeAcked` (`XADD ... MAXLEN n ACKED`) | refused at registration | refused | yes | refused |
+//! | [`clean_up_consumed_messages`](Consumer::clean_up_consumed_messages) (`XINFO GROUPS`, `XPENDING`, `XTRIM MINID`) | yes | yes | yes | yes |
+//! | [`delete_when_acked_by_all`](ChannelOptions::delete_when_acked_by_all): acknowledgement | `XACK` | `XACK` | `XACKDEL ... ACKED` | `XACK` |
+//! | `delete_when_acked_by_all`: the 5 s pass | cleanup rule over every group (prefix) | cleanup rule | `XTRIM MINID <t> ACKED` | cleanup rule |
+//! | 8.2 commands detected | no | no | yes (8.2.3) | no (9.1.2 has no `XACKDEL`) |
+//!
+//! Redis 8.2.2 to 8.4 remove nothing with an *approximate* `~ ... ACKED` trim
+//! (redis/redis#14656, checked on 8.2.3), so the acknowledged-only forms trim exactly.
+//! Exact acknowledged-only trimming scans the unacknowledged entries at the head of the
+//! stream on every `XADD`: keep consumers within the bound (see
+//! [`Retention::MaxLenAcked`](crate::redis::Retention::MaxLenAcked)).
 //!
 //! # Housekeeping and stats
 //!
@@ -143,8 +174,8 @@
 // handler, names, shutdown (pure pieces) · channel (a registered channel and the state
 // its loop keeps) · acks, dead_letter (the field contract and its writer, with the
 // operator functions) · settle (what happens to one entry) · dispatch (running handlers:
-// `ChannelRun`, what one run of a loop works on) · read, recovery, housekeeping, cleanup
-// (the commands a run sends) · channel_loop (the loop and its schedule) · consumer,
+// `ChannelRun`, what one run of a loop works on) · read, recovery, housekeeping, cleanup,
+// delete_on_ack (the commands a run sends; delete_on_ack uses cleanup) · channel_loop (the loop and its schedule) · consumer,
 // consume (the public type) · blocking (its sync twin).
 mod acks;
 mod blocking;
@@ -154,6 +185,7 @@ mod cleanup;
 mod consume;
 mod consumer;
 mod dead_letter;
+mod delete_on_ack;
 mod dispatch;
 mod gauges;
 mod handler;

@@ -45,6 +45,7 @@ pub struct ChannelOptions {
     pub(crate) read_messages: bool,
     pub(crate) consumers: Vec<String>,
     pub(crate) message_cleanup: bool,
+    pub(crate) delete_when_acked_by_all: bool,
     pub(crate) start_from: StartFrom,
     pub(crate) parallelism: usize,
     pub(crate) read_ahead: usize,
@@ -58,6 +59,7 @@ impl Default for ChannelOptions {
             read_messages: true,
             consumers: Vec::new(),
             message_cleanup: false,
+            delete_when_acked_by_all: false,
             start_from: StartFrom::NewMessages,
             parallelism: 1,
             read_ahead: 0,
@@ -96,6 +98,41 @@ impl ChannelOptions {
     #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn message_cleanup(mut self, cleanup: bool) -> Self {
         self.message_cleanup = cleanup;
+        self
+    }
+
+    /// Deletes each entry of this channel once every group that must see it has received
+    /// and acknowledged it, with no call to
+    /// [`clean_up_consumed_messages`](super::Consumer::clean_up_consumed_messages) needed.
+    ///
+    /// The groups that must see it are **every consumer group of the stream** (groups of
+    /// services not listed in [`consumers`](Self::consumers) count too: their entries are
+    /// kept for them) **plus the group of every listed service** (a listed service without
+    /// a group yet blocks deletion until its group exists). Then:
+    ///
+    /// - On Redis 8.2 and later (detected, see
+    ///   [`ServerCapabilities`](crate::redis::ServerCapabilities)), this consumer
+    ///   acknowledges with `XACKDEL <channel> <group> ACKED IDS ...`: the entry is deleted
+    ///   by the acknowledgement of the last group to acknowledge it, if that is a
+    ///   `dtrsfw` consumer with this option. The loop also runs a pass when it starts and
+    ///   every 5 seconds (`XINFO GROUPS`, `XTRIM <channel> MINID <t> ACKED`) that deletes
+    ///   the entries every group acknowledged by a plain `XACK` (another service, a Python
+    ///   one), and switches to plain `XACK` while a listed service has no group.
+    /// - On older servers (Redis 7.x, Valkey 8.1 and 9.1), acknowledgements are plain
+    ///   `XACK` and the same pass, every 5 seconds, deletes what the cleanup rule of
+    ///   [`clean_up_consumed_messages`](super::Consumer::clean_up_consumed_messages)
+    ///   allows over the groups above: every entry older than the oldest one a group has
+    ///   not received or still has pending. An acknowledged entry newer than one still
+    ///   pending stays until that one is settled.
+    ///
+    /// Either way an entry some group has not acknowledged is never deleted. The pass runs
+    /// in this channel's consuming loop only (`consume_*`, `persist_*`); on a channel that
+    /// is not read here, [`clean_up_consumed_messages`](super::Consumer::clean_up_consumed_messages)
+    /// runs the same pass. It replaces [`message_cleanup`](Self::message_cleanup)'s rule
+    /// for this channel. By default, `false`.
+    #[must_use = "a setter returns the changed value and consumes the original"]
+    pub fn delete_when_acked_by_all(mut self, delete: bool) -> Self {
+        self.delete_when_acked_by_all = delete;
         self
     }
 
@@ -160,6 +197,12 @@ impl ChannelOptions {
     #[must_use]
     pub fn get_message_cleanup(&self) -> bool {
         self.message_cleanup
+    }
+
+    /// See [`delete_when_acked_by_all`](Self::delete_when_acked_by_all).
+    #[must_use]
+    pub fn get_delete_when_acked_by_all(&self) -> bool {
+        self.delete_when_acked_by_all
     }
 
     /// See [`parallelism`](Self::parallelism).
