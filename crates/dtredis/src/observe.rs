@@ -50,16 +50,23 @@ mod enabled {
     where
         L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
     {
-        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
-        dtrsfw::redis::observe::describe();
-        let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+        // Both by default; `DTREDIS_BENCH_OBSERVE=metrics` or `=traces` measures one alone.
+        let only = std::env::var("DTREDIS_BENCH_OBSERVE").unwrap_or_default();
+        if only != "traces" {
+            metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+            dtrsfw::redis::observe::describe();
+            eprintln!("bench: metrics recorder installed");
+        }
         // At INFO, as a service exports spans: the library's `send`/`process` spans, not its
         // debug events and spans.
-        let otel = tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("dtredis"))
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        let otel = (only != "metrics").then(|| {
+            let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+            eprintln!("bench: OpenTelemetry span pipeline installed");
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("dtredis"))
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        });
         tracing_subscriber::registry().with(log).with(otel).init();
-        eprintln!("bench: metrics recorder and OpenTelemetry span pipeline installed");
         Ok(())
     }
 }
