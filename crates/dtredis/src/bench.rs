@@ -37,6 +37,11 @@ pub(crate) struct BenchArgs {
     /// default, 1000000.
     #[arg(long, default_value_t = 1_000_000)]
     retention_entries: usize,
+    /// Run with the library's metrics going to a Prometheus recorder and its spans to an
+    /// OpenTelemetry pipeline (needs dtredis built with `--features observe`), to measure
+    /// what observability costs. By default, off.
+    #[arg(long)]
+    pub(crate) observe: bool,
 }
 
 /// `dtredis bench`: against `url`, or a private server started for the run when there is

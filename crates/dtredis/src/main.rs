@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod dashboard;
+mod observe;
 mod terminal;
 
 use std::time::Duration;
@@ -210,11 +211,11 @@ async fn main() {
     let cli = Cli::parse();
     // Library logs (retries, dead letters, circuit changes) go to stderr when asked for
     // with RUST_LOG (e.g. RUST_LOG=dtrsfw=debug); by default stderr carries only errors.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let observe = matches!(&cli.command, Command::Bench(args) if args.observe);
+    if let Err(err) = observe::init(observe) {
+        eprintln!("dtredis: {}", one_line(&err));
+        std::process::exit(2);
+    }
     if let Err(err) = run(cli).await {
         eprintln!("dtredis: {}", one_line(&err));
         std::process::exit(2);

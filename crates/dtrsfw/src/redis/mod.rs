@@ -21,6 +21,7 @@ pub mod error;
 pub mod health;
 pub mod inspect;
 pub mod message;
+pub mod observe;
 pub mod sender;
 pub mod streamer;
 mod sync_edge;

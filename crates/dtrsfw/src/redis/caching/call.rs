@@ -18,6 +18,7 @@ use super::policy::{Lookup, gave_up};
 use super::server::ServerState;
 use super::stats::Event;
 use crate::redis::connection::RedisInstance;
+use crate::redis::observe;
 
 impl CachedFunction {
     /// Runs `f` through the cache (the Python `cache_function`). `f` only runs on a miss.
@@ -166,7 +167,9 @@ impl CachedFunction {
         let mut reachable = true;
         if self.allowed(server) {
             let ticket = local.and_then(|_| server.tracking.ticket());
+            let timer = observe::Timer::start();
             let raw = I::query(redis, server, timeout, &get_cmd(key)).await;
+            observe::cache_lookup(&self.inner.namespace, timer);
             reachable = !gave_up(&raw);
             if let Some(raw) = self.settle(server, "read", raw)
                 && let Lookup::Hit(value, json) = self.interpret(server, key, raw)
@@ -181,7 +184,10 @@ impl CachedFunction {
         }
         self.record(server, Event::Miss);
         // Cancelled here, `guard` drops and a waiter takes over.
-        let value = compute.await?;
+        let timer = observe::Timer::start();
+        let value = compute.await;
+        observe::cache_compute(&self.inner.namespace, timer);
+        let value = value?;
         if let Some((json, compressed)) = self.encode(server, &value) {
             if reachable && self.allowed(server) {
                 let set = set_cmd(key, &compressed, self.inner.expire);

@@ -49,19 +49,25 @@ impl Circuit {
         }
     }
 
-    pub(crate) fn success(&self) {
+    /// Closes the circuit; returns whether it was open.
+    pub(crate) fn success(&self) -> bool {
         let mut s = lock(&self.state);
-        if s.open_until.is_some() {
+        let was_open = s.open_until.is_some();
+        if was_open {
             tracing::info!("redis cache: server reachable again, circuit closed");
         }
         *s = CircuitState::default();
+        was_open
     }
 
-    pub(crate) fn failure(&self, settings: CircuitSettings) {
+    /// Counts a failure; returns whether it opened (or re-opened) the circuit.
+    pub(crate) fn failure(&self, settings: CircuitSettings) -> bool {
         let mut s = lock(&self.state);
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+        let mut opened = false;
         if s.consecutive_failures >= settings.failure_threshold {
             if s.open_until.is_none() || s.probe_started.is_some() {
+                opened = true;
                 tracing::warn!(
                     failures = s.consecutive_failures,
                     cool_down = ?settings.cool_down,
@@ -71,5 +77,6 @@ impl Circuit {
             s.open_until = Some(Instant::now() + settings.cool_down);
             s.probe_started = None;
         }
+        opened
     }
 }

@@ -13,6 +13,7 @@ use super::function::CachedFunction;
 use super::server::ServerState;
 use super::stats::Event;
 use crate::redis::error::Result;
+use crate::redis::observe;
 
 /// What a leader's cache lookup found.
 pub(super) enum Lookup<T> {
@@ -31,6 +32,7 @@ impl CachedFunction {
     pub(super) fn record(&self, server: &ServerState, event: Event) {
         self.inner.counters.record(event);
         server.counters.record(event);
+        observe::cache_request(&self.inner.namespace, event.label());
     }
 
     /// The key to use, or `None` when this call is not to be cached.
@@ -65,12 +67,14 @@ impl CachedFunction {
     pub(super) fn settle<R>(&self, server: &ServerState, what: &str, result: Result<R>) -> Option<R> {
         match result {
             Ok(r) => {
-                server.circuit.success();
+                if server.circuit.success() {
+                    observe::circuit(&server.shown_url, false);
+                }
                 Some(r)
             }
             Err(e) => {
-                if e.is_transient() {
-                    server.circuit.failure(self.inner.circuit);
+                if e.is_transient() && server.circuit.failure(self.inner.circuit) {
+                    observe::circuit(&server.shown_url, true);
                 }
                 tracing::warn!(namespace = %self.inner.namespace, error = %e, "redis cache: {what} failed, ignored");
                 self.record(server, Event::Error);

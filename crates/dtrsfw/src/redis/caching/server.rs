@@ -17,6 +17,7 @@ use super::local::Tracking;
 use super::lock::lock;
 use super::stats::Counters;
 use super::sync_conns::SyncConnections;
+use crate::redis::config::redact_url;
 use crate::redis::connection::RedisInstance;
 
 /// Everything the cache keeps for one server.
@@ -28,6 +29,8 @@ pub(crate) struct ServerState {
     pub(crate) sync_conns: SyncConnections,
     /// The local tier's invalidations (idle until a function with a local tier runs).
     pub(crate) tracking: Arc<Tracking>,
+    /// The server's URL as it may be shown (the circuit metric's label).
+    pub(crate) shown_url: String,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -48,7 +51,15 @@ impl ServerState {
         static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<ServerState>>>> = OnceLock::new();
         redis.extension(|| {
             let registry = REGISTRY.get_or_init(Default::default);
-            lock(registry).entry(redis.redis_url().to_owned()).or_default().clone()
+            let url = redis.redis_url();
+            let new = || {
+                let shown_url = redact_url(url);
+                Arc::new(ServerState {
+                    shown_url,
+                    ..ServerState::default()
+                })
+            };
+            lock(registry).entry(url.to_owned()).or_insert_with(new).clone()
         })
     }
 }

@@ -60,6 +60,21 @@ pub(crate) enum Event {
     LocalHit,
 }
 
+impl Event {
+    /// The `outcome` label of the cache-requests metric.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Event::Hit => "hit",
+            Event::Miss => "miss",
+            Event::Error => "error",
+            Event::Join => "joined",
+            Event::ShortCircuit => "short_circuited",
+            Event::Bypass => "bypassed",
+            Event::LocalHit => "local_hit",
+        }
+    }
+}
+
 impl Counters {
     pub(crate) fn record(&self, event: Event) {
         let counter = match event {

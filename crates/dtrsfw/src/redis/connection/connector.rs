@@ -17,6 +17,7 @@ use super::sync::{SyncConnection, SyncInner};
 use super::url::{cluster_seed_urls, redis_description, unparsable_url};
 use crate::redis::config::{CLUSTER_TLS_SCHEME, RedisConfig, is_cluster_url, is_sentinel_url, redact_url};
 use crate::redis::error::{Error, Result};
+use crate::redis::observe;
 
 /// How many times redis-rs's cluster client retries a request after a redirection or a
 /// lost node, and how long it waits between tries. Short waits matter during a failover:
@@ -103,6 +104,12 @@ impl Connector {
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<SyncConnection> {
+        let conn = self.open_sync(connect_timeout, response_timeout);
+        observe::connected("sync", conn.is_ok());
+        conn
+    }
+
+    fn open_sync(&self, connect_timeout: Duration, response_timeout: Duration) -> Result<SyncConnection> {
         let inner = match &self.target {
             Target::Single(client) => SyncInner::Single(open_sync(client, connect_timeout)?),
             Target::Sentinel(target) => SyncInner::Single(open_sync(&target.primary()?, connect_timeout)?),
@@ -124,6 +131,12 @@ impl Connector {
     /// The shared async connection: a `ConnectionManager` for one server, a cluster
     /// connection (itself multiplexed per node, and self-healing) for a cluster.
     pub(super) async fn connect_shared(&self) -> Result<AsyncConn<ConnectionManager>> {
+        let conn = self.open_shared().await;
+        observe::connected("shared", conn.is_ok());
+        conn
+    }
+
+    async fn open_shared(&self) -> Result<AsyncConn<ConnectionManager>> {
         match &self.target {
             Target::Single(client) => Ok(AsyncConn::Single(self.connect_manager(client).await?)),
             Target::Sentinel(target) => {
@@ -144,6 +157,12 @@ impl Connector {
     /// `block`, so a long block neither times out early nor holds up the shared
     /// connection.
     pub(super) async fn connect_dedicated_async(&self, block: Duration) -> Result<AsyncConn<MultiplexedConnection>> {
+        let conn = self.open_dedicated_async(block).await;
+        observe::connected("dedicated", conn.is_ok());
+        conn
+    }
+
+    async fn open_dedicated_async(&self, block: Duration) -> Result<AsyncConn<MultiplexedConnection>> {
         let response_timeout = self.response_timeout + block;
         let client = match &self.target {
             Target::Single(client) => client.clone(),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::connector::Connector;
 use super::sync::SyncConnection;
 use crate::redis::error::{Error, ErrorKind, Result};
+use crate::redis::observe;
 
 struct Idle {
     conn: SyncConnection,
@@ -70,13 +71,18 @@ impl SyncPool {
     /// Takes an idle connection, or opens one if below the size, or waits for a return.
     pub(super) fn take(&self) -> Result<SyncConnection> {
         let deadline = Instant::now() + self.wait;
+        let mut waited = false;
         let mut state = self.lock();
         loop {
             if let Some(idle) = state.idle.pop() {
                 drop(state);
                 match self.revalidate(idle) {
-                    Some(conn) => return Ok(conn),
+                    Some(conn) => {
+                        observe::pool_in_use(1);
+                        return Ok(conn);
+                    }
                     None => {
+                        observe::pool_open(-1);
                         state = self.lock();
                         state.open -= 1;
                         continue;
@@ -86,12 +92,20 @@ impl SyncPool {
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return self.connector.connect_sync().inspect_err(|_| {
+                let conn = self.connector.connect_sync().inspect_err(|_| {
                     self.lock().open -= 1;
                     self.returned.notify_one();
-                });
+                })?;
+                observe::pool_open(1);
+                observe::pool_in_use(1);
+                return Ok(conn);
             }
             let now = Instant::now();
+            if !waited {
+                // Counted once per borrow that finds the pool at its size.
+                waited = true;
+                observe::pool_waited();
+            }
             if now >= deadline {
                 return Err(Error::new(
                     ErrorKind::Timeout,
@@ -135,6 +149,10 @@ impl SyncPool {
 
     /// Hands a connection back; a broken one is dropped and its slot freed.
     pub(super) fn give_back(&self, conn: SyncConnection) {
+        observe::pool_in_use(-1);
+        if !conn.is_open() {
+            observe::pool_open(-1);
+        }
         let mut state = self.lock();
         if conn.is_open() {
             state.idle.push(Idle {
@@ -152,6 +170,7 @@ impl SyncPool {
     pub(super) fn clear(&self) {
         let mut state = self.lock();
         let closed = state.idle.len();
+        observe::pool_open(-(closed as i64));
         state.idle.clear();
         state.open -= closed;
     }

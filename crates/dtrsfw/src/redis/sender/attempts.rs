@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::options::SenderOptions;
 use crate::redis::error::{Error, Result};
+use crate::redis::observe;
 
 /// The attempts of one send (one message, or one chunk of a batch).
 pub(super) struct Attempts<'a> {
@@ -45,6 +46,7 @@ impl<'a> Attempts<'a> {
                     "stream send failed, retrying"
                 );
                 self.attempt += 1;
+                observe::send_retried(self.channel);
                 Ok(delay)
             }
             None => {

@@ -8,9 +8,22 @@ use redis::{Cmd, Pipeline, Value};
 
 use super::{EntryId, Message, Retention};
 use crate::redis::error::{Error, ErrorKind, Result};
+use crate::redis::observe::TraceFields;
 
-/// `XADD <channel> [MAXLEN|MINID ~ bound] * name <name> body <body>`.
+/// `XADD <channel> [MAXLEN|MINID ~ bound] * name <name> body <body> [traceparent <tp>
+/// [tracestate <ts>]]` (the trace fields with feature `opentelemetry`, inside a traced span).
 pub(super) fn xadd(channel: &str, retention: Option<Retention>, message: &Message, now: SystemTime) -> Cmd {
+    xadd_traced(channel, retention, message, now, &TraceFields::current())
+}
+
+/// [`xadd`] with the trace context to carry (taken once per pipeline, not per entry).
+fn xadd_traced(
+    channel: &str,
+    retention: Option<Retention>,
+    message: &Message,
+    now: SystemTime,
+    trace: &TraceFields,
+) -> Cmd {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(channel);
     if let Some(retention) = retention {
@@ -18,6 +31,7 @@ pub(super) fn xadd(channel: &str, retention: Option<Retention>, message: &Messag
     }
     cmd.arg("*");
     message.write_xadd_fields(&mut cmd);
+    trace.write_xadd(&mut cmd);
     cmd
 }
 
@@ -31,8 +45,9 @@ pub(super) fn xadd_pipeline(
     let mut pipe = redis::Pipeline::with_capacity(messages.len());
     // Per-command replies, so a refused XADD keeps its server code (see `parse_ids`).
     pipe.ignore_errors();
+    let trace = TraceFields::current();
     for message in messages {
-        pipe.add_command(xadd(channel, retention, message, now));
+        pipe.add_command(xadd_traced(channel, retention, message, now, &trace));
     }
     pipe
 }

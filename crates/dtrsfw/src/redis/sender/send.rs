@@ -10,6 +10,7 @@ use super::command::{ChunkLabel, parse_id, parse_ids, xadd, xadd_pipeline};
 use super::edge::{AsyncIo, SendIo, SyncIo};
 use super::{EntryId, Message, Sender};
 use crate::redis::error::Result;
+use crate::redis::observe;
 use crate::redis::sync_edge::run_sync;
 
 impl Sender {
@@ -24,8 +25,9 @@ impl Sender {
     /// error of the server (`WRONGTYPE`, an ACL refusal, ...) or a reply that is not an
     /// entry ID at once.
     pub async fn send_message(&self, channel: &str, message: &Message) -> Result<EntryId> {
-        self.send_one(&mut AsyncIo::new(&self.inner.redis), channel, message)
-            .await
+        let mut io = AsyncIo::new(&self.inner.redis);
+        let send = self.send_one(&mut io, channel, message);
+        observe::sending(channel, 1, send).await
     }
 
     /// Appends `messages` to the stream `channel`, in order, pipelined: one round trip per
@@ -41,8 +43,9 @@ impl Sender {
     /// As [`send_message`](Self::send_message), for the first chunk that fails finally; a
     /// refused `XADD` of a chunk is that chunk's error, with the server's code.
     pub async fn send_messages(&self, channel: &str, messages: &[Message]) -> Result<Vec<EntryId>> {
-        self.send_batch(&mut AsyncIo::new(&self.inner.redis), channel, messages)
-            .await
+        let mut io = AsyncIo::new(&self.inner.redis);
+        let send = self.send_batch(&mut io, channel, messages);
+        observe::sending(channel, messages.len(), send).await
     }
 
     /// The blocking twin of [`send_message`](Self::send_message), on the sync connection
@@ -52,7 +55,9 @@ impl Sender {
     ///
     /// As [`send_message`](Self::send_message).
     pub fn send_message_blocking(&self, channel: &str, message: &Message) -> Result<EntryId> {
-        run_sync(self.send_one(&mut SyncIo::new(&self.inner.redis), channel, message))
+        let mut io = SyncIo::new(&self.inner.redis);
+        let send = self.send_one(&mut io, channel, message);
+        run_sync(observe::sending(channel, 1, send))
     }
 
     /// The blocking twin of [`send_messages`](Self::send_messages), on the sync connection
@@ -62,7 +67,9 @@ impl Sender {
     ///
     /// As [`send_messages`](Self::send_messages).
     pub fn send_messages_blocking(&self, channel: &str, messages: &[Message]) -> Result<Vec<EntryId>> {
-        run_sync(self.send_batch(&mut SyncIo::new(&self.inner.redis), channel, messages))
+        let mut io = SyncIo::new(&self.inner.redis);
+        let send = self.send_batch(&mut io, channel, messages);
+        run_sync(observe::sending(channel, messages.len(), send))
     }
 
     /// One message: one `XADD`, tried until it succeeds or the error is final.

@@ -15,6 +15,7 @@ use super::stats::Counters;
 use crate::redis::connection::{AsyncBlockingConnection, RedisInstance};
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
+use crate::redis::observe::LoopGauges;
 
 /// What the whole consumer shares with its channel loops.
 #[derive(Debug)]
@@ -42,14 +43,14 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str, group: String, opts: ChannelOptions) -> Self {
+    pub(crate) fn new(name: &str, service: &str, group: String, opts: ChannelOptions) -> Self {
         Channel {
             name: name.into(),
             dlq: dead_letter_stream(name),
             group,
             opts,
             handlers: RwLock::new(Arc::from(Vec::new())),
-            counters: Counters::default(),
+            counters: Counters::new(name, service),
             ack_deletes: AtomicBool::new(false),
             state: tokio::sync::Mutex::default(),
         }
@@ -101,6 +102,8 @@ pub(crate) struct LoopState {
     /// have been delivered to it without it knowing (see `recovery`); `None` when there
     /// is nothing to look for.
     pub(crate) own_pending_from: Option<EntryId>,
+    /// The gauges and when they are next refreshed (`gauges.rs`), made on first use.
+    pub(crate) gauges: Option<LoopGauges>,
 }
 
 /// Creates the group (and the stream) unless it exists.

@@ -12,6 +12,7 @@ use super::acks::flush_acks;
 use super::channel::{Channel, Shared};
 use super::delete_on_ack;
 use super::dispatch::{ChannelRun, Work};
+use super::gauges;
 use super::housekeeping::remove_idle_consumers_of;
 use super::read::ReadOutcome;
 use super::reply::RawEntry;
@@ -170,6 +171,8 @@ impl<'a> ChannelLoop<'a> {
                 warn!(channel = %ch.name, error = %e, "delete-on-ack pass failed; will retry");
             }
         }
+        let held = self.run.work.held();
+        gauges::refresh(&mut self.run.state.gauges, now, self.run.shared, ch, held).await;
     }
 
     /// Our own lost pending entries first, then reclaim: old entries go before new ones.

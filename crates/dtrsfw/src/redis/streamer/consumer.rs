@@ -150,7 +150,7 @@ impl Consumer {
         if options.read_messages {
             create_group(&self.inner.shared, channel, &group, options.start_from.as_id()).await?;
         }
-        let ch = Arc::new(Channel::new(channel, group, options));
+        let ch = Arc::new(Channel::new(channel, &self.inner.shared.service, group, options));
         let mut channels = self.inner.channels.write().unwrap_or_else(|e| e.into_inner());
         if channels.contains_key(channel) {
             return Err(Error::invalid_input(format!(

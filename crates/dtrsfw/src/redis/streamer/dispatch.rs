@@ -15,13 +15,14 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug_span, warn};
+use tracing::{Instrument, warn};
 
 use super::channel::{Channel, LoopState, Shared};
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::settle::settle;
 use super::stats::Counters;
 use crate::redis::entry_id::EntryId;
+use crate::redis::observe;
 
 /// The outcome of one entry, sent by the task that ran it.
 type Outcome = (tokio::task::Id, Delivery, Result<(), String>);
@@ -89,16 +90,18 @@ impl Work {
                 Counters::add(&ch.counters.retried, retried);
             }
             let ids = chunk.iter().map(Delivery::id).collect();
-            let (handlers, tx, name) = (self.handlers.clone(), self.outcomes_tx.clone(), ch.name.clone());
+            let (handlers, tx, ch) = (self.handlers.clone(), self.outcomes_tx.clone(), ch.clone());
             let blocking_pool = parallel > 1;
             let handle = self.running.spawn(async move {
                 let task = tokio::task::id();
                 for d in chunk {
-                    let span = debug_span!("handler", channel = %name, id = %d.id(), name = %d.name(), deliveries = d.deliveries());
+                    let span = observe::process_span(&ch.name, &ch.group, &d.id(), d.name(), d.deliveries(), d.trace());
+                    let timer = observe::Timer::start();
                     let outcome = CatchUnwind(Box::pin(run_handlers(&handlers, &d, blocking_pool)))
                         .instrument(span)
                         .await
                         .unwrap_or_else(|panic| Err(panic_text(panic.as_ref())));
+                    ch.counters.process.processed(timer, outcome.is_ok());
                     if tx.send((task, d, outcome)).is_err() {
                         return;
                     }

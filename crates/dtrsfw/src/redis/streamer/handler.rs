@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 use crate::redis::message::Message;
+use crate::redis::observe::TraceFields;
 
 /// One delivery of a stream entry to the handlers of a channel.
 ///
@@ -25,6 +26,8 @@ struct DeliveryInner {
     message: Message,
     deliveries: u64,
     payload: OnceLock<serde_json::Value>,
+    /// The producer's trace context (feature `opentelemetry`; zero-sized without).
+    trace: TraceFields,
 }
 
 impl fmt::Debug for Delivery {
@@ -39,7 +42,7 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(channel: Arc<str>, id: EntryId, message: Message, deliveries: u64) -> Self {
+    pub(crate) fn new(channel: Arc<str>, id: EntryId, message: Message, deliveries: u64, trace: TraceFields) -> Self {
         Delivery {
             inner: Arc::new(DeliveryInner {
                 channel,
@@ -47,6 +50,7 @@ impl Delivery {
                 message,
                 deliveries,
                 payload: OnceLock::new(),
+                trace,
             }),
         }
     }
@@ -80,6 +84,10 @@ impl Delivery {
     #[must_use]
     pub fn deliveries(&self) -> u64 {
         self.inner.deliveries
+    }
+
+    pub(crate) fn trace(&self) -> &TraceFields {
+        &self.inner.trace
     }
 
     /// The body as a JSON value, decoded once per entry however many handlers ask.

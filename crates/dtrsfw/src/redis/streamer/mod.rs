@@ -187,6 +187,7 @@ mod consumer;
 mod dead_letter;
 mod delete_on_ack;
 mod dispatch;
+mod gauges;
 mod handler;
 mod housekeeping;
 mod names;

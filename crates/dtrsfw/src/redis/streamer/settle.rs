@@ -13,6 +13,7 @@ use super::stats::Counters;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 use crate::redis::message::Message;
+use crate::redis::observe::TraceFields;
 
 /// Turns an entry just read or claimed into a delivery, or dead-letters it (and queues
 /// the acknowledgement): as malformed, or without running it when it was delivered more
@@ -26,13 +27,23 @@ pub(crate) async fn admit(
     deliveries: u64,
     acks: &mut Vec<EntryId>,
 ) -> Result<Option<Delivery>> {
+    Counters::add(&ch.counters.consumed, 1);
     let (reason, error) = if exhausted_before_running(deliveries, ch.opts.max_deliveries) {
         let max = ch.opts.max_deliveries;
         let error = format!("delivered {deliveries} times without success (max {max})");
         (REASON_MAX_DELIVERIES, error)
     } else {
         match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
-            Ok(message) => return Ok(Some(Delivery::new(ch.name.clone(), entry.id, message, deliveries))),
+            Ok(message) => {
+                let trace = TraceFields::from_entry(&entry.fields);
+                return Ok(Some(Delivery::new(
+                    ch.name.clone(),
+                    entry.id,
+                    message,
+                    deliveries,
+                    trace,
+                )));
+            }
             Err(why) => (REASON_MALFORMED, why.to_string()),
         }
     };

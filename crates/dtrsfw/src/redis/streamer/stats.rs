@@ -1,27 +1,51 @@
 //! Counters kept by the consumer and the figures `get_stats` reports.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::reply;
+use crate::redis::observe::{ChannelLabels, ProcessMetrics, Tally};
 
-/// Live counters of one channel; relaxed atomics, as they are only reported.
-#[derive(Debug, Default)]
+/// Live counters of one channel; relaxed atomics, as they are only reported. Each is
+/// also a metric with feature `metrics` (see `observe`).
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) processed: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) reclaimed: AtomicU64,
-    pub(crate) deleted_pending: AtomicU64,
+    pub(crate) processed: Tally,
+    pub(crate) failed: Tally,
+    pub(crate) retried: Tally,
+    pub(crate) dead_lettered: Tally,
+    pub(crate) reclaimed: Tally,
+    pub(crate) deleted_pending: Tally,
+    /// Entries received (read or claimed): a metric only.
+    pub(crate) consumed: Tally,
+    /// The handler-duration metric, shared with the slots.
+    pub(crate) process: ProcessMetrics,
+    pub(crate) labels: Arc<ChannelLabels>,
 }
 
 impl Counters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    pub(crate) fn new(channel: &str, service: &str) -> Self {
+        let labels = ChannelLabels::new(channel, service);
+        let tally = |outcome| Tally::new(&labels, outcome);
+        Counters {
+            processed: tally(Some("processed")),
+            failed: tally(Some("failed")),
+            retried: tally(Some("retried")),
+            dead_lettered: tally(Some("dead_lettered")),
+            reclaimed: tally(Some("reclaimed")),
+            deleted_pending: tally(Some("deleted_pending")),
+            consumed: tally(None),
+            process: ProcessMetrics::new(&labels),
+            labels,
+        }
+    }
+
+    pub(crate) fn add(counter: &Tally, n: u64) {
+        counter.add(n);
     }
 
     fn get(counter: &AtomicU64) -> u64 {

@@ -1,0 +1,79 @@
+//! `dtredis bench --observe` (feature `observe`): the library's metrics go to a
+//! Prometheus recorder and its spans through `tracing-opentelemetry` to a batch span
+//! processor, as a service would run them, so the bench rows show what they cost.
+//! The spans are exported to an exporter that drops them: the cost measured is the
+//! library's and the SDK's, not a collector's network.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The stderr log layer, filtered by `RUST_LOG` (off by default).
+fn log_layer() -> impl tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync {
+    use tracing_subscriber::Layer;
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()))
+}
+
+/// Installs the process's `tracing` subscriber: logs to stderr, plus (with `observe`)
+/// the OpenTelemetry layer and the Prometheus recorder.
+pub(crate) fn init(observe: bool) -> anyhow::Result<()> {
+    if !observe {
+        tracing_subscriber::registry().with(log_layer()).init();
+        return Ok(());
+    }
+    enabled::init(log_layer())
+}
+
+#[cfg(feature = "observe")]
+mod enabled {
+    use opentelemetry::trace::TracerProvider;
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    /// Drops every span (after the SDK batched it).
+    #[derive(Debug)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    pub(super) fn init<L>(log: L) -> anyhow::Result<()>
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
+    {
+        // Both by default; `DTREDIS_BENCH_OBSERVE=metrics` or `=traces` measures one alone.
+        let only = std::env::var("DTREDIS_BENCH_OBSERVE").unwrap_or_default();
+        if only != "traces" {
+            metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+            dtrsfw::redis::observe::describe();
+            eprintln!("bench: metrics recorder installed");
+        }
+        // At INFO, as a service exports spans: the library's `send`/`process` spans, not its
+        // debug events and spans.
+        let otel = (only != "metrics").then(|| {
+            let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+            eprintln!("bench: OpenTelemetry span pipeline installed");
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("dtredis"))
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        });
+        tracing_subscriber::registry().with(log).with(otel).init();
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "observe"))]
+mod enabled {
+    pub(super) fn init<L>(_: L) -> anyhow::Result<()> {
+        anyhow::bail!("--observe needs dtredis built with `--features observe`")
+    }
+}
