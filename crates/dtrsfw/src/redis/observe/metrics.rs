@@ -248,7 +248,7 @@ impl LoopGauges {
 
 // ---- caching ----------------------------------------------------------------------
 
-/// One cached call's result: `hit`, `miss`, `error`, `joined`, `short_circuited`,
+/// One cached call's result: `hit`, `local_hit`, `miss`, `error`, `joined`, `short_circuited`,
 /// `bypassed`.
 pub(crate) fn cache_request(namespace: &str, result: &'static str) {
     counter!(CACHE_REQUESTS, "namespace" => namespace.to_owned(), "outcome" => result).increment(1);

@@ -29,7 +29,7 @@
 //! | `dtrsfw_consumer_in_flight_messages` | gauge | channel, service | entries the loop holds (queued or running) |
 //! | `dtrsfw_consumer_lag_messages` | gauge | channel, service | entries not yet delivered to the group (`XINFO GROUPS` lag) |
 //! | `dtrsfw_consumer_pending_messages` | gauge | channel, service | entries delivered to the group and not acknowledged |
-//! | `dtrsfw_cache_requests_total` | counter | namespace, outcome (`hit`, `miss`, `error`, `joined`, `short_circuited`, `bypassed`) | cached calls by result; the same counts as [`CacheStats`](crate::redis::CacheStats) |
+//! | `dtrsfw_cache_requests_total` | counter | namespace, outcome (`hit`, `local_hit` (the opt-in local tier), `miss`, `error`, `joined`, `short_circuited`, `bypassed`) | cached calls by result; the same counts as [`CacheStats`](crate::redis::CacheStats) |
 //! | `dtrsfw_cache_lookup_duration_seconds` | histogram | namespace | one cache read (`GET`) |
 //! | `dtrsfw_cache_compute_duration_seconds` | histogram | namespace | computing a value on a miss |
 //! | `dtrsfw_cache_circuit_open` | gauge | server | 1 while the cache's circuit to that server is open, 0 once closed again |
