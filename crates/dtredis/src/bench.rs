@@ -238,60 +238,49 @@ pub(crate) struct BenchRow {
 }
 
 impl BenchRow {
-    /// A row comparing ours with bare, from per-round throughputs.
-    pub(crate) fn compared(name: &'static str, ours: &[f64], bare: &[f64], note: impl Into<String>) -> Self {
-        let (o, b) = (median(ours), median(bare));
+    /// A row with no figure yet: each constructor below fills in its own.
+    fn new(name: &'static str, note: impl Into<String>) -> Self {
         BenchRow {
             name,
-            ours_per_s: Some(o),
-            bare_per_s: Some(b),
-            ratio: Some(o / b),
+            ours_per_s: None,
+            bare_per_s: None,
+            ratio: None,
             ours_s: None,
             p50_ms: None,
             p99_ms: None,
             note: note.into(),
+        }
+    }
+
+    /// A row comparing ours with bare, from per-round throughputs.
+    pub(crate) fn compared(name: &'static str, ours: &[f64], bare: &[f64], note: impl Into<String>) -> Self {
+        let (o, b) = (median(ours), median(bare));
+        BenchRow {
+            ours_per_s: Some(o),
+            bare_per_s: Some(b),
+            ratio: Some(o / b),
+            ..Self::new(name, note)
         }
     }
 
     /// A row with our throughput only.
     pub(crate) fn throughput(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
         BenchRow {
-            name,
             ours_per_s: Some(median(ours)),
-            bare_per_s: None,
-            ratio: None,
-            ours_s: None,
-            p50_ms: None,
-            p99_ms: None,
-            note: note.into(),
+            ..Self::new(name, note)
         }
     }
 
     /// A row that could not be measured on this server, saying why.
     pub(crate) fn skipped(name: &'static str, why: impl Into<String>) -> Self {
-        BenchRow {
-            name,
-            ours_per_s: None,
-            bare_per_s: None,
-            ratio: None,
-            ours_s: None,
-            p50_ms: None,
-            p99_ms: None,
-            note: format!("skipped: {}", why.into()),
-        }
+        Self::new(name, format!("skipped: {}", why.into()))
     }
 
     /// A row measured in seconds.
     pub(crate) fn seconds(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
         BenchRow {
-            name,
-            ours_per_s: None,
-            bare_per_s: None,
-            ratio: None,
             ours_s: Some(median(ours)),
-            p50_ms: None,
-            p99_ms: None,
-            note: note.into(),
+            ..Self::new(name, note)
         }
     }
 
@@ -304,14 +293,9 @@ impl BenchRow {
             .copied()
             .unwrap_or(f64::NAN);
         BenchRow {
-            name,
-            ours_per_s: None,
-            bare_per_s: None,
-            ratio: None,
-            ours_s: None,
             p50_ms: Some(median(samples_ms)),
             p99_ms: Some(p99),
-            note: note.into(),
+            ..Self::new(name, note)
         }
     }
 }
