@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{BenchContext, BenchRow, per_second};
 
 /// Alternating slices per round.
-const CHUNKS: usize = 20;
+pub(super) const CHUNKS: usize = 20;
 
 /// A typical cached result: a page of listings (~1 KB of JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,23 +104,20 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         let conn = &mut *bare_sync;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
-            for _ in 0..CHUNKS {
-                let start = Instant::now();
-                for _ in 0..chunk {
+            let (o, b) = sync_round(
+                (chunk, chunk),
+                || {
                     let v: Vec<Listing> = sync_cached.call(&sync_redis, &args(), page);
                     std::hint::black_box(v);
-                }
-                ours_time += start.elapsed();
-                let start = Instant::now();
-                for _ in 0..chunk {
+                },
+                || {
                     let raw: Vec<u8> = redis::cmd("GET").arg(&sync_key).query(conn)?;
                     std::hint::black_box(decode(&raw)?);
-                }
-                bare_time += start.elapsed();
-            }
-            ours.push(per_second(chunk * CHUNKS, ours_time));
-            bare.push(per_second(chunk * CHUNKS, bare_time));
+                    Ok(())
+                },
+            )?;
+            ours.push(o);
+            bare.push(b);
         }
         Ok((ours, bare))
     })
@@ -138,4 +135,31 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         "benchmark calls were not all hits: {stats:?}"
     );
     Ok(vec![sync_row, async_row])
+}
+
+/// One round of a sync comparison on the calling thread: `CHUNKS` slices, each `ours_n`
+/// calls of `ours` then `bare_n` of `bare`, so load from elsewhere falls on both sides
+/// alike. Returns both throughputs, per second.
+pub(super) fn sync_round(
+    (ours_n, bare_n): (usize, usize),
+    mut ours: impl FnMut(),
+    mut bare: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, f64)> {
+    let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..CHUNKS {
+        let start = Instant::now();
+        for _ in 0..ours_n {
+            ours();
+        }
+        ours_time += start.elapsed();
+        let start = Instant::now();
+        for _ in 0..bare_n {
+            bare()?;
+        }
+        bare_time += start.elapsed();
+    }
+    Ok((
+        per_second(ours_n * CHUNKS, ours_time),
+        per_second(bare_n * CHUNKS, bare_time),
+    ))
 }

@@ -10,11 +10,8 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::RedisInstance;
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier};
 
-use super::cache::{Listing, args, page};
+use super::cache::{CHUNKS, Listing, args, page, sync_round};
 use super::{BenchContext, BenchRow, per_second};
-
-/// Alternating slices per round.
-const CHUNKS: usize = 20;
 
 /// The local rows of the table.
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
@@ -103,23 +100,20 @@ async fn sync_hits(
         let conn = &mut *bare_sync;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
-            for _ in 0..CHUNKS {
-                let start = Instant::now();
-                for _ in 0..sizes.ours {
+            let (o, b) = sync_round(
+                (sizes.ours, sizes.bare),
+                || {
                     let v: Vec<Listing> = cached.call(&redis, &args(), page);
                     std::hint::black_box(v);
-                }
-                ours_time += start.elapsed();
-                let start = Instant::now();
-                for _ in 0..sizes.bare {
+                },
+                || {
                     let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(conn)?;
                     std::hint::black_box(raw);
-                }
-                bare_time += start.elapsed();
-            }
-            ours.push(per_second(sizes.ours * CHUNKS, ours_time));
-            bare.push(per_second(sizes.bare * CHUNKS, bare_time));
+                    Ok(())
+                },
+            )?;
+            ours.push(o);
+            bare.push(b);
         }
         Ok((ours, bare))
     })
