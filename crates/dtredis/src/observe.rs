@@ -31,7 +31,7 @@ pub(crate) fn init(observe: bool) -> anyhow::Result<()> {
 mod enabled {
     use opentelemetry::trace::TracerProvider;
     use opentelemetry_sdk::error::OTelSdkResult;
-    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -60,7 +60,17 @@ mod enabled {
         // At INFO, as a service exports spans: the library's `send`/`process` spans, not its
         // debug events and spans.
         let otel = (only != "metrics").then(|| {
-            let provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+            // `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01` samples 1 % of traces, as busy services do.
+            let mut provider = SdkTracerProvider::builder().with_batch_exporter(Discard);
+            if let Some(ratio) = std::env::var("DTREDIS_BENCH_OBSERVE_SAMPLE")
+                .ok()
+                .and_then(|r| r.parse().ok())
+            {
+                let ratio = Sampler::TraceIdRatioBased(ratio);
+                provider = provider.with_sampler(Sampler::ParentBased(Box::new(ratio)));
+                eprintln!("bench: spans sampled by trace id");
+            }
+            let provider = provider.build();
             eprintln!("bench: OpenTelemetry span pipeline installed");
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("dtredis"))

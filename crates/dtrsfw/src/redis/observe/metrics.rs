@@ -2,7 +2,8 @@
 //! facade. Names and labels are listed once, here (the table in the module docs mirrors
 //! them and `tests/metrics.rs` checks both).
 //!
-//! Handles are looked up lazily, on first use, and kept: so a recorder installed after a
+//! Handles are looked up lazily, on first use, and kept (per consumer channel, per sent
+//! channel and per cache namespace, see `handles.rs`): so a recorder installed after a
 //! consumer or sender was built is still seen, and a message costs atomic adds, not a
 //! registry lookup.
 
@@ -11,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Label, Unit, counter, describe_counter, describe_gauge, describe_histogram};
+
+use super::handles::ByLabel;
 
 pub(crate) const SENT: &str = "messaging_client_sent_messages_total";
 pub(crate) const SEND_DURATION: &str = "messaging_client_operation_duration_seconds";
@@ -112,15 +115,33 @@ impl Timer {
 
 // ---- publishing -------------------------------------------------------------------
 
+/// The send metrics of one channel, each registered on first use (an outcome never seen
+/// never shows as a zero series).
+#[derive(Default)]
+struct SendHandles {
+    /// Messages sent and send durations, `[ok, error]`.
+    outcomes: [OnceLock<(Counter, Histogram)>; 2],
+    retries: OnceLock<Counter>,
+}
+
+static SEND: ByLabel<SendHandles> = ByLabel::new();
+
 /// One send (of one message or a batch) finished.
 pub(crate) fn sent(channel: &str, messages: usize, timer: Timer, ok: bool) {
-    let labels = [("channel", channel.to_owned()), ("outcome", outcome(ok).to_owned())];
-    counter!(SENT, &labels).increment(messages as u64);
-    metrics::histogram!(SEND_DURATION, &labels).record(timer.elapsed());
+    let handles = SEND.get(channel, SendHandles::default);
+    let (count, duration) = handles.outcomes[usize::from(!ok)].get_or_init(|| {
+        let labels = [("channel", channel.to_owned()), ("outcome", outcome(ok).to_owned())];
+        (counter!(SENT, &labels), metrics::histogram!(SEND_DURATION, &labels))
+    });
+    count.increment(messages as u64);
+    duration.record(timer.elapsed());
 }
 
 pub(crate) fn send_retried(channel: &str) {
-    counter!(SEND_RETRIES, "channel" => channel.to_owned()).increment(1);
+    SEND.get(channel, SendHandles::default)
+        .retries
+        .get_or_init(|| counter!(SEND_RETRIES, "channel" => channel.to_owned()))
+        .increment(1);
 }
 
 // ---- consuming --------------------------------------------------------------------
@@ -248,18 +269,53 @@ impl LoopGauges {
 
 // ---- caching ----------------------------------------------------------------------
 
-/// One cached call's result: `hit`, `local_hit`, `miss`, `error`, `joined`, `short_circuited`,
-/// `bypassed`.
+/// The outcomes of the cache-requests metric, in the order of `CacheHandles::requests`.
+const CACHE_OUTCOMES: [&str; 7] = [
+    "hit",
+    "local_hit",
+    "miss",
+    "error",
+    "joined",
+    "short_circuited",
+    "bypassed",
+];
+
+/// The cache metrics of one namespace, each registered on first use.
+#[derive(Default)]
+struct CacheHandles {
+    requests: [OnceLock<Counter>; CACHE_OUTCOMES.len()],
+    lookup: OnceLock<Histogram>,
+    compute: OnceLock<Histogram>,
+}
+
+static CACHE: ByLabel<CacheHandles> = ByLabel::new();
+
+/// One cached call's result: one of `CACHE_OUTCOMES`.
 pub(crate) fn cache_request(namespace: &str, result: &'static str) {
-    counter!(CACHE_REQUESTS, "namespace" => namespace.to_owned(), "outcome" => result).increment(1);
+    let request = || counter!(CACHE_REQUESTS, "namespace" => namespace.to_owned(), "outcome" => result);
+    match CACHE_OUTCOMES.iter().position(|known| *known == result) {
+        Some(index) => CACHE.get(namespace, CacheHandles::default).requests[index]
+            .get_or_init(request)
+            .increment(1),
+        // Not a documented outcome (a new one missing from the list): still counted.
+        None => request().increment(1),
+    }
 }
 
 pub(crate) fn cache_lookup(namespace: &str, timer: Timer) {
-    metrics::histogram!(CACHE_LOOKUP, "namespace" => namespace.to_owned()).record(timer.elapsed());
+    CACHE
+        .get(namespace, CacheHandles::default)
+        .lookup
+        .get_or_init(|| metrics::histogram!(CACHE_LOOKUP, "namespace" => namespace.to_owned()))
+        .record(timer.elapsed());
 }
 
 pub(crate) fn cache_compute(namespace: &str, timer: Timer) {
-    metrics::histogram!(CACHE_COMPUTE, "namespace" => namespace.to_owned()).record(timer.elapsed());
+    CACHE
+        .get(namespace, CacheHandles::default)
+        .compute
+        .get_or_init(|| metrics::histogram!(CACHE_COMPUTE, "namespace" => namespace.to_owned()))
+        .record(timer.elapsed());
 }
 
 /// The circuit of `server` (a redacted URL) opened or closed.
@@ -276,12 +332,15 @@ pub(crate) fn connected(kind: &'static str, ok: bool) {
 
 /// Connections of the sync pools opened (`n > 0`) or closed (`n < 0`).
 pub(crate) fn pool_open(n: i64) {
-    metrics::gauge!(POOL_OPEN).increment(n as f64);
+    static OPEN: OnceLock<Gauge> = OnceLock::new();
+    OPEN.get_or_init(|| metrics::gauge!(POOL_OPEN)).increment(n as f64);
 }
 
-/// Connections lent out (`+1`) or given back (`-1`).
+/// Connections lent out (`+1`) or given back (`-1`): twice per blocking call, so the handle
+/// is kept.
 pub(crate) fn pool_in_use(n: i64) {
-    metrics::gauge!(POOL_IN_USE).increment(n as f64);
+    static IN_USE: OnceLock<Gauge> = OnceLock::new();
+    IN_USE.get_or_init(|| metrics::gauge!(POOL_IN_USE)).increment(n as f64);
 }
 
 pub(crate) fn pool_waited() {

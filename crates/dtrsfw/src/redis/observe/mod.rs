@@ -40,9 +40,11 @@
 //!
 //! The gauges of a consumer are refreshed by its loop at most once a second, with one
 //! `XINFO GROUPS` per channel: never a Redis round trip per message. A counter or
-//! histogram is looked up once per channel (or per call for the sender and the cache)
-//! and then costs an atomic add. Install the recorder before the first message; metrics
-//! recorded before it are lost, as with any `metrics` facade.
+//! histogram is looked up in the recorder once per label value (a consumer's channel, a
+//! sent channel, a cache namespace) and kept, so a message or a cached call costs atomic
+//! adds, not label strings and a registry search. Install the recorder before the first
+//! message: metrics recorded before it are lost, as with any `metrics` facade, and the
+//! handles resolved then stay without it.
 //!
 //! ## Exposing them to Prometheus
 //!
@@ -153,6 +155,8 @@
 
 use std::future::Future;
 
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+mod handles;
 #[cfg(feature = "metrics")]
 mod metrics;
 #[cfg(not(feature = "metrics"))]

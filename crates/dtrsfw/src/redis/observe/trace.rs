@@ -8,6 +8,24 @@ use redis::Cmd;
 use tracing::{Span, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::handles::ByLabel;
+
+/// The span names of one channel (`send <channel>`, `process <channel>`), formatted once:
+/// a span name is not worth an allocation per message.
+struct SpanNames {
+    send: String,
+    process: String,
+}
+
+static SPAN_NAMES: ByLabel<SpanNames> = ByLabel::new();
+
+fn span_names(channel: &str) -> &'static SpanNames {
+    SPAN_NAMES.get(channel, || SpanNames {
+        send: format!("send {channel}"),
+        process: format!("process {channel}"),
+    })
+}
+
 /// The entry field of the W3C `traceparent` (`00-<trace id>-<span id>-<flags>`), written
 /// by a send inside a traced span. Only with feature `opentelemetry`.
 ///
@@ -95,7 +113,7 @@ impl TraceFields {
 pub(crate) fn send_span(channel: &str, count: usize) -> Span {
     let span = info_span!(
         "send",
-        otel.name = format!("send {channel}"),
+        otel.name = span_names(channel).send.as_str(),
         otel.kind = "producer",
         messaging.system = "redis",
         messaging.operation.type = "send",
@@ -126,7 +144,7 @@ pub(crate) fn process_span(
 ) -> Span {
     let span = info_span!(
         "process",
-        otel.name = format!("process {channel}"),
+        otel.name = span_names(channel).process.as_str(),
         otel.kind = "consumer",
         messaging.system = "redis",
         messaging.operation.type = "process",
