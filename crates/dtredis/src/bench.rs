@@ -407,7 +407,12 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
         let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
         let allocs = row
             .allocs
-            .map(|a| format!(" [allocs/msg {:.1} vs {:.1}]", a.ours_allocs_per_msg, a.bare_allocs_per_msg))
+            .map(|a| {
+                format!(
+                    " [allocs/msg {:.1} vs {:.1}]",
+                    a.ours_allocs_per_msg, a.bare_allocs_per_msg
+                )
+            })
             .unwrap_or_default();
         out.push_str(&format!(
             "{:<26} {:>14} {:>14} {:>8}  {}{allocs}\n",

@@ -153,13 +153,15 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut bare).await?;
     }
     redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
-    rows.push(BenchRow::compared(
-        "consume_noop",
-        &ours,
-        &bare,
-        "no-op handler, at-least-once, 500 per read; target ratio >= 0.7",
-    )
-    .with_allocs(&ours_allocs, &bare_allocs));
+    rows.push(
+        BenchRow::compared(
+            "consume_noop",
+            &ours,
+            &bare,
+            "no-op handler, at-least-once, 500 per read; target ratio >= 0.7",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     // consume_parallel_1ms: 16 handlers at once, each sleeping 1 ms.
     let n = ctx.n(30_000);

@@ -65,13 +65,15 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_single",
-        &ours,
-        &theirs,
-        "send_message awaited one at a time vs bare XADD; target >= 0.9",
-    )
-    .with_allocs(&ours_allocs, &bare_allocs));
+    rows.push(
+        BenchRow::compared(
+            "publish_single",
+            &ours,
+            &theirs,
+            "send_message awaited one at a time vs bare XADD; target >= 0.9",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     let calls = ctx.n(1_000);
     let batch = vec![message.clone(); BATCH];
@@ -104,13 +106,15 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_batch",
-        &ours,
-        &theirs,
-        "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
-    )
-    .with_allocs(&ours_allocs, &bare_allocs));
+    rows.push(
+        BenchRow::compared(
+            "publish_batch",
+            &ours,
+            &theirs,
+            "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     let per_task = ctx.n(1_000);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -153,13 +157,15 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_concurrent",
-        &ours,
-        &theirs,
-        "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
-    )
-    .with_allocs(&ours_allocs, &bare_allocs));
+    rows.push(
+        BenchRow::compared(
+            "publish_concurrent",
+            &ours,
+            &theirs,
+            "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     // The blocking API, on threads (as sync code calls it), beside a bare sync connection.
     let n = ctx.n(10_000);
