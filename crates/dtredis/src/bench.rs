@@ -126,9 +126,14 @@ impl BenchContext {
                     .get_async_connection()
                     .await?,
             ),
+            // With our default response timeout (5 s), not redis-rs's 500 ms: on a loaded
+            // machine the baseline must not fail a run where ours would wait.
             None => BareAsync::Single(
                 redis::Client::open(self.url.as_str())?
-                    .get_multiplexed_async_connection()
+                    .get_multiplexed_async_connection_with_config(
+                        &redis::AsyncConnectionConfig::new()
+                            .set_response_timeout(Some(RedisConfig::new().redis_socket_timeout())),
+                    )
                     .await?,
             ),
         })

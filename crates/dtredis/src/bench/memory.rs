@@ -19,8 +19,10 @@ use super::{BareAsync, BenchContext, BenchRow};
 const MESSAGES: usize = 2_000_000;
 /// Calls of `cache_rss_1m` before `--quick` scaling.
 const CALLS: usize = 1_000_000;
-/// Entries the producer of `consumer_rss_2m` writes per pipeline.
-const FILL_CHUNK: usize = 50_000;
+/// Entries the producer of `consumer_rss_2m` writes per pipeline: small enough that a
+/// pipeline is answered well within the bare connection's response timeout (500 ms)
+/// while the consumer keeps the server busy.
+const FILL_CHUNK: usize = 1_000;
 /// How far the producer may run ahead of the consumer (bounds the server's memory).
 const MAX_BACKLOG: usize = 150_000;
 /// Concurrent callers of `cache_rss_1m`.
@@ -100,12 +102,24 @@ async fn consumer_rss(ctx: &BenchContext) -> anyhow::Result<BenchRow> {
         }
         Ok::<(), String>(())
     })?;
-    let producer = tokio::spawn(produce(conn.clone(), key.clone(), n, count.clone()));
+    let mut producer = tokio::spawn(produce(conn.clone(), key.clone(), n, count.clone()));
     let start = tokio::spawn(rss_once_reached(count.clone(), warm));
-    consumer
-        .persist_consume_messages(&key, "rss", Duration::from_millis(50), Duration::from_millis(200))
-        .await?;
-    producer.await??;
+    {
+        let consume =
+            consumer.persist_consume_messages(&key, "rss", Duration::from_millis(50), Duration::from_millis(200));
+        tokio::pin!(consume);
+        // A producer that fails must end the row, not leave the consumer waiting for ever.
+        tokio::select! {
+            consumed = &mut consume => {
+                consumed?;
+                (&mut producer).await??;
+            }
+            produced = &mut producer => {
+                produced??;
+                consume.await?;
+            }
+        }
+    }
     let start_mb = start.await?;
     let end_mb = rss_mb().unwrap_or(f64::NAN);
     let processed = consumer.get_stats().await?.channels[&key].processed as usize;
@@ -131,6 +145,9 @@ async fn produce(mut conn: BareAsync, key: String, n: usize, handled: Arc<Atomic
         let chunk = FILL_CHUNK.min(n - sent);
         fill(&mut conn, &key, chunk).await?;
         sent += chunk;
+        if !sent.is_multiple_of(50 * FILL_CHUNK) && sent < n {
+            continue;
+        }
         // Approximate trimming keeps at least this many: all of the backlog, and more.
         redis::cmd("XTRIM")
             .arg(&key)
