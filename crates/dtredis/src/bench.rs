@@ -3,9 +3,11 @@
 //! Medians are reported, with the ratio ours/bare.
 
 mod acked;
+mod allocs;
 mod cache;
 mod cache_local;
 mod consume;
+mod memory;
 mod publish;
 mod publish_wait;
 mod soak;
@@ -25,7 +27,7 @@ pub(crate) struct BenchArgs {
     /// Fewer operations and rounds (a smoke run).
     #[arg(long)]
     quick: bool,
-    /// Only these areas (`publish`, `consume`, `acked`, `cache`, `cache_local`), comma-separated; or `soak`
+    /// Only these areas (`publish`, `consume`, `acked`, `cache`, `cache_local`, `memory`), comma-separated; or `soak`
     /// alone: producers, consumers and cached calls through a fault-injecting proxy.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -124,9 +126,14 @@ impl BenchContext {
                     .get_async_connection()
                     .await?,
             ),
+            // With our default response timeout (5 s), not redis-rs's 500 ms: on a loaded
+            // machine the baseline must not fail a run where ours would wait.
             None => BareAsync::Single(
                 redis::Client::open(self.url.as_str())?
-                    .get_multiplexed_async_connection()
+                    .get_multiplexed_async_connection_with_config(
+                        &redis::AsyncConnectionConfig::new()
+                            .set_response_timeout(Some(RedisConfig::new().redis_socket_timeout())),
+                    )
                     .await?,
             ),
         })
@@ -232,6 +239,12 @@ pub(crate) struct BenchRow {
     /// 99th percentile milliseconds, with `p50_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) p99_ms: Option<f64>,
+    /// Heap allocations per message, ours beside bare, for the rows that count them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) allocs: Option<allocs::AllocsPerMsg>,
+    /// Resident memory at the start and end, for the memory rows.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) memory: Option<memory::RssFigures>,
     /// What the row measures, and its target.
     #[serde(skip)]
     pub(crate) note: String,
@@ -248,6 +261,8 @@ impl BenchRow {
             ours_s: None,
             p50_ms: None,
             p99_ms: None,
+            allocs: None,
+            memory: None,
             note: note.into(),
         }
     }
@@ -346,7 +361,7 @@ pub(crate) async fn alternate(
 }
 
 /// The areas, in table order.
-pub(crate) const AREAS: [&str; 5] = ["publish", "consume", "acked", "cache", "cache_local"];
+pub(crate) const AREAS: [&str; 6] = ["publish", "consume", "acked", "cache", "cache_local", "memory"];
 
 /// Runs every area (or those in `only`) and returns the rows in table order.
 pub(crate) async fn run_all(
@@ -372,6 +387,7 @@ pub(crate) async fn run_all(
             "consume" => consume::run(ctx).await?,
             "acked" => acked::run(ctx).await?,
             "cache" => cache::run(ctx).await?,
+            "memory" => memory::run(ctx).await?,
             _ => cache_local::run(ctx).await?,
         });
     }
@@ -387,14 +403,24 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
     ));
     for row in rows {
         let fmt_rate = |v: Option<f64>| v.map(|v| format!("{v:.0}/s")).unwrap_or_else(|| "-".into());
-        let ours = match (row.ours_s, row.p50_ms, row.p99_ms) {
-            (Some(s), _, _) => format!("{s:.3} s"),
-            (None, Some(p50), Some(p99)) => format!("{p50:.2}/{p99:.2} ms"),
+        let ours = match (row.memory, row.ours_s, row.p50_ms, row.p99_ms) {
+            (Some(m), ..) => format!("{:.0}->{:.0} MB", m.start_mb, m.end_mb),
+            (None, Some(s), _, _) => format!("{s:.3} s"),
+            (None, None, Some(p50), Some(p99)) => format!("{p50:.2}/{p99:.2} ms"),
             _ => fmt_rate(row.ours_per_s),
         };
         let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
+        let allocs = row
+            .allocs
+            .map(|a| {
+                format!(
+                    " [allocs/msg {:.1} vs {:.1}]",
+                    a.ours_allocs_per_msg, a.bare_allocs_per_msg
+                )
+            })
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{:<26} {:>14} {:>14} {:>8}  {}\n",
+            "{:<26} {:>14} {:>14} {:>8}  {}{allocs}\n",
             row.name,
             ours,
             fmt_rate(row.bare_per_s),

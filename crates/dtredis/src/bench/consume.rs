@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use redis::Value;
 
+use super::allocs::timed_counted;
 use super::{BareAsync, BenchContext, BenchRow, alternate, timed};
 
 const BATCH: usize = 500;
@@ -143,20 +144,24 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
     fill(&mut conn, key, n).await?;
     let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
         let opts = ChannelOptions::new().read_ahead(BATCH - 1);
         let (ours_group, bare_group) = (format!("ours{round}"), format!("bare{round}"));
-        let ours_round = timed(n, ours_round(ctx, key, &ours_group, n, opts, None));
-        let bare_round = timed(n, bare_round(&mut conn, key, &bare_group, n));
+        let ours_round = timed_counted(n, &mut ours_allocs, ours_round(ctx, key, &ours_group, n, opts, None));
+        let bare_round = timed_counted(n, &mut bare_allocs, bare_round(&mut conn, key, &bare_group, n));
         alternate(round, ours_round, bare_round, &mut ours, &mut bare).await?;
     }
     redis::cmd("DEL").arg(key).exec_async(&mut conn).await?;
-    rows.push(BenchRow::compared(
-        "consume_noop",
-        &ours,
-        &bare,
-        "no-op handler, at-least-once, 500 per read; target ratio >= 0.7",
-    ));
+    rows.push(
+        BenchRow::compared(
+            "consume_noop",
+            &ours,
+            &bare,
+            "no-op handler, at-least-once, 500 per read; target ratio >= 0.7",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     // consume_parallel_1ms: 16 handlers at once, each sleeping 1 ms.
     let n = ctx.n(30_000);

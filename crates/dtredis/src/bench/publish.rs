@@ -9,7 +9,8 @@ use dtrsfw::redis::sender::{Message, Sender};
 
 use std::time::Instant;
 
-use super::{BareAsync, BenchContext, BenchRow, alternate, per_second, timed};
+use super::allocs::timed_counted;
+use super::{BareAsync, BenchContext, BenchRow, alternate, per_second};
 
 /// Messages per pipeline in `publish_batch`.
 const BATCH: usize = 100;
@@ -40,9 +41,10 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
 
     let n = ctx.n(20_000);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
         let ours_round = async {
-            timed(n, async {
+            timed_counted(n, &mut ours_allocs, async {
                 for _ in 0..n {
                     sender.send_message(&keys.ours, &message).await?;
                 }
@@ -52,7 +54,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         };
         let bare_round = async {
             let mut conn = bare.clone();
-            timed(n, async {
+            timed_counted(n, &mut bare_allocs, async {
                 for _ in 0..n {
                     bare_xadd(&mut conn, &keys.bare, &message).await?;
                 }
@@ -63,19 +65,23 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_single",
-        &ours,
-        &theirs,
-        "send_message awaited one at a time vs bare XADD; target >= 0.9",
-    ));
+    rows.push(
+        BenchRow::compared(
+            "publish_single",
+            &ours,
+            &theirs,
+            "send_message awaited one at a time vs bare XADD; target >= 0.9",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     let calls = ctx.n(1_000);
     let batch = vec![message.clone(); BATCH];
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
         let ours_round = async {
-            timed(calls * BATCH, async {
+            timed_counted(calls * BATCH, &mut ours_allocs, async {
                 for _ in 0..calls {
                     sender.send_messages(&keys.ours, &batch).await?;
                 }
@@ -85,7 +91,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         };
         let bare_round = async {
             let mut conn = bare.clone();
-            timed(calls * BATCH, async {
+            timed_counted(calls * BATCH, &mut bare_allocs, async {
                 for _ in 0..calls {
                     let mut pipe = redis::pipe();
                     for message in &batch {
@@ -100,17 +106,21 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_batch",
-        &ours,
-        &theirs,
-        "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
-    ));
+    rows.push(
+        BenchRow::compared(
+            "publish_batch",
+            &ours,
+            &theirs,
+            "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     let per_task = ctx.n(1_000);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
-        let ours_round = timed(TASKS * per_task, async {
+        let ours_round = timed_counted(TASKS * per_task, &mut ours_allocs, async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|_| {
                     let (sender, message, key) = (sender.clone(), message.clone(), keys.ours.clone());
@@ -127,7 +137,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
             }
             Ok(())
         });
-        let bare_round = timed(TASKS * per_task, async {
+        let bare_round = timed_counted(TASKS * per_task, &mut bare_allocs, async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|_| {
                     let (mut conn, message, key) = (bare.clone(), message.clone(), keys.bare.clone());
@@ -147,12 +157,15 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
         keys.clear(&mut bare).await?;
     }
-    rows.push(BenchRow::compared(
-        "publish_concurrent",
-        &ours,
-        &theirs,
-        "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
-    ));
+    rows.push(
+        BenchRow::compared(
+            "publish_concurrent",
+            &ours,
+            &theirs,
+            "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
+        )
+        .with_allocs(&ours_allocs, &bare_allocs),
+    );
 
     // The blocking API, on threads (as sync code calls it), beside a bare sync connection.
     let n = ctx.n(10_000);

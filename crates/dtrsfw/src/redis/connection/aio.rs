@@ -114,19 +114,38 @@ impl AsyncRedisClient {
     }
 }
 
+impl AsyncConn<ConnectionManager> {
+    /// Sends one command. On one server, through the `ConnectionManager`'s own async
+    /// method rather than its `ConnectionLike` impl, which boxes a future per call.
+    async fn send_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            AsyncConn::Single(conn) => conn.send_packed_command(cmd).await,
+            other => other.req_packed_command(cmd).await,
+        }
+    }
+}
+
+impl AsyncRedisClient {
+    /// Sends `cmd` and reads its raw reply (a server error is an `Err`), retried once
+    /// as [`ConnectionLike::req_packed_command`] says. The hot paths of the crate (a
+    /// send) await this directly: no boxed future per command, where the trait needs
+    /// one.
+    pub(crate) async fn send_command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let first = self.conn.send_command(cmd).await;
+        match self.watch(first) {
+            Err(e) if is_retryable_failure(&e) && may_retry(self.retry_on_timeout, command_name(cmd)) => {
+                tracing::warn!(error = %e, "retrying a command that is safe to repeat");
+                let second = self.conn.send_command(cmd).await;
+                self.watch(second)
+            }
+            other => other,
+        }
+    }
+}
+
 impl ConnectionLike for AsyncRedisClient {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let first = self.conn.req_packed_command(cmd).await;
-            match self.watch(first) {
-                Err(e) if is_retryable_failure(&e) && may_retry(self.retry_on_timeout, command_name(cmd)) => {
-                    tracing::warn!(error = %e, "retrying a command that is safe to repeat");
-                    let second = self.conn.req_packed_command(cmd).await;
-                    self.watch(second)
-                }
-                other => other,
-            }
-        })
+        Box::pin(self.send_command(cmd))
     }
 
     fn req_packed_commands<'a>(

@@ -24,8 +24,12 @@ fn xadd_traced(
     now: SystemTime,
     trace: &TraceFields,
 ) -> Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(channel);
+    // Sized once for the command (a trim included; trace fields may grow it once): built
+    // up from empty, its buffers would be reallocated several times per send.
+    let [(name_field, name), (body_field, body)] = message.get_json_encoded();
+    let data = channel.len() + name_field.len() + name.len() + body_field.len() + body.len() + 64;
+    let mut cmd = Cmd::with_capacity(15, data);
+    cmd.arg("XADD").arg(channel);
     if let Some(retention) = retention {
         retention.write_xadd_trim(&mut cmd, now);
     }

@@ -27,7 +27,10 @@ impl Request for Cmd {
     }
 
     async fn query_async<T: FromRedisValue>(&self, conn: &mut AsyncRedisClient) -> RedisResult<T> {
-        Cmd::query_async(self, conn).await
+        // What `Cmd::query_async` does, minus the boxed future of the `ConnectionLike`
+        // call: one allocation less per send.
+        let reply = conn.send_command(self).await?;
+        Ok(redis::from_redis_value(reply.extract_error()?)?)
     }
 }
 
