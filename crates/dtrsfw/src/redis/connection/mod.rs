@@ -85,7 +85,10 @@
 //!   instant before dying can in principle be missing on the replica that takes over.
 //!   Our tests see no loss on a local cluster; a service that needs the guarantee sets
 //!   [`SenderOptions::set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas)
-//!   (see [Durability](crate::redis::sender#durability)).
+//!   (see [Durability](crate::redis::sender#durability)). `tests/cluster_failover.rs`
+//!   kills the channel's primary (3 primaries × 2 replicas) under load with and without
+//!   it, and checks that the `WAIT`s ran on the channel's primary;
+//!   `scripts/failover-soak.sh cluster 10` repeats it (figures in `RELIABILITY.md`).
 //!
 //! # Redis Sentinel
 //!
