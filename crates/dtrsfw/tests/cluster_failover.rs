@@ -145,17 +145,10 @@ async fn failover_run(wait1: bool) -> FailoverRun {
     assert!(!processed.lock().unwrap().is_empty(), "consuming before the kill");
     let killed_at = Instant::now();
     cluster.node_mut(owner).kill();
-    let deadline = killed_at + Duration::from_secs(30);
-    let new_owner = loop {
-        let found = tokio::task::block_in_place(|| cluster.try_primary_for_slot(slot));
-        if let Some(i) = found.filter(|i| *i != owner) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "no replica promoted in 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let new_owner = promoted(&cluster, slot, owner, killed_at).await;
     let promoted_after = killed_at.elapsed();
     // Resumed: a send acknowledged after the promotion has been processed.
+    let deadline = killed_at + Duration::from_secs(30);
     let resumed_after = loop {
         let after = load.acked_since(killed_at + promoted_after);
         if after.iter().any(|i| processed.lock().unwrap().contains(i)) {
@@ -167,18 +160,9 @@ async fn failover_run(wait1: bool) -> FailoverRun {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (acked, not_durable, failed) = load.stop().await;
-    let all_processed = || acked.iter().all(|i| processed.lock().unwrap().contains(i));
-    let drain = Instant::now() + Duration::from_secs(20);
-    while !all_processed() && Instant::now() < drain {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lost = unprocessed_after_drain(&acked, &processed).await;
     consumer.shutdown();
     let _ = consuming.await;
-    let lost = acked
-        .iter()
-        .filter(|i| !processed.lock().unwrap().contains(i))
-        .copied()
-        .collect();
     let wait_routing = wait1.then(|| tokio::task::block_in_place(|| wait_routing(&cluster, new_owner)));
     FailoverRun {
         acked: acked.len(),
@@ -189,6 +173,34 @@ async fn failover_run(wait1: bool) -> FailoverRun {
         resumed_after,
         wait_routing,
     }
+}
+
+/// Waits (30 s at most) until a node other than `old` serves `slot`; returns it.
+async fn promoted(cluster: &Cluster, slot: u16, old: usize, killed_at: Instant) -> usize {
+    loop {
+        let found = tokio::task::block_in_place(|| cluster.try_primary_for_slot(slot));
+        if let Some(i) = found.filter(|i| *i != old) {
+            return i;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "no replica promoted in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The acknowledged numbers still not processed after the backlog drained (20 s at most).
+async fn unprocessed_after_drain(acked: &BTreeSet<u64>, processed: &Mutex<BTreeSet<u64>>) -> Vec<u64> {
+    let missing = || -> Vec<u64> {
+        let processed = processed.lock().unwrap();
+        acked.iter().filter(|i| !processed.contains(i)).copied().collect()
+    };
+    let drain = Instant::now() + Duration::from_secs(20);
+    while !missing().is_empty() && Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    missing()
 }
 
 /// Two producers sending numbered messages one after the other, paced (about 400/s in

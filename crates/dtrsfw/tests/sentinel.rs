@@ -127,31 +127,7 @@ async fn health_asks_a_sentinel_that_the_pinged_node_is_the_primary() {
     assert!(ok, "{err:?}");
     let old = set.primary_index().unwrap();
     let new = (old + 1) % 3;
-    let (old_port, new_port) = {
-        let nodes: Vec<_> = set.nodes().collect();
-        let _: () = redis::cmd("REPLICAOF")
-            .arg("NO")
-            .arg("ONE")
-            .query(&mut nodes[new].connection())
-            .unwrap();
-        (nodes[old].port(), nodes[new].port())
-    };
-    for sentinel in set.sentinels() {
-        let mut conn = redis::Client::open(sentinel.url()).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("SENTINEL")
-            .arg("REMOVE")
-            .arg(SENTINEL_SERVICE)
-            .query(&mut conn)
-            .unwrap();
-        let _: () = redis::cmd("SENTINEL")
-            .arg("MONITOR")
-            .arg(SENTINEL_SERVICE)
-            .arg("127.0.0.1")
-            .arg(new_port)
-            .arg(2)
-            .query(&mut conn)
-            .unwrap();
-    }
+    let (old_port, new_port) = promote_behind_the_old_primarys_back(&set, old, new);
 
     // The shared connection still reaches the old primary, which answers PING: unhealthy,
     // saying which node the Sentinel names; and the connection is dropped.
@@ -190,6 +166,35 @@ async fn health_asks_a_sentinel_that_the_pinged_node_is_the_primary() {
     );
     let (ok, err) = tokio::task::block_in_place(|| is_redis_connected(&redis));
     assert!(!ok && err.is_some());
+}
+
+/// Makes node `new` a primary (`REPLICAOF NO ONE`) and has every Sentinel monitor it
+/// instead (`SENTINEL REMOVE` + `MONITOR`), while node `old` runs on as a primary too;
+/// returns both ports.
+fn promote_behind_the_old_primarys_back(set: &SentinelSet, old: usize, new: usize) -> (u16, u16) {
+    let nodes: Vec<_> = set.nodes().collect();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut nodes[new].connection())
+        .unwrap();
+    for sentinel in set.sentinels() {
+        let mut conn = redis::Client::open(sentinel.url()).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("REMOVE")
+            .arg(SENTINEL_SERVICE)
+            .query(&mut conn)
+            .unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("MONITOR")
+            .arg(SENTINEL_SERVICE)
+            .arg("127.0.0.1")
+            .arg(nodes[new].port())
+            .arg(2)
+            .query(&mut conn)
+            .unwrap();
+    }
+    (nodes[old].port(), nodes[new].port())
 }
 
 /// What a failover run saw.
