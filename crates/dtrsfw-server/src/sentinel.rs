@@ -25,10 +25,11 @@ pub struct Sentinel {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    password: Option<String>,
 }
 
 impl Sentinel {
-    fn start(primary_port: u16) -> Result<Sentinel, String> {
+    fn start(primary_port: u16, passwords: &Passwords) -> Result<Sentinel, String> {
         let dir = tempfile::Builder::new()
             .prefix("dtrsfw-sentinel-")
             .tempdir()
@@ -42,6 +43,16 @@ impl Sentinel {
              sentinel parallel-syncs {SENTINEL_SERVICE} 2\n",
             dir = dir.path().display()
         );
+        // Its own clients (and the other Sentinels) authenticate with `requirepass`; it
+        // authenticates to the data nodes with `auth-pass`.
+        let conf = conf
+            + &passwords
+                .sentinel
+                .as_ref()
+                .map_or(String::new(), |p| format!("requirepass {p}\n"))
+            + &passwords.node.as_ref().map_or(String::new(), |p| {
+                format!("sentinel auth-pass {SENTINEL_SERVICE} {p}\n")
+            });
         let conf_path = dir.path().join("sentinel.conf");
         std::fs::write(&conf_path, conf).map_err(|e| format!("cannot write {}: {e}", conf_path.display()))?;
         let child = Command::new(server_binary())
@@ -56,6 +67,7 @@ impl Sentinel {
             dir,
             port,
             child: Some(child),
+            password: passwords.sentinel.clone(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis::Client::open(sentinel.url())
@@ -77,10 +89,20 @@ impl Sentinel {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>` (a Sentinel speaks RESP: `SENTINEL ...` commands).
+    /// Kills the Sentinel (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>` (a Sentinel speaks RESP: `SENTINEL ...` commands), with
+    /// `:<password>@` when it requires one.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let auth = self.password.as_ref().map_or(String::new(), |p| format!(":{p}@"));
+        format!("redis://{auth}127.0.0.1:{}", self.port)
     }
 
     /// Its log so far.
@@ -129,10 +151,7 @@ impl Drop for Sentinel {
         if std::thread::panicking() {
             eprintln!("---- log of sentinel on port {} ----\n{}", self.port, self.log());
         }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 
@@ -151,23 +170,56 @@ pub struct SentinelSet {
     // while the set is torn down.
     sentinels: Vec<Sentinel>,
     nodes: ReplicaSet,
+    passwords: Passwords,
+}
+
+/// The passwords of a [`SentinelSet`]: the data nodes' (`requirepass` + `masterauth`)
+/// and the Sentinels' own (`requirepass` in `sentinel.conf`).
+#[derive(Debug, Clone, Default)]
+struct Passwords {
+    node: Option<String>,
+    sentinel: Option<String>,
 }
 
 impl SentinelSet {
     /// Starts the set and waits until the Sentinels agree; panics with the logs if not.
     #[must_use]
     pub fn start() -> SentinelSet {
-        let nodes = ReplicaSet::start(2);
+        Self::start_with(Passwords::default())
+    }
+
+    /// As [`start`](Self::start), the data nodes requiring `node_password` and the
+    /// Sentinels `sentinel_password` (each without spaces).
+    #[must_use]
+    pub fn start_with_passwords(node_password: &str, sentinel_password: &str) -> SentinelSet {
+        Self::start_with(Passwords {
+            node: Some(node_password.to_owned()),
+            sentinel: Some(sentinel_password.to_owned()),
+        })
+    }
+
+    fn start_with(passwords: Passwords) -> SentinelSet {
+        let node = passwords.node.clone();
+        let nodes = ReplicaSet::start_with(2, || match &node {
+            Some(p) => Server::builder().password(p).arg("masterauth", p),
+            None => Server::builder(),
+        });
         let primary_port = nodes.primary().port();
         let sentinels = (0..3)
-            .map(|_| Sentinel::start(primary_port).unwrap_or_else(|e| panic!("{e}")))
+            .map(|_| Sentinel::start(primary_port, &passwords).unwrap_or_else(|e| panic!("{e}")))
             .collect();
-        let set = SentinelSet { sentinels, nodes };
+        let set = SentinelSet {
+            sentinels,
+            nodes,
+            passwords,
+        };
         set.wait_until_agreed(AGREE_TIMEOUT);
         set
     }
 
-    /// `redis+sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/mymaster`.
+    /// `redis+sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/mymaster`; with
+    /// passwords, `:<node password>@` before the hosts and
+    /// `?sentinel_password=<sentinel password>` after the service.
     #[must_use]
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
@@ -175,13 +227,20 @@ impl SentinelSet {
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port()))
             .collect();
-        format!("redis+sentinel://{}/{SENTINEL_SERVICE}", hosts.join(","))
+        let node = self.passwords.node.as_ref().map_or(String::new(), |p| format!(":{p}@"));
+        let query = (self.passwords.sentinel.as_ref()).map_or(String::new(), |p| format!("?sentinel_password={p}"));
+        format!("redis+sentinel://{node}{}/{SENTINEL_SERVICE}{query}", hosts.join(","))
     }
 
     /// The Sentinels.
     #[must_use]
     pub fn sentinels(&self) -> &[Sentinel] {
         &self.sentinels
+    }
+
+    /// Mutable access to Sentinel `index` (to kill it).
+    pub fn sentinel_mut(&mut self, index: usize) -> &mut Sentinel {
+        &mut self.sentinels[index]
     }
 
     /// Every data node: the first primary, then the two replicas (roles change with a

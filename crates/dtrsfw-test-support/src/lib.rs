@@ -103,15 +103,26 @@ pub fn dtpyfw_python() -> PathBuf {
 /// A private Redis Cluster: three primaries and three replicas on free ports, created
 /// with `redis-cli --cluster create`, ready once `cluster_state:ok` and every replica is
 /// attached. Every node is killed on drop.
+///
+/// `cluster-node-timeout` is 1000 ms: a killed primary's replica takes over within a few
+/// seconds.
 #[derive(Debug)]
 pub struct Cluster {
     nodes: Vec<Server>,
 }
 
 impl Cluster {
-    /// Starts and creates the cluster; panics with the failing step's output.
+    /// Starts and creates the cluster (one replica per primary); panics with the failing
+    /// step's output.
     pub fn start() -> Cluster {
-        let nodes: Vec<Server> = (0..6)
+        Self::start_with_replicas(1)
+    }
+
+    /// Three primaries with `replicas` replicas each (`--cluster-replicas`). With two, a
+    /// primary that dies leaves its shard a primary *and* a replica, so `WAIT 1` can be
+    /// met again after the failover (the other replica follows the promoted one).
+    pub fn start_with_replicas(replicas: usize) -> Cluster {
+        let nodes: Vec<Server> = (0..3 * (1 + replicas))
             .map(|_| {
                 Server::builder()
                     .cluster_port()
@@ -132,7 +143,7 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("run redis-cli (it comes with redis-server; or set DTRSFW_TEST_CLI)");
         assert!(
@@ -153,6 +164,22 @@ impl Cluster {
             .collect()
     }
 
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,...`: every node as a seed.
+    pub fn seed_url(&self) -> String {
+        let seeds: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`, asked of a live node).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let node = self.nodes.iter().find(|n| n.pid().is_some()).expect("a live node");
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut node.connection())
+            .expect("CLUSTER KEYSLOT")
+    }
+
     /// The nodes, in start order.
     pub fn nodes(&self) -> &[Server] {
         &self.nodes
@@ -165,10 +192,15 @@ impl Cluster {
 
     /// The index of the live primary serving `slot`.
     pub fn primary_for_slot(&self, slot: u16) -> usize {
+        self.try_primary_for_slot(slot)
+            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
+    }
+
+    /// The index of the live primary serving `slot`, if one does (none during a failover).
+    pub fn try_primary_for_slot(&self, slot: u16) -> Option<usize> {
         self.nodes
             .iter()
             .position(|node| node.pid().is_some() && owns_slot(&mut node.connection(), slot))
-            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
     }
 
     /// Waits for `cluster_state:ok` on every live node and an attached replica for every

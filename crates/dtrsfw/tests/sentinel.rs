@@ -116,6 +116,87 @@ async fn every_api_works_through_the_sentinels() {
     task.await.unwrap().unwrap();
 }
 
+/// Health asks a Sentinel that the node it PINGs is the primary: here the Sentinels are
+/// re-pointed to a replica made primary (`REPLICAOF NO ONE`, then `SENTINEL REMOVE` and
+/// `MONITOR`) while the old primary still runs and answers PING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_asks_a_sentinel_that_the_pinged_node_is_the_primary() {
+    let mut set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
+    let redis = instance(&set);
+    let (ok, err) = is_redis_connected_async(&redis).await;
+    assert!(ok, "{err:?}");
+    let old = set.primary_index().unwrap();
+    let new = (old + 1) % 3;
+    let (old_port, new_port) = promote_behind_the_old_primarys_back(&set, old, new);
+
+    // The shared connection still reaches the old primary, which answers PING: unhealthy,
+    // saying which node the Sentinel names; and the connection is dropped.
+    let (ok, err) = is_redis_connected_async(&redis).await;
+    let err = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(!ok, "healthy while the sentinels name another node");
+    assert!(
+        err.contains("not the primary")
+            && err.contains(&format!("127.0.0.1:{old_port}"))
+            && err.contains(&format!(":{new_port}")),
+        "{err}"
+    );
+    let mut client = redis.get_async_redis_client().await.unwrap();
+    let _: () = redis::AsyncCommands::set(&mut client, "after", 1).await.unwrap();
+    let on = |i: usize| -> Option<u32> { set.nodes().nth(i).unwrap().connection().get("after").unwrap() };
+    assert_eq!(
+        (on(old), on(new)),
+        (None, Some(1)),
+        "the next command went to the node the sentinels name"
+    );
+    let (ok, err) = is_redis_connected_async(&redis).await;
+    assert!(ok, "{err:?}");
+    let (ok, err) = tokio::task::block_in_place(|| is_redis_connected(&redis));
+    assert!(ok, "{err:?}");
+
+    // No Sentinel answers: the primary cannot be confirmed (nor followed): unhealthy.
+    for i in 0..3 {
+        set.sentinel_mut(i).kill();
+    }
+    let (ok, err) = is_redis_connected_async(&redis).await;
+    assert!(
+        !ok && err
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("no sentinel answered")),
+        "{err:?}"
+    );
+    let (ok, err) = tokio::task::block_in_place(|| is_redis_connected(&redis));
+    assert!(!ok && err.is_some());
+}
+
+/// Makes node `new` a primary (`REPLICAOF NO ONE`) and has every Sentinel monitor it
+/// instead (`SENTINEL REMOVE` + `MONITOR`), while node `old` runs on as a primary too;
+/// returns both ports.
+fn promote_behind_the_old_primarys_back(set: &SentinelSet, old: usize, new: usize) -> (u16, u16) {
+    let nodes: Vec<_> = set.nodes().collect();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut nodes[new].connection())
+        .unwrap();
+    for sentinel in set.sentinels() {
+        let mut conn = redis::Client::open(sentinel.url()).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("REMOVE")
+            .arg(SENTINEL_SERVICE)
+            .query(&mut conn)
+            .unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("MONITOR")
+            .arg(SENTINEL_SERVICE)
+            .arg("127.0.0.1")
+            .arg(nodes[new].port())
+            .arg(2)
+            .query(&mut conn)
+            .unwrap();
+    }
+    (nodes[old].port(), nodes[new].port())
+}
+
 /// What a failover run saw.
 struct FailoverRun {
     acked: BTreeSet<u64>,

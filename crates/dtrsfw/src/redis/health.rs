@@ -3,6 +3,10 @@
 //! On a cluster the PING goes to every primary (redis-rs fans it out), and the node's
 //! `CLUSTER INFO` must report `cluster_state:ok`: a cluster with an uncovered slot
 //! is reported unhealthy even if every reachable node answers.
+//!
+//! Under Sentinel the PING goes to the primary the Sentinels name, and a Sentinel must
+//! still name that node (`SENTINEL get-master-addr-by-name`): a demoted primary answers
+//! PING too.
 
 use std::time::Duration;
 
@@ -20,7 +24,8 @@ fn limit(redis: &RedisInstance) -> Duration {
 
 /// Sends one PING over the sync pool: `(true, None)` when the server answers, else
 /// `(false, Some(error))`. On a cluster, every primary must answer and the cluster
-/// state must be `ok`. Bounded: at most the connect timeout to reach the server,
+/// state must be `ok`; under Sentinel, the first Sentinel that answers must name the
+/// PINGed node as the primary. Bounded: at most the connect timeout to reach the server,
 /// then at most [`HEALTH_CHECK_TIMEOUT`] for the reply, even when the server is paused.
 ///
 /// ```no_run
@@ -35,6 +40,9 @@ fn limit(redis: &RedisInstance) -> Duration {
 /// ```
 #[must_use]
 pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
+    if let Some(result) = redis.sentinel_health(limit(redis)) {
+        return into_pair(result.map(|()| String::new()));
+    }
     // A dedicated short-timeout connection, not the pool: a pooled connection carries the
     // full socket timeout, and a probe must not queue behind busy pool users.
     let result = redis.get_blocking_connection(Duration::ZERO).and_then(|mut conn| {
@@ -56,7 +64,9 @@ pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
 }
 
 /// The async twin of [`is_redis_connected`], over the shared multiplexed connection
-/// (on a cluster: every primary answers, and the cluster state is `ok`).
+/// (on a cluster: every primary answers, and the cluster state is `ok`; under Sentinel:
+/// a Sentinel names the node it reaches, else it is dropped and the next command asks
+/// the Sentinels again).
 ///
 /// ```no_run
 /// # async fn f(redis: dtrsfw::redis::RedisInstance) {
@@ -67,6 +77,9 @@ pub fn is_redis_connected(redis: &RedisInstance) -> (bool, Option<Error>) {
 /// # }
 /// ```
 pub async fn is_redis_connected_async(redis: &RedisInstance) -> (bool, Option<Error>) {
+    if let Some(result) = redis.sentinel_health_async(limit(redis)).await {
+        return into_pair(result.map(|()| String::new()));
+    }
     let result = with_deadline(limit(redis), "PING", async {
         let mut client = redis.get_async_redis_client().await?;
         let pong = redis::cmd("PING")

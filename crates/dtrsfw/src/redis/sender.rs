@@ -108,9 +108,18 @@
 //! per single send and per chunk of a batch (a batch of up to
 //! [`SenderOptions::set_batch_size`] messages waits once). Being on the same connection
 //! is what makes the wait cover the send's writes. On a Cluster the pipeline goes to the
-//! primary that owns the channel's slot, so the wait counts that primary's replicas;
-//! under [Sentinel](crate::redis::connection#redis-sentinel) it goes to the current
-//! primary.
+//! primary that owns the channel's slot, so the wait counts that primary's replicas
+//! (during a failover redis-rs may send it to another node first; that node refuses the
+//! `XADD` with `MOVED` and the whole pipeline is sent again to the owner, so a `WAIT`
+//! reply from elsewhere is never used); under
+//! [Sentinel](crate::redis::connection#redis-sentinel) it goes to the current primary.
+//!
+//! Under failover (tests `cluster_failover.rs` and `sentinel.rs`, soaks by
+//! `scripts/failover-soak.sh`): with `wait_for_replicas(1)`, no acknowledged send was
+//! lost when the primary was killed (Cluster: 0 of 3 489 in 10 runs; Sentinel: 0 of 2 624
+//! in 10 runs). Without it none was lost either in those local runs (0 of 3 602 and 0 of
+//! 2 178): the loss window is the replication lag at the moment of the crash, tiny on one
+//! machine, larger across a network.
 //!
 //! When the requirement is not met in time, the send fails with
 //! [`ErrorKind::NotDurable`](super::ErrorKind::NotDurable): the entries WERE written and

@@ -87,6 +87,14 @@ impl Connector {
         matches!(self.target, Target::Cluster(_))
     }
 
+    /// The Sentinels, when the target is the primary they name.
+    pub(super) fn sentinel(&self) -> Option<&SentinelTarget> {
+        match &self.target {
+            Target::Sentinel(target) => Some(target),
+            _ => None,
+        }
+    }
+
     /// A sync connection with the configured timeouts (the pool's).
     pub(super) fn connect_sync(&self) -> Result<SyncConnection> {
         self.connect_sync_with_timeouts(self.connect_timeout, self.response_timeout)

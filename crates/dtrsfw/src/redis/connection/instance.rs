@@ -121,6 +121,11 @@ impl RedisInstance {
         self.redis_url()
     }
 
+    /// How this instance opens connections (its target: one server, cluster, Sentinels).
+    pub(super) fn connector(&self) -> &Connector {
+        &self.inner.connector
+    }
+
     /// The database the connections select (always 0 on a cluster).
     pub(super) fn db(&self) -> i64 {
         self.inner.connector.db

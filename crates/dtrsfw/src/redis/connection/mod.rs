@@ -85,7 +85,10 @@
 //!   instant before dying can in principle be missing on the replica that takes over.
 //!   Our tests see no loss on a local cluster; a service that needs the guarantee sets
 //!   [`SenderOptions::set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas)
-//!   (see [Durability](crate::redis::sender#durability)).
+//!   (see [Durability](crate::redis::sender#durability)). `tests/cluster_failover.rs`
+//!   kills the channel's primary (3 primaries × 2 replicas) under load with and without
+//!   it, and checks that the `WAIT`s ran on the channel's primary;
+//!   `scripts/failover-soak.sh cluster 10` repeats it (figures in `RELIABILITY.md`).
 //!
 //! # Redis Sentinel
 //!
@@ -103,16 +106,21 @@
 //! # Ok::<(), dtrsfw::redis::Error>(())
 //! ```
 //!
-//! - **URL.** `redis+sentinel://[user:pass@]host1:26379,host2:26379/<service>[/db]`;
+//! - **URL.** `redis+sentinel://[user:pass@]host1:26379,host2:26379/<service>[/db]`
+//!   `[?sentinel_username=u&sentinel_password=p]`;
 //!   `rediss+sentinel://` for TLS to the Sentinels and the data nodes (with
 //!   `redis_ssl_ca_certs` for a private CA). [`RedisConfig::from_env()`](crate::redis::RedisConfig::from_env)
 //!   reads it from `REDIS_URL`, `dtredis --url` accepts it. A URL without a service, with
-//!   a bad sentinel address or database, or with a query is an
+//!   a bad sentinel address or database, or with another query parameter is an
 //!   [`ErrorKind::Configuration`](crate::redis::ErrorKind::Configuration) naming
 //!   `redis_url`; `Display`, `Debug` and every message mask the credentials.
-//! - **Credentials.** The URL's `user:pass` authenticate to the data nodes (primary and
-//!   replicas). The Sentinels are asked without credentials: a Sentinel that requires a
-//!   password (`requirepass` in `sentinel.conf`) is not supported yet.
+//! - **Credentials.** Two sets, each for one side. The URL's `user:pass@` authenticate to
+//!   the data nodes (primary and replicas: their `requirepass` or ACL user). The query's
+//!   `sentinel_password` (and `sentinel_username` for an ACL user) authenticate to the
+//!   Sentinels (`requirepass` in `sentinel.conf`); without them the Sentinels are asked
+//!   without credentials. Percent-encode `@ : / ? # & %` in every credential (as
+//!   Python's `quote(safe="")` does). The query is masked whole wherever the URL is shown
+//!   (`redis+sentinel://***@h1:26379/mymaster?***`).
 //! - **Connections.** Built on redis-rs's Sentinel support (feature `sentinel`:
 //!   `SENTINEL get-master-addr-by-name`, then `ROLE` on the answer); no discovery of our
 //!   own. Every connection is opened on the primary the Sentinels name at that moment:
@@ -131,7 +139,12 @@
 //!   [`set_wait_for_replicas`](crate::redis::sender::SenderOptions::set_wait_for_replicas)
 //!   (see [Durability](crate::redis::sender#durability)).
 //! - **Health.** [`is_redis_connected`](crate::redis::is_redis_connected) PINGs the
-//!   primary the Sentinels name (redis-rs checks its `ROLE` when connecting).
+//!   primary the Sentinels name (redis-rs checks its `ROLE` when connecting), then asks
+//!   the first Sentinel of the URL that answers (`SENTINEL get-master-addr-by-name`)
+//!   whether that node is the primary: a demoted primary still answers PING. Unhealthy
+//!   when the Sentinel names another node (the error names both; the async check also
+//!   drops the shared connection, so the next command reaches the new primary), names
+//!   none, or when no Sentinel answers (the instance could not follow a failover).
 //! - **Tests** (`crates/dtrsfw/tests/sentinel.rs`) run on a private primary, 2 replicas
 //!   and 3 Sentinels per test (`dtrsfw_server::SentinelSet`, `down-after-milliseconds`
 //!   1000, `failover-timeout` 3000): every API, and failovers under two producers and a
@@ -166,6 +179,8 @@ mod pool;
 mod pooled;
 mod retry;
 mod sentinel;
+mod sentinel_auth;
+mod sentinel_health;
 mod shared_slot;
 mod sync;
 mod url;

@@ -20,6 +20,7 @@ use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value,
 };
 
+use super::sentinel_auth::SentinelAuth;
 use super::url::{redis_description, unparsable_url};
 use crate::redis::config::{SENTINEL_TLS_SCHEME, redact_url};
 use crate::redis::error::{Error, Result};
@@ -27,13 +28,16 @@ use crate::redis::error::{Error, Result};
 /// The port of a Sentinel given without one.
 const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
-/// A `redis+sentinel://[user:pass@]host1:26379,host2:26379/<service>[/db]` URL, read.
+/// A `redis+sentinel://[user:pass@]host1:26379,host2:26379/<service>[/db]
+/// [?sentinel_username=u&sentinel_password=p]` URL, read.
 #[derive(Debug)]
 struct SentinelUrl {
     sentinels: Vec<(String, u16)>,
     service: String,
     /// The data nodes' settings (credentials, database), parsed by redis-rs.
     node: redis::RedisConnectionInfo,
+    /// The Sentinels' own credentials (`requirepass` / ACL of `sentinel.conf`).
+    sentinel_auth: SentinelAuth,
     tls: bool,
 }
 
@@ -47,9 +51,11 @@ fn parse(url: &str) -> Result<SentinelUrl> {
         None => ("", rest),
     };
     let bad = |problem: &str| Error::config("redis_url", format!("{:?}: {problem}", redact_url(url)));
-    if after_auth.contains(['?', '#']) {
-        return Err(bad("a redis+sentinel URL takes no query or fragment"));
+    let (after_auth, query) = after_auth.split_once('?').unwrap_or((after_auth, ""));
+    if after_auth.contains('#') || query.contains('#') {
+        return Err(bad("a redis+sentinel URL takes no fragment"));
     }
+    let sentinel_auth = SentinelAuth::from_query(query).map_err(|problem| bad(&problem))?;
     let (hosts, path) = after_auth.split_once('/').unwrap_or((after_auth, ""));
     let sentinels = hosts
         .split(',')
@@ -83,6 +89,7 @@ fn parse(url: &str) -> Result<SentinelUrl> {
         sentinels,
         service: service.to_owned(),
         node,
+        sentinel_auth,
         tls,
     })
 }
@@ -103,6 +110,10 @@ pub(super) struct SentinelTarget {
     sync: Arc<Mutex<SentinelClient>>,
     aio: Arc<tokio::sync::Mutex<SentinelClient>>,
     db: i64,
+    /// The service (master) name, and a plain client per Sentinel, in URL order, for the
+    /// questions redis-rs does not ask for us (health: `sentinel_health.rs`).
+    pub(super) service: Arc<str>,
+    pub(super) sentinels: Arc<[redis::Client]>,
 }
 
 impl SentinelTarget {
@@ -110,8 +121,8 @@ impl SentinelTarget {
     pub(super) fn new(url: &str, tcp: Option<&TcpSettings>, root_cert: Option<&[u8]>) -> Result<Self> {
         let parsed = parse(url)?;
         let db = parsed.node.db();
-        let build = || -> RedisResult<SentinelClient> {
-            let addrs = parsed.sentinels.iter().map(|(host, port)| match parsed.tls {
+        let addrs = || {
+            parsed.sentinels.iter().map(|(host, port)| match parsed.tls {
                 true => ConnectionAddr::TcpTls {
                     host: host.clone(),
                     port: *port,
@@ -119,14 +130,35 @@ impl SentinelTarget {
                     tls_params: None,
                 },
                 false => ConnectionAddr::Tcp(host.clone(), *port),
-            });
-            let mut builder = SentinelClientBuilder::new(addrs, &parsed.service, SentinelServerType::Master)?
+            })
+        };
+        let sentinel_client = |addr: ConnectionAddr| {
+            let info = parsed.sentinel_auth.connection_info(addr)?;
+            match root_cert {
+                Some(root) => redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root.to_vec()),
+                    },
+                ),
+                None => redis::Client::open(info),
+            }
+        };
+        let build = || -> RedisResult<SentinelClient> {
+            let mut builder = SentinelClientBuilder::new(addrs(), &parsed.service, SentinelServerType::Master)?
                 .set_client_to_redis_db(db);
             if let Some(user) = parsed.node.username() {
                 builder = builder.set_client_to_redis_username(user);
             }
             if let Some(password) = parsed.node.password() {
                 builder = builder.set_client_to_redis_password(password);
+            }
+            if let Some(user) = &parsed.sentinel_auth.username {
+                builder = builder.set_client_to_sentinel_username(user);
+            }
+            if let Some(password) = &parsed.sentinel_auth.password {
+                builder = builder.set_client_to_sentinel_password(password);
             }
             if parsed.tls {
                 builder = builder
@@ -150,10 +182,16 @@ impl SentinelTarget {
             builder.build()
         };
         let client = || build().map_err(|e| Error::config("redis_url", redis_description(&e)));
+        let sentinels = addrs()
+            .map(sentinel_client)
+            .collect::<RedisResult<Arc<[redis::Client]>>>()
+            .map_err(|e| Error::config("redis_url", redis_description(&e)))?;
         Ok(SentinelTarget {
             sync: Arc::new(Mutex::new(client()?)),
             aio: Arc::new(tokio::sync::Mutex::new(client()?)),
             db,
+            service: parsed.service.as_str().into(),
+            sentinels,
         })
     }
 
@@ -193,7 +231,8 @@ pub(super) struct SentinelShared {
     target: SentinelTarget,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
-    conn: Arc<tokio::sync::Mutex<Option<MultiplexedConnection>>>,
+    /// The connection and the address of the primary it reaches.
+    conn: Arc<tokio::sync::Mutex<Option<(MultiplexedConnection, ConnectionAddr)>>>,
 }
 
 impl SentinelShared {
@@ -210,18 +249,33 @@ impl SentinelShared {
 
     /// The connection, opened on the current primary if there is none.
     pub(super) async fn connection(&self) -> Result<MultiplexedConnection> {
+        Ok(self.connection_and_addr().await?.0)
+    }
+
+    /// The connection and the address it reaches (health asks a Sentinel about it).
+    pub(super) async fn connection_and_addr(&self) -> Result<(MultiplexedConnection, ConnectionAddr)> {
         let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
+        if let Some(open) = slot.as_ref() {
+            return Ok(open.clone());
         }
         let client = self.target.primary_async(self.connect_timeout).await?;
         let conn = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| Error::redis("connecting to the primary named by the sentinels", e))?;
-        tracing::debug!(addr = %client.get_connection_info().addr(), "opened the shared connection to the sentinel primary");
-        *slot = Some(conn.clone());
-        Ok(conn)
+        let addr = client.get_connection_info().addr().clone();
+        tracing::debug!(%addr, "opened the shared connection to the sentinel primary");
+        *slot = Some((conn.clone(), addr.clone()));
+        Ok((conn, addr))
+    }
+
+    /// Forgets the connection if it still reaches `addr` (a node that is no longer the
+    /// primary): the next command asks the Sentinels again.
+    pub(super) async fn forget(&self, addr: &ConnectionAddr) {
+        let mut slot = self.conn.lock().await;
+        if slot.as_ref().is_some_and(|(_, open)| open == addr) {
+            *slot = None;
+        }
     }
 
     /// Forgets the connection after `err` if it says the primary is gone or demoted.
@@ -288,7 +342,11 @@ mod tests {
         assert_eq!(url.node.db(), 3);
         assert_eq!((url.node.username(), url.node.password()), (Some("app"), Some("p@ss")));
         assert!(!url.tls);
+        assert_eq!(url.sentinel_auth, SentinelAuth::default());
         assert!(parse("rediss+sentinel://s1/m").unwrap().tls);
+        let url = parse("redis+sentinel://app:node@s1/m/2?sentinel_password=sent%40pw").unwrap();
+        assert_eq!(url.sentinel_auth.password.as_deref(), Some("sent@pw"));
+        assert_eq!((url.node.password(), url.node.db()), (Some("node"), 2));
     }
 
     #[test]
@@ -299,7 +357,8 @@ mod tests {
             ("redis+sentinel://u:secret@s1:x/m", "is not host[:port]"),
             ("redis+sentinel://u:secret@s1/m/two", "database number"),
             ("redis+sentinel://u:secret@s1/m/1/2", "database number"),
-            ("redis+sentinel://u:secret@s1/m?x=1", "no query"),
+            ("redis+sentinel://u:secret@s1/m?x=1", "unknown query parameter \"x\""),
+            ("redis+sentinel://u:secret@s1/m#f", "no fragment"),
         ] {
             let err = parse(url).unwrap_err();
             let text = err.to_string();
