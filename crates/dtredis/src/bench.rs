@@ -6,6 +6,7 @@ mod acked;
 mod cache;
 mod cache_local;
 mod consume;
+mod latency;
 mod publish;
 mod publish_wait;
 mod soak;
@@ -25,7 +26,7 @@ pub(crate) struct BenchArgs {
     /// Fewer operations and rounds (a smoke run).
     #[arg(long)]
     quick: bool,
-    /// Only these areas (`publish`, `consume`, `acked`, `cache`, `cache_local`), comma-separated; or `soak`
+    /// Only these areas (`publish`, `consume`, `acked`, `cache`, `cache_local`, `latency`), comma-separated; or `soak`
     /// alone: producers, consumers and cached calls through a fault-injecting proxy.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -232,6 +233,9 @@ pub(crate) struct BenchRow {
     /// 99th percentile milliseconds, with `p50_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) p99_ms: Option<f64>,
+    /// End-to-end latency, ours beside bare (`latency.rs`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) e2e: Option<latency::E2eFigures>,
     /// What the row measures, and its target.
     #[serde(skip)]
     pub(crate) note: String,
@@ -248,6 +252,7 @@ impl BenchRow {
             ours_s: None,
             p50_ms: None,
             p99_ms: None,
+            e2e: None,
             note: note.into(),
         }
     }
@@ -346,7 +351,7 @@ pub(crate) async fn alternate(
 }
 
 /// The areas, in table order.
-pub(crate) const AREAS: [&str; 5] = ["publish", "consume", "acked", "cache", "cache_local"];
+pub(crate) const AREAS: [&str; 6] = ["publish", "consume", "acked", "cache", "cache_local", "latency"];
 
 /// Runs every area (or those in `only`) and returns the rows in table order.
 pub(crate) async fn run_all(
@@ -372,6 +377,7 @@ pub(crate) async fn run_all(
             "consume" => consume::run(ctx).await?,
             "acked" => acked::run(ctx).await?,
             "cache" => cache::run(ctx).await?,
+            "latency" => latency::run(ctx).await?,
             _ => cache_local::run(ctx).await?,
         });
     }
@@ -387,17 +393,25 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
     ));
     for row in rows {
         let fmt_rate = |v: Option<f64>| v.map(|v| format!("{v:.0}/s")).unwrap_or_else(|| "-".into());
+        let (ours, bare, ratio) = match &row.e2e {
+            Some(e2e) => {
+                let (ours, bare, ratio) = e2e.cells();
+                (ours, bare, Some(ratio))
+            }
+            None => (String::new(), fmt_rate(row.bare_per_s), row.ratio),
+        };
         let ours = match (row.ours_s, row.p50_ms, row.p99_ms) {
+            _ if row.e2e.is_some() => ours,
             (Some(s), _, _) => format!("{s:.3} s"),
             (None, Some(p50), Some(p99)) => format!("{p50:.2}/{p99:.2} ms"),
             _ => fmt_rate(row.ours_per_s),
         };
-        let ratio = row.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
+        let ratio = ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "{:<26} {:>14} {:>14} {:>8}  {}\n",
             row.name,
             ours,
-            fmt_rate(row.bare_per_s),
+            bare,
             ratio,
             row.note
         ));

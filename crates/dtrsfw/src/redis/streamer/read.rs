@@ -76,6 +76,9 @@ impl ChannelRun<'_> {
 
     /// Waits for `read` while absorbing finished handlers; `None` on shutdown.
     ///
+    /// The acknowledgements gathered before the read are sent as soon as it is on the
+    /// wire, on the shared connection, so the two round trips overlap instead of adding
+    /// up (the reading loop no longer sends an `XACK`, then its `XREADGROUP`).
     /// Entries that finish while the read waits are acknowledged once it has waited
     /// `ACK_DURING_READ` (an idle `BLOCK`), on the shared connection; a busy stream answers
     /// sooner and keeps its acknowledgements batched for the next turn. Otherwise an entry
@@ -83,20 +86,23 @@ impl ChannelRun<'_> {
     /// and be redone after a crash.
     async fn wait_for<T>(&mut self, read: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::pin!(read);
-        let flush = tokio::time::sleep(ACK_DURING_READ);
+        // Due at once: the `biased` order polls (sends) the read first.
+        let flush = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(flush);
         loop {
             tokio::select! {
+                biased;
                 value = &mut read => return Some(value),
-                event = self.work.next_event() => self.absorb(event).await,
+                // Shutdown interrupts the block.
+                () = wait_stop(&mut self.stop) => return None,
+                // Before outcomes: a stream of them must not hold acknowledgements back.
                 () = &mut flush, if !self.state.acks.is_empty() => {
                     if let Err(e) = flush_acks(self.shared, self.ch, &mut self.state.acks).await {
                         debug!(channel = %self.ch.name, error = %e, "acknowledgement failed; kept for the next flush");
                     }
                     flush.as_mut().reset(tokio::time::Instant::now() + ACK_DURING_READ);
                 }
-                // Shutdown interrupts the block.
-                () = wait_stop(&mut self.stop) => return None,
+                event = self.work.next_event() => self.absorb(event).await,
             }
         }
     }
