@@ -413,11 +413,7 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
         let ratio = ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "{:<26} {:>14} {:>14} {:>8}  {}\n",
-            row.name,
-            ours,
-            bare,
-            ratio,
-            row.note
+            row.name, ours, bare, ratio, row.note
         ));
     }
     out

@@ -55,8 +55,14 @@ impl E2eFigures {
     /// The figures for the table: ours p50/p99/p99.9, bare likewise, the p99 ratio.
     pub(crate) fn cells(&self) -> (String, String, f64) {
         (
-            format!("{:.2}/{:.2}/{:.2} ms", self.ours_p50_ms, self.ours_p99_ms, self.ours_p999_ms),
-            format!("{:.2}/{:.2}/{:.2} ms", self.bare_p50_ms, self.bare_p99_ms, self.bare_p999_ms),
+            format!(
+                "{:.2}/{:.2}/{:.2} ms",
+                self.ours_p50_ms, self.ours_p99_ms, self.ours_p999_ms
+            ),
+            format!(
+                "{:.2}/{:.2}/{:.2} ms",
+                self.bare_p50_ms, self.bare_p99_ms, self.bare_p999_ms
+            ),
             self.p99_ratio,
         )
     }
@@ -197,7 +203,12 @@ async fn spawn_producer(
 }
 
 /// Ours: `Sender` (sync, from the producer thread) and a `Consumer` with `options`.
-async fn ours_round(ctx: &BenchContext, key: &str, plan: Plan, options: ChannelOptions) -> anyhow::Result<Histogram<u64>> {
+async fn ours_round(
+    ctx: &BenchContext,
+    key: &str,
+    plan: Plan,
+    options: ChannelOptions,
+) -> anyhow::Result<Histogram<u64>> {
     let redis = ctx.instance()?;
     let consumer = Consumer::new(&redis, "latency")?;
     consumer
@@ -224,7 +235,10 @@ async fn ours_round(ctx: &BenchContext, key: &str, plan: Plan, options: ChannelO
     });
     let failed = AtomicBool::new(false);
     let done = async {
-        let finished = async { produced.await?; rec.all_received(plan.measured()).await };
+        let finished = async {
+            produced.await?;
+            rec.all_received(plan.measured()).await
+        };
         if let Err(e) = finished.await {
             eprintln!("bench: latency round failed: {e:#}");
             failed.store(true, Ordering::Relaxed);
@@ -282,7 +296,12 @@ async fn bare_round(ctx: &BenchContext, key: &str, plan: Plan) -> anyhow::Result
 }
 
 /// The bare reading loop, until `stop`.
-async fn bare_consume(mut conn: BareAsync, key: String, rec: Arc<Recorder>, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+async fn bare_consume(
+    mut conn: BareAsync,
+    key: String,
+    rec: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -306,7 +325,12 @@ async fn bare_consume(mut conn: BareAsync, key: String, rec: Arc<Recorder>, stop
             ids.push(entry.id);
         }
         if !ids.is_empty() {
-            let _: Value = redis::cmd("XACK").arg(&key).arg("bare").arg(&ids).query_async(&mut conn).await?;
+            let _: Value = redis::cmd("XACK")
+                .arg(&key)
+                .arg("bare")
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await?;
         }
     }
     Ok(())
@@ -343,7 +367,12 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         let note = |what: &str| {
             format!("{rate}/s open loop, {what}; p50/p99/p99.9 over {samples} messages; target p99_ratio <= 1.25")
         };
-        rows.push(BenchRow::e2e(name, &hists[0], &hists[2], note("default ChannelOptions")));
+        rows.push(BenchRow::e2e(
+            name,
+            &hists[0],
+            &hists[2],
+            note("default ChannelOptions"),
+        ));
         rows.push(BenchRow::e2e(name_p16, &hists[1], &hists[2], note("parallelism(16)")));
     }
     Ok(rows)
@@ -361,7 +390,10 @@ mod tests {
             measure: Duration::from_secs(1),
         };
         assert_eq!(plan.total(), 1_300);
-        assert_eq!((plan.due_us(0), plan.due_us(1), plan.due_us(1_000)), (0, 1_000, 1_000_000));
+        assert_eq!(
+            (plan.due_us(0), plan.due_us(1), plan.due_us(1_000)),
+            (0, 1_000, 1_000_000)
+        );
         assert_eq!(plan.measured(), 1_000);
         assert_eq!(body(42), r#"{"t":42}"#);
     }

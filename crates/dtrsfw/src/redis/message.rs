@@ -174,7 +174,9 @@ impl Message {
     }
 
     /// The `name` and `body` fields as text, checked but for the body's JSON.
-    fn text_fields<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<(&'a str, &'a str), Malformed> {
+    fn text_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<(&'a str, &'a str), Malformed> {
         let (mut name, mut body) = (None, None);
         for (key, value) in fields {
             match key {

@@ -131,12 +131,14 @@ impl<'a> ChannelLoop<'a> {
             self.wait_busy(now).await;
             return Ok(Next::Turn);
         }
+        // Acknowledged before the read: Redis never holds more entries for this
+        // instance than its window (finished ones included), and `recover_own` in
+        // `take_over` must not find finished entries pending.
+        self.flush_acks().await;
         if self.take_over(now, free).await {
             return Ok(Next::Turn);
         }
         let block = self.block_for(now);
-        // The acknowledgements gathered so far go out with the read (`read_new`).
-        self.acks_due = None;
         let read = self.run.read_new(free, block).await;
         self.after_read(read, free).await?;
         Ok(Next::Turn)
@@ -199,11 +201,6 @@ impl<'a> ChannelLoop<'a> {
     async fn take_over(&mut self, now: Instant, free: usize) -> bool {
         let ch = self.run.ch;
         let reclaim_due = self.run.state.next_reclaim.is_none_or(|t| now >= t);
-        if self.run.state.own_pending_from.is_some() || reclaim_due {
-            // Finished entries are pending under our name until acknowledged: taking
-            // back our own pending entries would run them again.
-            self.flush_acks().await;
-        }
         if self.run.state.own_pending_from.is_some() {
             match self.run.recover_own(free).await {
                 Ok(()) if !self.run.work.queue.is_empty() => return true,

@@ -100,6 +100,7 @@ impl Work {
             let blocking_pool = parallel > 1;
             let handle = self.running.spawn(async move {
                 let task = tokio::task::id();
+                let mut yielded = Instant::now();
                 for d in chunk {
                     let span = observe::process_span(&ch.name, &ch.group, &d.id(), d.name(), d.deliveries(), d.trace());
                     let timer = observe::Timer::start();
@@ -115,6 +116,13 @@ impl Work {
                     ch.counters.process.processed(timer, outcome.is_ok());
                     if tx.send((task, d, outcome, started.elapsed())).is_err() {
                         return;
+                    }
+                    if yielded.elapsed() >= YIELD_EVERY {
+                        // The loop woken by the outcomes may wait in this worker's LIFO
+                        // slot, which no other worker steals: let it absorb outcomes and
+                        // send acknowledgements while a long chunk of inline handlers runs.
+                        tokio::task::yield_now().await;
+                        yielded = Instant::now();
                     }
                 }
             });
@@ -152,6 +160,9 @@ impl<F: Future> Future for CatchUnwind<'_, F> {
         }
     }
 }
+
+/// How long a slot runs its chunk without yielding to the loop (see `Work::start`).
+const YIELD_EVERY: Duration = Duration::from_millis(1);
 
 /// Something that happened to the work in flight.
 pub(crate) enum Event {

@@ -76,9 +76,6 @@ impl ChannelRun<'_> {
 
     /// Waits for `read` while absorbing finished handlers; `None` on shutdown.
     ///
-    /// The acknowledgements gathered before the read are sent as soon as it is on the
-    /// wire, on the shared connection, so the two round trips overlap instead of adding
-    /// up (the reading loop no longer sends an `XACK`, then its `XREADGROUP`).
     /// Entries that finish while the read waits are acknowledged once it has waited
     /// `ACK_DURING_READ` (an idle `BLOCK`), on the shared connection; a busy stream answers
     /// sooner and keeps its acknowledgements batched for the next turn. Otherwise an entry
@@ -86,8 +83,7 @@ impl ChannelRun<'_> {
     /// and be redone after a crash.
     async fn wait_for<T>(&mut self, read: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::pin!(read);
-        // Due at once: the `biased` order polls (sends) the read first.
-        let flush = tokio::time::sleep(Duration::ZERO);
+        let flush = tokio::time::sleep(ACK_DURING_READ);
         tokio::pin!(flush);
         loop {
             tokio::select! {
