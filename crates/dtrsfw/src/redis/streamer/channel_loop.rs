@@ -61,8 +61,8 @@ pub(crate) async fn run(shared: &Shared, ch: &Arc<Channel>, mode: RunMode, stop:
 struct ChannelLoop<'a> {
     run: ChannelRun<'a>,
     mode: RunMode,
-    /// When the acknowledgements gathered while handlers run are sent, if no read
-    /// carries them first (`None`: none waiting).
+    /// When the acknowledgements gathered while handlers run are sent, unless the next
+    /// read comes first (`None`: none waiting).
     acks_due: Option<Instant>,
     renew_every: Duration,
     next_renew: Instant,
@@ -200,7 +200,6 @@ impl<'a> ChannelLoop<'a> {
     /// Returns whether entries were queued (then they run before anything is read).
     async fn take_over(&mut self, now: Instant, free: usize) -> bool {
         let ch = self.run.ch;
-        let reclaim_due = self.run.state.next_reclaim.is_none_or(|t| now >= t);
         if self.run.state.own_pending_from.is_some() {
             match self.run.recover_own(free).await {
                 Ok(()) if !self.run.work.queue.is_empty() => return true,
@@ -214,7 +213,7 @@ impl<'a> ChannelLoop<'a> {
                 }
             }
         }
-        if !reclaim_due {
+        if self.run.state.next_reclaim.is_some_and(|t| now < t) {
             return false;
         }
         let later = now + ch.opts.reclaim_idle / 2;
@@ -323,8 +322,8 @@ impl<'a> ChannelLoop<'a> {
     }
 }
 
-/// How long acknowledgements gathered while handlers run may wait for a read to carry
-/// them (see `ChannelLoop::wait_busy`).
+/// How long acknowledgements gathered while handlers run may wait for the next read
+/// (see `ChannelLoop::wait_busy`).
 const ACK_DELAY: Duration = Duration::from_millis(10);
 
 fn first_backoff(mode: RunMode) -> Duration {
