@@ -101,7 +101,7 @@ async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order
     let reads = calls(&mut conn, "xreadgroup") - reads_before;
     let acks = calls(&mut conn, "xack") - acks_before;
     let per_message = (reads + acks) as f64 / n as f64;
-    println!("backlog of {n}: {reads} XREADGROUP + {acks} XACK = {per_message:.3} commands per message");
+    eprintln!("backlog of {n}: {reads} XREADGROUP + {acks} XACK = {per_message:.3} commands per message");
     // One of each per entry (2.0) before the window; a full window is 1/32 + 1/32.
     assert!(
         per_message < 0.25,
@@ -174,7 +174,7 @@ async fn acknowledgements_do_not_wait_for_the_batch_to_end() {
     let handled_after = *seen.lock().unwrap() as u64;
     consumer.shutdown();
     task.await.unwrap().unwrap();
-    println!("{pending_now} pending with {handled_before}..{handled_after} of 60 handled");
+    eprintln!("{pending_now} pending with {handled_before}..{handled_after} of 60 handled");
     assert!(
         pending_now <= 60 - handled_before + 3,
         "{pending_now} pending after {handled_before} of 60 handled: acknowledgements waited for the batch"
