@@ -148,6 +148,35 @@ impl Message {
     /// A [`Malformed`] saying what is wrong: a missing, empty or non-UTF-8 `name`, a
     /// missing or non-UTF-8 `body`, a `body` that is not JSON.
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<Self, Malformed> {
+        let (name, body) = Self::text_fields(fields)?;
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(body) {
+            return Err(Malformed::BodyNotJson(e.to_string()));
+        }
+        Ok(Message {
+            name: name.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+
+    /// [`from_fields`](Self::from_fields), also giving the body decoded as a JSON value:
+    /// for a consumer whose handlers take the payload, one parse both checks the body and
+    /// decodes it (instead of a check at the read and a decode in the handler).
+    pub(crate) fn from_fields_decoded<'a>(
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<(Self, serde_json::Value), Malformed> {
+        let (name, body) = Self::text_fields(fields)?;
+        let value = serde_json::from_str(body).map_err(|e| Malformed::BodyNotJson(e.to_string()))?;
+        let message = Message {
+            name: name.to_owned(),
+            body: body.to_owned(),
+        };
+        Ok((message, value))
+    }
+
+    /// The `name` and `body` fields as text, checked but for the body's JSON.
+    fn text_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Result<(&'a str, &'a str), Malformed> {
         let (mut name, mut body) = (None, None);
         for (key, value) in fields {
             match key {
@@ -161,13 +190,7 @@ impl Message {
         if name.is_empty() {
             return Err(Malformed::EmptyName);
         }
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(body) {
-            return Err(Malformed::BodyNotJson(e.to_string()));
-        }
-        Ok(Message {
-            name: name.to_owned(),
-            body: body.to_owned(),
-        })
+        Ok((name, body))
     }
 }
 

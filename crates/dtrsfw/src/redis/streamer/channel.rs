@@ -37,6 +37,9 @@ pub(crate) struct Channel {
     /// Whether acknowledgements delete (`XACKDEL ... ACKED`); set by the
     /// `delete_when_acked_by_all` pass (see `delete_on_ack`), false otherwise.
     pub(crate) ack_deletes: AtomicBool,
+    /// Whether a handler takes the decoded payload (`register_handler`): then entries
+    /// are decoded into a JSON value when read, the parse that checks them.
+    pub(crate) wants_payload: AtomicBool,
     /// What survives between batches; one loop (or one `consume_messages`) per channel
     /// at a time.
     pub(crate) state: tokio::sync::Mutex<LoopState>,
@@ -52,6 +55,7 @@ impl Channel {
             handlers: RwLock::new(Arc::from(Vec::new())),
             counters: Counters::new(name, service),
             ack_deletes: AtomicBool::new(false),
+            wants_payload: AtomicBool::new(false),
             state: tokio::sync::Mutex::default(),
         }
     }

@@ -18,6 +18,7 @@ use super::read::ReadOutcome;
 use super::reply::RawEntry;
 use super::settle::admit;
 use super::shutdown::wait_stop;
+use super::window::ReadWindow;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::Result;
 
@@ -42,7 +43,7 @@ pub(crate) async fn run(shared: &Shared, ch: &Arc<Channel>, mode: RunMode, stop:
             shared,
             ch,
             state: &mut guard,
-            work: Work::new(handlers),
+            work: Work::new(handlers, ReadWindow::new(ch.opts.parallelism, ch.opts.read_ahead)),
             stop,
         },
         mode,
@@ -60,11 +61,9 @@ pub(crate) async fn run(shared: &Shared, ch: &Arc<Channel>, mode: RunMode, stop:
 struct ChannelLoop<'a> {
     run: ChannelRun<'a>,
     mode: RunMode,
-    /// Entries held at most: running, plus read ahead.
-    capacity: usize,
-    /// Read again once this many entries can be taken (and none is waiting for a slot):
-    /// with read-ahead, refill in large batches rather than one entry per finished one.
-    refill_at: usize,
+    /// When the acknowledgements gathered while handlers run are sent, unless the next
+    /// read comes first (`None`: none waiting).
+    acks_due: Option<Instant>,
     renew_every: Duration,
     next_renew: Instant,
     housekeeping_every: Duration,
@@ -91,11 +90,9 @@ impl<'a> ChannelLoop<'a> {
             // shutdown, a lost reply).
             run.state.own_pending_from = Some(EntryId::ZERO);
         }
-        let capacity = opts.parallelism + opts.read_ahead;
         let renew_every = opts.reclaim_idle / 3;
         ChannelLoop {
-            capacity,
-            refill_at: (capacity / 2).min(opts.read_ahead).max(1),
+            acks_due: None,
             renew_every,
             next_renew: Instant::now() + renew_every,
             housekeeping_every: (options.idle_consumer_timeout / 4).max(Duration::from_secs(1)),
@@ -128,26 +125,50 @@ impl<'a> ChannelLoop<'a> {
         }
         let now = Instant::now();
         self.periodic(now).await;
-        let free = self.capacity.saturating_sub(self.run.work.held());
-        if free < self.refill_at || !self.run.work.queue.is_empty() {
-            // Busy: wait for progress (or a renewal, or shutdown).
-            tokio::select! {
-                event = self.run.work.next_event() => self.run.absorb(event).await,
-                () = tokio::time::sleep_until(self.next_renew.into()) => {}
-                () = wait_stop(&mut self.run.stop) => {}
-            }
+        let window = &self.run.work.window;
+        let free = window.capacity().saturating_sub(self.run.work.held());
+        if free < window.refill_at() || !self.run.work.queue.is_empty() {
+            self.wait_busy(now).await;
             return Ok(Next::Turn);
         }
-        if let Err(e) = flush_acks(self.run.shared, self.run.ch, &mut self.run.state.acks).await {
-            warn!(channel = %self.run.ch.name, error = %e, "acknowledgement failed; will retry");
-        }
+        // Acknowledged before the read: Redis never holds more entries for this
+        // instance than its window (finished ones included), and `recover_own` in
+        // `take_over` must not find finished entries pending.
+        self.flush_acks().await;
         if self.take_over(now, free).await {
             return Ok(Next::Turn);
         }
         let block = self.block_for(now);
         let read = self.run.read_new(free, block).await;
-        self.after_read(read).await?;
+        self.after_read(read, free).await?;
         Ok(Next::Turn)
+    }
+
+    /// Busy: waits for progress (or a renewal, or shutdown). Acknowledgements waiting
+    /// [`ACK_DELAY`] are sent meanwhile, so that slow handlers running a batch read ahead
+    /// do not leave finished entries unacknowledged (and redone after a crash) until
+    /// the next read; fast ones gather many per `XACK`.
+    async fn wait_busy(&mut self, now: Instant) {
+        let due = if self.run.state.acks.is_empty() {
+            self.acks_due = None;
+            None
+        } else {
+            Some(*self.acks_due.get_or_insert(now + ACK_DELAY))
+        };
+        let flush_at = due.unwrap_or(now);
+        tokio::select! {
+            event = self.run.work.next_event() => self.run.absorb(event).await,
+            () = tokio::time::sleep_until(self.next_renew.into()) => {}
+            () = tokio::time::sleep_until(flush_at.into()), if due.is_some() => self.flush_acks().await,
+            () = wait_stop(&mut self.run.stop) => {}
+        }
+    }
+
+    async fn flush_acks(&mut self) {
+        self.acks_due = None;
+        if let Err(e) = flush_acks(self.run.shared, self.run.ch, &mut self.run.state.acks).await {
+            warn!(channel = %self.run.ch.name, error = %e, "acknowledgement failed; will retry");
+        }
     }
 
     /// Claim renewal and housekeeping, when due.
@@ -231,9 +252,10 @@ impl<'a> ChannelLoop<'a> {
     }
 
     /// Queues what a read returned, or backs off after a failure (fails a `once` batch).
-    async fn after_read(&mut self, read: Result<ReadOutcome>) -> Result<()> {
+    async fn after_read(&mut self, read: Result<ReadOutcome>, asked: usize) -> Result<()> {
         match read {
             Ok(ReadOutcome::Entries(entries)) => {
+                self.run.work.window.after_read(asked, entries.len());
                 self.read_done = true;
                 self.backoff = first_backoff(self.mode);
                 self.queue_read(entries).await;
@@ -299,6 +321,10 @@ impl<'a> ChannelLoop<'a> {
         }
     }
 }
+
+/// How long acknowledgements gathered while handlers run may wait for the next read
+/// (see `ChannelLoop::wait_busy`).
+const ACK_DELAY: Duration = Duration::from_millis(10);
 
 fn first_backoff(mode: RunMode) -> Duration {
     mode.rest.max(Duration::from_millis(20))

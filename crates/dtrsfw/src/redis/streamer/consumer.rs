@@ -188,7 +188,11 @@ impl Consumer {
             Handler::Sync(Arc::new(move |d: &Delivery| {
                 handler(d.name(), d.payload()).map_err(|e| e.to_string())
             })),
-        )
+        )?;
+        self.channel(channel)?
+            .wants_payload
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Adds a sync handler that gets the body decoded as `T`. A body that does not decode

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -21,11 +22,13 @@ use super::channel::{Channel, LoopState, Shared};
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
 use super::settle::settle;
 use super::stats::Counters;
+use super::window::ReadWindow;
 use crate::redis::entry_id::EntryId;
 use crate::redis::observe;
 
-/// The outcome of one entry, sent by the task that ran it.
-type Outcome = (tokio::task::Id, Delivery, Result<(), String>);
+/// The outcome of one entry, sent by the task that ran it, with how long its handlers
+/// took (the read window's pace).
+type Outcome = (tokio::task::Id, Delivery, Result<(), String>, Duration);
 
 /// A running task's entries: their IDs (for claim renewal) and how many still have no
 /// outcome.
@@ -45,10 +48,12 @@ pub(crate) struct Work {
     outcomes_tx: mpsc::UnboundedSender<Outcome>,
     outcomes_rx: mpsc::UnboundedReceiver<Outcome>,
     handlers: Arc<[Handler]>,
+    /// How many entries to hold and read (`window.rs`).
+    pub(crate) window: ReadWindow,
 }
 
 impl Work {
-    pub(crate) fn new(handlers: Arc<[Handler]>) -> Self {
+    pub(crate) fn new(handlers: Arc<[Handler]>, window: ReadWindow) -> Self {
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         Work {
             queue: VecDeque::new(),
@@ -58,6 +63,7 @@ impl Work {
             outcomes_tx,
             outcomes_rx,
             handlers,
+            window,
         }
     }
 
@@ -94,16 +100,29 @@ impl Work {
             let blocking_pool = parallel > 1;
             let handle = self.running.spawn(async move {
                 let task = tokio::task::id();
+                let mut yielded = Instant::now();
                 for d in chunk {
                     let span = observe::process_span(&ch.name, &ch.group, &d.id(), d.name(), d.deliveries(), d.trace());
                     let timer = observe::Timer::start();
-                    let outcome = CatchUnwind(Box::pin(run_handlers(&handlers, &d, blocking_pool)))
-                        .instrument(span)
-                        .await
-                        .unwrap_or_else(|panic| Err(panic_text(panic.as_ref())));
+                    let started = Instant::now();
+                    let outcome = {
+                        // Pinned on the task's stack: no allocation per entry.
+                        let handlers_run = std::pin::pin!(run_handlers(&handlers, &d, blocking_pool));
+                        CatchUnwind(handlers_run)
+                            .instrument(span)
+                            .await
+                            .unwrap_or_else(|panic| Err(panic_text(panic.as_ref())))
+                    };
                     ch.counters.process.processed(timer, outcome.is_ok());
-                    if tx.send((task, d, outcome)).is_err() {
+                    if tx.send((task, d, outcome, started.elapsed())).is_err() {
                         return;
+                    }
+                    if yielded.elapsed() >= YIELD_EVERY {
+                        // The loop woken by the outcomes may wait in this worker's LIFO
+                        // slot, which no other worker steals: let it absorb outcomes and
+                        // send acknowledgements while a long chunk of inline handlers runs.
+                        tokio::task::yield_now().await;
+                        yielded = Instant::now();
                     }
                 }
             });
@@ -127,9 +146,9 @@ impl Work {
 
 /// Polls a future, turning a panic into an error value, so that one panicking handler
 /// fails its entry only, not the rest of its chunk.
-struct CatchUnwind<F>(Pin<Box<F>>);
+struct CatchUnwind<'a, F>(Pin<&'a mut F>);
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future> Future for CatchUnwind<'_, F> {
     type Output = std::result::Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -141,6 +160,9 @@ impl<F: Future> Future for CatchUnwind<F> {
         }
     }
 }
+
+/// How long a slot runs its chunk without yielding to the loop (see `Work::start`).
+const YIELD_EVERY: Duration = Duration::from_millis(1);
 
 /// Something that happened to the work in flight.
 pub(crate) enum Event {
@@ -187,7 +209,8 @@ impl ChannelRun<'_> {
         }
     }
 
-    async fn absorb_outcome(&mut self, (task, delivery, outcome): Outcome) {
+    async fn absorb_outcome(&mut self, (task, delivery, outcome, took): Outcome) {
+        self.work.window.handled(took);
         if let Some(chunk) = self.work.chunks.get_mut(&task) {
             chunk.remaining -= 1;
             self.work.in_flight -= 1;

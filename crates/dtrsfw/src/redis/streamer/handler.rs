@@ -42,14 +42,22 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(channel: Arc<str>, id: EntryId, message: Message, deliveries: u64, trace: TraceFields) -> Self {
+    /// A delivery; `payload` is the body already decoded, when it was (see `admit`).
+    pub(crate) fn new(
+        channel: Arc<str>,
+        id: EntryId,
+        message: Message,
+        deliveries: u64,
+        payload: Option<serde_json::Value>,
+        trace: TraceFields,
+    ) -> Self {
         Delivery {
             inner: Arc::new(DeliveryInner {
                 channel,
                 id,
                 message,
                 deliveries,
-                payload: OnceLock::new(),
+                payload: payload.map_or_else(OnceLock::new, OnceLock::from),
                 trace,
             }),
         }

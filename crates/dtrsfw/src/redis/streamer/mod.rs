@@ -57,9 +57,29 @@
 //! # Parallelism
 //!
 //! [`ChannelOptions::parallelism`]`(n)` runs up to `n` handlers at once per channel
-//! (default 1: in order). A read fetches only as many entries as there are free slots,
-//! plus [`ChannelOptions::read_ahead`] (default 0) to save round trips when handlers are
-//! fast. Sync handlers run inline at parallelism 1 and on tokio's blocking pool above it.
+//! (default 1: in order). A read fetches as many entries as there are free slots, plus
+//! a read-ahead that saves round trips when handlers are fast. Sync handlers run inline
+//! at parallelism 1 and on tokio's blocking pool above it.
+//!
+//! # Reading and acknowledging under load
+//!
+//! By default the read-ahead is adaptive ([`ChannelOptions::read_ahead`] fixes it): an
+//! idle channel reads one entry per free slot, so a lone message is handed over as soon
+//! as it arrives; when a read comes back full (the stream holds more: a backlog), the
+//! next one asks for twice as many, up to 64 entries beyond the slots and to about 5 ms
+//! of queued work at the handlers' measured pace; a short read halves it again. Entries
+//! read ahead are pending in Redis under this instance's name like running ones: their
+//! claims are renewed, a crash leaves them to be reclaimed, and at shutdown those not
+//! started stay pending (taken back at once by the next loop of this instance, or by
+//! another instance after [`ChannelOptions::reclaim_idle`]). At parallelism 1 they still
+//! run one at a time, in stream order.
+//!
+//! Acknowledgements are batched: an entry's ID is queued once its handlers finished, and
+//! the queue goes out as one `XACK` just before the next read (so Redis never holds more
+//! entries for the instance than its window), or after 10 ms while handlers are still
+//! busy, or after 10 ms of a blocking read. Under load one `XACK` and one `XREADGROUP`
+//! serve a whole batch; an entry is acknowledged within about 10 ms of its handlers
+//! finishing.
 //!
 //! # Loops and self-healing
 //!
@@ -171,7 +191,7 @@
 
 // Layers, lowest first (a file imports only files above it in this list, and
 // `crate::redis::{connection, entry_id, error, message}`): reply, options, stats,
-// handler, names, shutdown (pure pieces) · channel (a registered channel and the state
+// handler, names, shutdown, window (pure pieces) · channel (a registered channel and the state
 // its loop keeps) · acks, dead_letter (the field contract and its writer, with the
 // operator functions) · settle (what happens to one entry) · dispatch (running handlers:
 // `ChannelRun`, what one run of a loop works on) · read, recovery, housekeeping, cleanup,
@@ -199,6 +219,7 @@ pub(crate) mod reply;
 mod settle;
 mod shutdown;
 mod stats;
+mod window;
 
 pub use self::blocking::BlockingConsumer;
 pub use self::consumer::Consumer;

@@ -48,7 +48,8 @@ pub struct ChannelOptions {
     pub(crate) delete_when_acked_by_all: bool,
     pub(crate) start_from: StartFrom,
     pub(crate) parallelism: usize,
-    pub(crate) read_ahead: usize,
+    /// `None`: adaptive (see `window.rs`).
+    pub(crate) read_ahead: Option<usize>,
     pub(crate) max_deliveries: u64,
     pub(crate) reclaim_idle: Duration,
 }
@@ -62,7 +63,7 @@ impl Default for ChannelOptions {
             delete_when_acked_by_all: false,
             start_from: StartFrom::NewMessages,
             parallelism: 1,
-            read_ahead: 0,
+            read_ahead: None,
             max_deliveries: 5,
             reclaim_idle: Duration::from_secs(60),
         }
@@ -154,12 +155,28 @@ impl ChannelOptions {
 
     /// How many entries beyond the free handler slots one read may fetch, to save round
     /// trips when handlers are fast. They wait locally (their claim renewed like running
-    /// ones) and are handed to free slots in order. Keep it 0 when several instances
-    /// share the work and handlers are slow, so that idle instances get the entries. By
-    /// default, 0.
+    /// ones, pending in Redis so a crash leaves them to be reclaimed) and are handed to
+    /// free slots in order. Setting it fixes the number; `read_ahead(0)` reads only for
+    /// free slots (one `XREADGROUP` and one `XACK` per entry at parallelism 1). Keep it 0
+    /// when several instances share the work and handlers are slow, so that idle
+    /// instances get the entries.
+    ///
+    /// By default, adaptive: nothing is read ahead until a read comes back full (a
+    /// backlog); then each full read doubles the read-ahead, up to 64 entries and to what
+    /// the slots finish in about 5 ms at the handlers' measured pace (so slow handlers
+    /// read nothing ahead), and each short read halves it. Handlers still run one at a
+    /// time and in stream order at parallelism 1.
+    ///
+    /// ```
+    /// use dtrsfw::redis::ChannelOptions;
+    ///
+    /// let opts = ChannelOptions::new().read_ahead(0);
+    /// assert_eq!(opts.get_read_ahead(), Some(0));
+    /// assert_eq!(ChannelOptions::new().get_read_ahead(), None, "adaptive");
+    /// ```
     #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn read_ahead(mut self, entries: usize) -> Self {
-        self.read_ahead = entries;
+        self.read_ahead = Some(entries);
         self
     }
 
@@ -209,6 +226,12 @@ impl ChannelOptions {
     #[must_use]
     pub fn get_parallelism(&self) -> usize {
         self.parallelism
+    }
+
+    /// See [`read_ahead`](Self::read_ahead): the fixed read-ahead, `None` when adaptive.
+    #[must_use]
+    pub fn get_read_ahead(&self) -> Option<usize> {
+        self.read_ahead
     }
 }
 

@@ -87,16 +87,18 @@ impl ChannelRun<'_> {
         tokio::pin!(flush);
         loop {
             tokio::select! {
+                biased;
                 value = &mut read => return Some(value),
-                event = self.work.next_event() => self.absorb(event).await,
+                // Shutdown interrupts the block.
+                () = wait_stop(&mut self.stop) => return None,
+                // Before outcomes: a stream of them must not hold acknowledgements back.
                 () = &mut flush, if !self.state.acks.is_empty() => {
                     if let Err(e) = flush_acks(self.shared, self.ch, &mut self.state.acks).await {
                         debug!(channel = %self.ch.name, error = %e, "acknowledgement failed; kept for the next flush");
                     }
                     flush.as_mut().reset(tokio::time::Instant::now() + ACK_DURING_READ);
                 }
-                // Shutdown interrupts the block.
-                () = wait_stop(&mut self.stop) => return None,
+                event = self.work.next_event() => self.absorb(event).await,
             }
         }
     }

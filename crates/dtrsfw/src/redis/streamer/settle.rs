@@ -2,6 +2,7 @@
 //! and after its handlers ran, acknowledged, left pending for a retry, or dead-lettered.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
@@ -33,14 +34,22 @@ pub(crate) async fn admit(
         let error = format!("delivered {deliveries} times without success (max {max})");
         (REASON_MAX_DELIVERIES, error)
     } else {
-        match Message::from_fields(entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))) {
-            Ok(message) => {
+        let fields = entry.fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        // One JSON parse per entry: the check, and the payload when a handler takes it.
+        let decoded = if ch.wants_payload.load(Ordering::Relaxed) {
+            Message::from_fields_decoded(fields).map(|(m, v)| (m, Some(v)))
+        } else {
+            Message::from_fields(fields).map(|m| (m, None))
+        };
+        match decoded {
+            Ok((message, payload)) => {
                 let trace = TraceFields::from_entry(&entry.fields);
                 return Ok(Some(Delivery::new(
                     ch.name.clone(),
                     entry.id,
                     message,
                     deliveries,
+                    payload,
                     trace,
                 )));
             }

@@ -1,0 +1,400 @@
+//! End-to-end latency (area `latency`): from the time a message was *meant* to be sent to
+//! the time its handler starts, at a fixed rate.
+//!
+//! An open-loop producer (its own thread, sync connection) sends on a fixed schedule:
+//! message `i` is due at `i / rate` and carries that intended time (microseconds since
+//! the round's start) in its body. Whatever is due is sent at once, several due messages
+//! in one pipeline when the producer is late, so a stalled producer or a slow consumer
+//! shows as latency instead of lowering the rate (no coordinated omission). The handler
+//! records `now − intended` in an HDR histogram (`hdrhistogram`: exact percentiles up to
+//! the 99.9th over millions of samples at a fixed, small memory cost); the first second
+//! is a warm-up and is not recorded.
+//!
+//! Three sides per rate, in rotating order each round: ours with default
+//! [`ChannelOptions`], ours with `parallelism(16)`, and a bare redis-rs loop (pipelined
+//! `XADD`s from the same producer; on another connection `XREADGROUP COUNT 100 BLOCK` +
+//! one `XACK` per batch). Rows `e2e_latency_<rate>` (default options) and
+//! `e2e_latency_<rate>_p16` compare each of ours with the same bare figures.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtrsfw::redis::sender::{Message, Sender};
+use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
+use hdrhistogram::Histogram;
+use redis::Value;
+use serde::Serialize;
+
+use super::{BareAsync, BenchContext, BenchRow};
+
+/// The rates, with the names of their rows (default options, `parallelism(16)`).
+const RATES: [(u64, &str, &str); 3] = [
+    (1_000, "e2e_latency_1k", "e2e_latency_1k_p16"),
+    (5_000, "e2e_latency_5k", "e2e_latency_5k_p16"),
+    (20_000, "e2e_latency_20k", "e2e_latency_20k_p16"),
+];
+
+/// Entries per read of the bare consumer.
+const BARE_COUNT: usize = 100;
+
+/// The latency figures of a row (flattened into its JSON object).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct E2eFigures {
+    ours_p50_ms: f64,
+    ours_p99_ms: f64,
+    ours_p999_ms: f64,
+    bare_p50_ms: f64,
+    bare_p99_ms: f64,
+    bare_p999_ms: f64,
+    /// ours_p99 / bare_p99.
+    p99_ratio: f64,
+}
+
+impl E2eFigures {
+    /// The figures for the table: ours p50/p99/p99.9, bare likewise, the p99 ratio.
+    pub(crate) fn cells(&self) -> (String, String, f64) {
+        (
+            format!(
+                "{:.2}/{:.2}/{:.2} ms",
+                self.ours_p50_ms, self.ours_p99_ms, self.ours_p999_ms
+            ),
+            format!(
+                "{:.2}/{:.2}/{:.2} ms",
+                self.bare_p50_ms, self.bare_p99_ms, self.bare_p999_ms
+            ),
+            self.p99_ratio,
+        )
+    }
+}
+
+impl BenchRow {
+    /// A latency row: ours beside bare, from their histograms (microseconds).
+    fn e2e(name: &'static str, ours: &Histogram<u64>, bare: &Histogram<u64>, note: String) -> Self {
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let figures = E2eFigures {
+            ours_p50_ms: ms(ours, 0.5),
+            ours_p99_ms: ms(ours, 0.99),
+            ours_p999_ms: ms(ours, 0.999),
+            bare_p50_ms: ms(bare, 0.5),
+            bare_p99_ms: ms(bare, 0.99),
+            bare_p999_ms: ms(bare, 0.999),
+            p99_ratio: ms(ours, 0.99) / ms(bare, 0.99),
+        };
+        BenchRow {
+            e2e: Some(figures),
+            ..BenchRow::new(name, note)
+        }
+    }
+}
+
+/// One round's schedule.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    rate: u64,
+    warm_up: Duration,
+    measure: Duration,
+}
+
+impl Plan {
+    fn total(&self) -> u64 {
+        self.rate * (self.warm_up + self.measure).as_millis() as u64 / 1000
+    }
+
+    /// Intended send time of message `i`, in microseconds since the start.
+    fn due_us(&self, i: u64) -> u64 {
+        i * 1_000_000 / self.rate
+    }
+
+    /// Messages recorded (those due after the warm-up).
+    fn measured(&self) -> u64 {
+        let warm_us = self.warm_up.as_micros() as u64;
+        (0..self.total()).filter(|&i| self.due_us(i) >= warm_us).count() as u64
+    }
+}
+
+/// What the handlers record into.
+struct Recorder {
+    start: Instant,
+    warm_us: u64,
+    hist: Mutex<Histogram<u64>>,
+    received: AtomicU64,
+}
+
+impl Recorder {
+    fn new(start: Instant, plan: Plan) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Recorder {
+            start,
+            warm_us: plan.warm_up.as_micros() as u64,
+            hist: Mutex::new(new_histogram()?),
+            received: AtomicU64::new(0),
+        }))
+    }
+
+    /// Records a message meant to be sent at `due_us`.
+    fn record(&self, due_us: u64) {
+        if due_us < self.warm_us {
+            return;
+        }
+        let now = self.start.elapsed().as_micros() as u64;
+        let mut hist = self.hist.lock().unwrap_or_else(|e| e.into_inner());
+        hist.saturating_record(now.saturating_sub(due_us).max(1));
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits (after the producer finished) until every measured message arrived.
+    async fn all_received(&self, measured: u64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.received.load(Ordering::Relaxed) < measured {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "latency round: {} of {measured} messages arrived within 30 s",
+                self.received.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    fn histogram(&self) -> Histogram<u64> {
+        self.hist.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs to 60 s, 3 significant digits.
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// The body carrying a message's intended send time.
+fn body(due_us: u64) -> String {
+    format!(r#"{{"t":{due_us}}}"#)
+}
+
+/// The open-loop producer: sends every message when due, those already late together
+/// through `send` (their intended times). Runs on its own thread.
+fn produce(plan: Plan, start: Instant, mut send: impl FnMut(&[u64]) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let total = plan.total();
+    let mut next = 0;
+    let mut due = Vec::new();
+    while next < total {
+        let now_us = start.elapsed().as_micros() as u64;
+        due.clear();
+        while next < total && plan.due_us(next) <= now_us {
+            due.push(plan.due_us(next));
+            next += 1;
+        }
+        if due.is_empty() {
+            std::thread::sleep(Duration::from_micros(plan.due_us(next) - now_us));
+        } else {
+            send(&due)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the producer on a thread; the future completes when it has sent everything.
+async fn spawn_producer(
+    plan: Plan,
+    start: Instant,
+    send: impl FnMut(&[u64]) -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || produce(plan, start, send)).await?
+}
+
+/// Ours: `Sender` (sync, from the producer thread) and a `Consumer` with `options`.
+async fn ours_round(
+    ctx: &BenchContext,
+    key: &str,
+    plan: Plan,
+    options: ChannelOptions,
+) -> anyhow::Result<Histogram<u64>> {
+    let redis = ctx.instance()?;
+    let consumer = Consumer::new(&redis, "latency")?;
+    consumer
+        .register_channel(key, options.start_from(StartFrom::NewMessages))
+        .await?;
+    let start = Instant::now();
+    let rec = Recorder::new(start, plan)?;
+    let handler_rec = rec.clone();
+    consumer.register_handler(key, move |_name, payload| {
+        let due = payload["t"].as_u64().ok_or("no intended time")?;
+        handler_rec.record(due);
+        Ok::<(), &str>(())
+    })?;
+    let sender = Sender::new(&ctx.instance()?);
+    sender.register_channel(key)?;
+    let channel = key.to_owned();
+    let produced = spawn_producer(plan, start, move |due| {
+        let messages = due
+            .iter()
+            .map(|&t| Message::new("tick", &serde_json::json!({ "t": t })))
+            .collect::<Result<Vec<_>, _>>()?;
+        sender.send_messages_blocking(&channel, &messages)?;
+        Ok(())
+    });
+    let failed = AtomicBool::new(false);
+    let done = async {
+        let finished = async {
+            produced.await?;
+            rec.all_received(plan.measured()).await
+        };
+        if let Err(e) = finished.await {
+            eprintln!("bench: latency round failed: {e:#}");
+            failed.store(true, Ordering::Relaxed);
+        }
+    };
+    consumer
+        .persist_consume_all_channels_until(Duration::from_millis(100), Duration::from_secs(1), done)
+        .await?;
+    anyhow::ensure!(!failed.load(Ordering::Relaxed), "latency round of ours failed");
+    Ok(rec.histogram())
+}
+
+/// Bare: pipelined `XADD`s from the producer thread; `XREADGROUP COUNT 100 BLOCK 100` and
+/// one `XACK` per read on another connection.
+async fn bare_round(ctx: &BenchContext, key: &str, plan: Plan) -> anyhow::Result<Histogram<u64>> {
+    let mut conn = ctx.bare_async().await?;
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(key)
+        .arg("bare")
+        .arg("$")
+        .arg("MKSTREAM")
+        .exec_async(&mut conn)
+        .await?;
+    let start = Instant::now();
+    let rec = Recorder::new(start, plan)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn(bare_consume(conn, key.to_owned(), rec.clone(), stop.clone()));
+    let mut producer_conn = ctx.bare_sync()?;
+    let channel = key.to_owned();
+    let produced = spawn_producer(plan, start, move |due| {
+        let mut pipe = redis::pipe();
+        for &t in due {
+            pipe.cmd("XADD")
+                .arg(&channel)
+                .arg("*")
+                .arg("name")
+                .arg("tick")
+                .arg("body")
+                .arg(body(t))
+                .ignore();
+        }
+        pipe.exec(&mut *producer_conn)?;
+        Ok(())
+    })
+    .await;
+    let received = match produced {
+        Ok(()) => rec.all_received(plan.measured()).await,
+        Err(e) => Err(e),
+    };
+    stop.store(true, Ordering::Relaxed);
+    reader.await??;
+    received?;
+    Ok(rec.histogram())
+}
+
+/// The bare reading loop, until `stop`.
+async fn bare_consume(
+    mut conn: BareAsync,
+    key: String,
+    rec: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("bare")
+            .arg("bare")
+            .arg("COUNT")
+            .arg(BARE_COUNT)
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        let mut ids = Vec::new();
+        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+            if let Some(Value::BulkString(b)) = entry.map.get("body") {
+                let payload: serde_json::Value = serde_json::from_slice(b)?;
+                rec.record(payload["t"].as_u64().unwrap_or_default());
+            }
+            ids.push(entry.id);
+        }
+        if !ids.is_empty() {
+            let _: Value = redis::cmd("XACK")
+                .arg(&key)
+                .arg("bare")
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The latency rows.
+pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
+    let mut conn = ctx.bare_async().await?;
+    let (warm_up, measure, rounds) = if ctx.quick {
+        (Duration::from_millis(300), Duration::from_secs(1), 1)
+    } else {
+        (Duration::from_secs(1), Duration::from_secs(3), 2)
+    };
+    let mut rows = Vec::new();
+    for (rate, name, name_p16) in RATES {
+        let plan = Plan { rate, warm_up, measure };
+        let mut hists = [new_histogram()?, new_histogram()?, new_histogram()?];
+        for round in 0..rounds {
+            for k in 0..3 {
+                // Rotating order: no side always runs first, on a calmer server.
+                let side = (round + k) % 3;
+                let key = format!("bench:latency:{rate}:{side}:{round}");
+                redis::cmd("DEL").arg(&key).exec_async(&mut conn).await?;
+                let hist = match side {
+                    0 => ours_round(ctx, &key, plan, ChannelOptions::new()).await?,
+                    1 => ours_round(ctx, &key, plan, ChannelOptions::new().parallelism(16)).await?,
+                    _ => bare_round(ctx, &key, plan).await?,
+                };
+                hists[side].add(&hist)?;
+                redis::cmd("DEL").arg(&key).exec_async(&mut conn).await?;
+            }
+        }
+        let samples = plan.measured() * rounds as u64;
+        let note = |what: &str| {
+            format!("{rate}/s open loop, {what}; p50/p99/p99.9 over {samples} messages; target p99_ratio <= 1.25")
+        };
+        rows.push(BenchRow::e2e(
+            name,
+            &hists[0],
+            &hists[2],
+            note("default ChannelOptions"),
+        ));
+        rows.push(BenchRow::e2e(name_p16, &hists[1], &hists[2], note("parallelism(16)")));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_fixed_and_the_warm_up_not_measured() {
+        let plan = Plan {
+            rate: 1_000,
+            warm_up: Duration::from_millis(300),
+            measure: Duration::from_secs(1),
+        };
+        assert_eq!(plan.total(), 1_300);
+        assert_eq!(
+            (plan.due_us(0), plan.due_us(1), plan.due_us(1_000)),
+            (0, 1_000, 1_000_000)
+        );
+        assert_eq!(plan.measured(), 1_000);
+        assert_eq!(body(42), r#"{"t":42}"#);
+    }
+}

@@ -1,0 +1,161 @@
+//! How many entries a channel's loop holds and reads at once: the free handler slots,
+//! plus the fixed [`ChannelOptions::read_ahead`](super::ChannelOptions::read_ahead)
+//! when one was set, or else an *adaptive* read-ahead that grows while a backlog exists.
+//!
+//! Why adaptive: with one slot and nothing read ahead, every entry costs one
+//! `XREADGROUP` and one `XACK`, which caps a default consumer near 10 000 entries/s and
+//! lets a backlog grow without end above that. Reading a batch when the last read came
+//! back full (the stream had more) removes that cap, while handlers still run one at a
+//! time and in order at parallelism 1. Entries read ahead are pending in Redis under this
+//! instance's name like running ones (claims renewed, reclaimed after a crash).
+//!
+//! The window stays small when handlers are slow: it never holds more queued work than
+//! the slots finish in [`QUEUE_BUDGET`] (from a running average of handler time; nothing
+//! before the first handler finished), so idle instances of the same service still get
+//! the entries of a slow stream.
+
+use std::time::Duration;
+
+/// The most entries read ahead adaptively.
+pub(crate) const MAX_ADAPTIVE: usize = 64;
+
+/// The most handler time queued ahead adaptively, per slot.
+pub(crate) const QUEUE_BUDGET: Duration = Duration::from_millis(5);
+
+/// The read window of one run of a channel's loop.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadWindow {
+    parallelism: usize,
+    /// The read-ahead the user set; `None`: adaptive.
+    fixed: Option<usize>,
+    /// The adaptive read-ahead now.
+    burst: usize,
+    /// Running average of one entry's handler time, in nanoseconds (0: none measured).
+    handler_ns: u64,
+}
+
+impl ReadWindow {
+    pub(crate) fn new(parallelism: usize, fixed: Option<usize>) -> Self {
+        ReadWindow {
+            parallelism: parallelism.max(1),
+            fixed,
+            burst: 0,
+            handler_ns: 0,
+        }
+    }
+
+    /// Entries read ahead of the free slots now.
+    pub(crate) fn ahead(&self) -> usize {
+        self.fixed.unwrap_or(self.burst)
+    }
+
+    /// Entries held at most: running plus read ahead.
+    pub(crate) fn capacity(&self) -> usize {
+        self.parallelism + self.ahead()
+    }
+
+    /// Read again once this many entries can be taken: with read-ahead, refill in large
+    /// batches (half the window) rather than one entry per finished one.
+    pub(crate) fn refill_at(&self) -> usize {
+        (self.capacity() / 2).min(self.ahead()).max(1)
+    }
+
+    /// Records one entry's handler time.
+    pub(crate) fn handled(&mut self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.handler_ns = if self.handler_ns == 0 {
+            ns
+        } else {
+            // An average over about the last 8 entries: follows a change of pace fast.
+            self.handler_ns - self.handler_ns / 8 + ns / 8
+        };
+    }
+
+    /// Adapts to what a read returned: `got` entries of the `asked`. A full read means the
+    /// stream has more (a backlog): read twice as many next time, up to the limits; a
+    /// short one means the loop caught up: halve.
+    pub(crate) fn after_read(&mut self, asked: usize, got: usize) {
+        if self.fixed.is_some() {
+            return;
+        }
+        let grown = if asked > 0 && got >= asked {
+            (self.burst * 2).max(1)
+        } else {
+            self.burst / 2
+        };
+        self.burst = grown.min(self.limit());
+    }
+
+    /// The adaptive read-ahead allowed by the handlers' pace.
+    fn limit(&self) -> usize {
+        if self.handler_ns == 0 {
+            // No handler finished yet: its pace is unknown (a slow one must not gather
+            // entries other instances could take).
+            return 0;
+        }
+        let budget = QUEUE_BUDGET.as_nanos() as u64 * self.parallelism as u64;
+        usize::try_from(budget / self.handler_ns)
+            .unwrap_or(usize::MAX)
+            .min(MAX_ADAPTIVE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_read_ahead_never_changes() {
+        let mut w = ReadWindow::new(1, Some(0));
+        for _ in 0..10 {
+            w.after_read(1, 1);
+        }
+        assert_eq!((w.capacity(), w.refill_at()), (1, 1));
+        let mut w = ReadWindow::new(4, Some(8));
+        w.after_read(12, 0);
+        assert_eq!((w.capacity(), w.refill_at()), (12, 6));
+    }
+
+    #[test]
+    fn adaptive_grows_on_full_reads_and_shrinks_when_caught_up() {
+        let mut w = ReadWindow::new(1, None);
+        w.after_read(1, 1);
+        assert_eq!(w.capacity(), 1, "nothing read ahead before a handler's pace is known");
+        w.handled(Duration::from_micros(2));
+        assert_eq!(w.capacity(), 1, "one entry at a time until a backlog shows");
+        let mut sizes = Vec::new();
+        for _ in 0..9 {
+            let asked = w.capacity();
+            w.after_read(asked, asked);
+            sizes.push(w.capacity());
+        }
+        assert_eq!(sizes, [2, 3, 5, 9, 17, 33, 65, 65, 65]);
+        assert_eq!(w.refill_at(), 32);
+        w.after_read(65, 3);
+        assert_eq!(w.capacity(), 33);
+        for _ in 0..8 {
+            w.after_read(w.capacity(), 0);
+        }
+        assert_eq!(w.capacity(), 1, "idle: back to one entry per read");
+    }
+
+    #[test]
+    fn slow_handlers_keep_the_window_small() {
+        let mut w = ReadWindow::new(1, None);
+        w.handled(Duration::from_millis(2));
+        for _ in 0..10 {
+            w.after_read(w.capacity(), w.capacity());
+        }
+        // 5 ms of queued work at 2 ms per entry: 2 entries ahead.
+        assert_eq!(w.ahead(), 2);
+        w.handled(Duration::from_secs(1));
+        w.after_read(w.capacity(), w.capacity());
+        assert_eq!(w.ahead(), 0, "a slow handler: nothing read ahead");
+        let mut w = ReadWindow::new(4, None);
+        w.handled(Duration::from_millis(1));
+        for _ in 0..10 {
+            w.after_read(w.capacity(), w.capacity());
+        }
+        assert_eq!(w.ahead(), 20, "the budget is per slot");
+    }
+}

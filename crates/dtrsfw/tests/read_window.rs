@@ -1,0 +1,186 @@
+//! The default consumer's reading and acknowledging under load (`streamer/window.rs`):
+//! a backlog is read in batches and acknowledged in batches, in order at parallelism 1;
+//! slow handlers read nothing ahead; acknowledgements do not wait for a batch to end.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw_test_support::Server;
+
+fn instance(server: &Server) -> RedisInstance {
+    RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
+}
+
+/// Publishes `n` entries `{"i": 0..n}` in one pipeline.
+fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let msg = Message::new("evt", &serde_json::json!({ "i": i })).unwrap();
+        let cmd = pipe.cmd("XADD").arg(channel).arg("*");
+        for (k, v) in msg.get_json_encoded() {
+            cmd.arg(k).arg(v);
+        }
+        cmd.ignore();
+    }
+    pipe.exec(conn).unwrap();
+}
+
+/// Calls of `command` the server counted so far.
+fn calls(conn: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Entries of `group` pending (read, not acknowledged).
+fn pending(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
+    let summary: redis::Value = redis::cmd("XPENDING").arg(channel).arg(group).query(conn).unwrap();
+    match summary {
+        redis::Value::Array(parts) => match parts.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+fn spawn_consumer(c: &Consumer) -> tokio::task::JoinHandle<dtrsfw::redis::Result<()>> {
+    let c = c.clone();
+    tokio::spawn(async move {
+        c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
+            .await
+    })
+}
+
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    let n = 5_000;
+    publish_n(&mut conn, "backlog", n);
+    let (reads_before, acks_before) = (calls(&mut conn, "xreadgroup"), calls(&mut conn, "xack"));
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    consumer
+        .register_channel("backlog", ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    consumer
+        .register_handler("backlog", move |_name, payload| {
+            record.lock().unwrap().push(payload["i"].as_u64().unwrap());
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    let task = spawn_consumer(&consumer);
+    wait_until("the backlog", || seen.lock().unwrap().len() >= n).await;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+    let expected: Vec<u64> = (0..n as u64).collect();
+    assert_eq!(*seen.lock().unwrap(), expected, "once each, in stream order");
+    assert_eq!(
+        pending(&mut conn, "backlog", "backlog:svc:cg"),
+        0,
+        "everything acknowledged"
+    );
+    let reads = calls(&mut conn, "xreadgroup") - reads_before;
+    let acks = calls(&mut conn, "xack") - acks_before;
+    let per_message = (reads + acks) as f64 / n as f64;
+    eprintln!("backlog of {n}: {reads} XREADGROUP + {acks} XACK = {per_message:.3} commands per message");
+    // One of each per entry (2.0) before the window; a full window is 1/32 + 1/32.
+    assert!(
+        per_message < 0.25,
+        "{per_message:.3} commands per message: the backlog was not batched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_handlers_read_nothing_ahead() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "slow", 30);
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    consumer
+        .register_channel("slow", ChannelOptions::new().start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let record = seen.clone();
+    consumer
+        .register_handler("slow", move |_name, _payload| {
+            std::thread::sleep(Duration::from_millis(40));
+            *record.lock().unwrap() += 1;
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    let task = spawn_consumer(&consumer);
+    let mut most_pending = 0;
+    let start = Instant::now();
+    while *seen.lock().unwrap() < 10 {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out");
+        most_pending = most_pending.max(pending(&mut conn, "slow", "slow:svc:cg"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+    // 40 ms per entry is past the 5 ms queue budget: nothing is read ahead. Pending are
+    // the running entry and finished ones whose `XACK` is on its way; a window of even 4 entries would show 5.
+    assert!(
+        most_pending <= 3,
+        "{most_pending} entries held at once by a slow single-slot consumer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_do_not_wait_for_the_batch_to_end() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "batch", 60);
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    // A fixed read-ahead: one read takes the whole batch; the next read would come only
+    // after half of it ran (30 entries × 20 ms).
+    let opts = ChannelOptions::new().start_from(StartFrom::Beginning).read_ahead(59);
+    consumer.register_channel("batch", opts).await.unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let record = seen.clone();
+    consumer
+        .register_handler("batch", move |_name, _payload| {
+            std::thread::sleep(Duration::from_millis(20));
+            *record.lock().unwrap() += 1;
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    let task = spawn_consumer(&consumer);
+    wait_until("10 entries handled", || *seen.lock().unwrap() >= 10).await;
+    // Handled entries are acknowledged within ~10 ms (+ one handler) of finishing.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let handled_before = *seen.lock().unwrap() as u64;
+    let pending_now = pending(&mut conn, "batch", "batch:svc:cg");
+    let handled_after = *seen.lock().unwrap() as u64;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+    eprintln!("{pending_now} pending with {handled_before}..{handled_after} of 60 handled");
+    assert!(
+        pending_now <= 60 - handled_before + 3,
+        "{pending_now} pending after {handled_before} of 60 handled: acknowledgements waited for the batch"
+    );
+    assert!(
+        pending_now >= 60 - handled_after,
+        "an entry was acknowledged before it was handled"
+    );
+}
