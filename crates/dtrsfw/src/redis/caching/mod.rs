@@ -181,13 +181,15 @@
 // `crate::redis::{connection, error}`): lock, stats, circuit, flight, sync_conns, server
 // (per-server state) · pyjson, codec, commands, operator, condition, args (pure) ·
 // function, builder, policy (decisions) · edge (the sync/async I/O seam) · tiered (the
-// local tier's part of a call) · call, admin (the flows, written once) · macro_support.
+// local tier's part of a call) · call, call_cloned, admin (the flows, written once) ·
+// macro_support.
 // `local/` (the local tier: epochs, store, tracker) sits with the per-server state: it
 // imports only lock and connection.
 mod admin;
 mod args;
 mod builder;
 mod call;
+mod call_cloned;
 mod circuit;
 mod codec;
 mod commands;

@@ -99,12 +99,14 @@
 //! handle on its store).
 
 mod coherence;
+mod form;
 mod server;
 mod slot;
 mod store;
 mod tracker;
 
 pub(crate) use self::coherence::Ticket;
+pub(crate) use self::form::{AsJson, LocalForm, Typed};
 pub(crate) use self::server::Tracking;
 pub(crate) use self::slot::LocalSlot;
 pub(crate) use self::store::LocalStore;
