@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::args::CacheArgs;
-use super::commands::{get_cmd, set_cmd};
+use super::commands::set_cmd;
 use super::edge::{AsyncIo, CallIo, SyncIo, run_sync};
 use super::flight::{FlightGuard, Outcome, Role};
 use super::function::CachedFunction;
@@ -111,7 +111,12 @@ impl CachedFunction {
     /// The cached call: not cached → compute; served locally (in the form `K`); a
     /// concurrent identical call in flight → take its value (or take over when it
     /// fails); else lead: look up, compute, store.
-    pub(super) async fn flow<I, K, T, E, Fut>(&self, redis: &RedisInstance, args: &CacheArgs, compute: Fut) -> Result<T, E>
+    pub(super) async fn flow<I, K, T, E, Fut>(
+        &self,
+        redis: &RedisInstance,
+        args: &CacheArgs,
+        compute: Fut,
+    ) -> Result<T, E>
     where
         I: CallIo,
         K: LocalForm<T>,
@@ -172,20 +177,21 @@ impl CachedFunction {
         if self.allowed(server) {
             let ticket = local.and_then(|_| server.tracking.ticket());
             let timer = observe::Timer::start();
-            let raw = I::query(redis, server, timeout, &get_cmd(key)).await;
+            let read = self.read::<I>(redis, server, key, ticket).await;
             observe::cache_lookup(&self.inner.namespace, timer);
-            reachable = !gave_up(&raw);
-            if let Some(raw) = self.settle(server, "read", raw)
+            reachable = !gave_up(&read);
+            if let Some((raw, pttl)) = self.settle(server, "read", read)
                 && let Lookup::Hit(value, json) = self.interpret(server, key, raw)
             {
-                if let (Some(store), Some(ticket)) = (local, ticket) {
+                if let (Some(store), Some(ticket), Some(pttl_ms)) = (local, ticket, pttl) {
                     let fill = Fill {
                         server,
                         store,
                         ticket,
                         key,
+                        pttl_ms,
                     };
-                    self.fill_local::<I, T, K>(redis, fill, &value, &json).await;
+                    self.fill_local::<T, K>(fill, &value, &json);
                 }
                 guard.complete(json);
                 return Ok(value);

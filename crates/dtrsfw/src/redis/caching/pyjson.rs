@@ -164,7 +164,10 @@ pub(crate) fn json_object<'a>(args: impl Iterator<Item = (&'a str, &'a str)>) ->
 /// without `"` or `\` (every Rust identifier) is written as is: it needs no escape,
 /// and this runs on every cached call (a local hit included).
 fn push_name(json: &mut String, name: &str) {
-    if name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
+    if name
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
         json.push('"');
         json.push_str(name);
         json.push('"');
@@ -244,7 +247,17 @@ mod tests {
 
     #[test]
     fn a_name_written_as_is_equals_json_dumps() {
-        for name in ["make", "page_2", "a b~", "x\"y", "back\\slash", "é", "\u{7f}", "tab\t", ""] {
+        for name in [
+            "make",
+            "page_2",
+            "a b~",
+            "x\"y",
+            "back\\slash",
+            "é",
+            "\u{7f}",
+            "tab\t",
+            "",
+        ] {
             let mut fast = String::new();
             push_name(&mut fast, name);
             assert_eq!(fast, to_python_json(name).unwrap(), "{name:?}");

@@ -116,9 +116,7 @@ impl LocalStore {
     pub(crate) fn new(namespace: &str, tier: LocalTier) -> Self {
         let cache = Cache::builder()
             .max_capacity(tier.max_bytes)
-            .weigher(move |key: &String, entry: &Entry| {
-                tier.weight(key.len() as u64 + entry.bytes + ENTRY_OVERHEAD)
-            })
+            .weigher(move |key: &String, entry: &Entry| tier.weight(key.len() as u64 + entry.bytes + ENTRY_OVERHEAD))
             .expire_after(UntilRedisTtl)
             .build();
         LocalStore {
