@@ -13,7 +13,7 @@ use super::{KEYS, ROLE, write_version};
 
 /// What happens to the server while the processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disturbance {
+pub(crate) enum Disturbance {
     None,
     /// `CLIENT KILL` of every tracking connection every 150 ms.
     KillTracking,
@@ -59,7 +59,7 @@ fn collect(stdout: ChildStdout) -> std::thread::JoinHandle<String> {
 
 /// One run: `updates` in all by 2 writers, the reader's 4 tasks, `disturbance`; panics
 /// with the first violations found.
-pub fn run_check(disturbance: Disturbance, updates: u64) {
+pub(crate) fn run_check(disturbance: Disturbance, updates: u64) {
     let started = Instant::now();
     let mut server = Server::start();
     let url = server.url();

@@ -13,10 +13,10 @@ use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier, cache_key};
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::Rng;
 
-pub use self::check::{Disturbance, run_check};
+pub(crate) use self::check::{Disturbance, run_check};
 
 /// The environment variable naming a child's role.
-pub const ROLE: &str = "DTRSFW_COHERENCE_ROLE";
+pub(crate) const ROLE: &str = "DTRSFW_COHERENCE_ROLE";
 /// The namespace of the checked function (its BCAST prefix).
 const NAMESPACE: &str = "coherence";
 /// Keys in the set the writers update and the readers read.
@@ -85,7 +85,7 @@ fn write_version(url: &str, conn: &mut Option<redis::Connection>, k: u64, versio
 /// The writer role: `DTRSFW_COHERENCE_UPDATES_EACH` updates of random keys, each
 /// version a timestamp (unique: the writer's id in the low bit), random pauses up to
 /// 1 ms. Prints `W key version completed_us` per update.
-pub fn writer() {
+pub(crate) fn writer() {
     let url = env("DTRSFW_COHERENCE_URL");
     let id: u64 = env("DTRSFW_COHERENCE_WRITER").parse().unwrap();
     let updates: u64 = env("DTRSFW_COHERENCE_UPDATES_EACH").parse().unwrap();
@@ -136,7 +136,7 @@ async fn read_task(task: u64, redis: RedisInstance, cached: CachedFunction, stop
 
 /// The reader role: warms the tier (a local hit), prints `ready`, reads with 4 tasks
 /// until its stdin closes, then prints the reads and `S local_hits flushes invalidations`.
-pub fn reader() {
+pub(crate) fn reader() {
     let url = env("DTRSFW_COHERENCE_URL");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
