@@ -28,7 +28,7 @@ fn main() {
             for disturbance in [Disturbance::None, Disturbance::KillTracking, Disturbance::Restart] {
                 run_check(disturbance, updates);
             }
-            println!("cache_coherence: 3 runs passed");
+            eprintln!("cache_coherence: 3 runs passed");
         }
     }
 }

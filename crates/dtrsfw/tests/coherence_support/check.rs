@@ -92,7 +92,7 @@ pub(crate) fn run_check(disturbance: Disturbance, updates: u64) {
     let writes: String = writer_outs.into_iter().map(|h| h.join().unwrap()).collect();
     let reads = reader_out.join().unwrap();
     let report = analyse(&writes, &reads);
-    println!(
+    eprintln!(
         "cache_coherence {disturbance:?}: {} writes, {} reads ({} without a version), reader stats \
          (local_hits, flushes, invalidations) {:?}, {disturbed} disturbances, {:.1} s",
         report.writes,

@@ -153,7 +153,9 @@ pub(crate) fn reader() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    println!("ready");
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready").unwrap();
+    stdout.flush().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| runtime.spawn(read_task(task, redis.clone(), cached.clone(), stop.clone())))

@@ -191,7 +191,7 @@ impl CachedFunction {
                         key,
                         pttl_ms,
                     };
-                    self.fill_local::<T, K>(fill, &value, &json);
+                    self.fill_local::<T, K>(&fill, &value, &json);
                 }
                 guard.complete(json);
                 return Ok(value);

@@ -61,17 +61,11 @@ impl CachedFunction {
     }
 
     /// Keeps a value read from Redis under the fill's ticket locally, in the form `K`.
-    pub(super) fn fill_local<T, K: LocalForm<T>>(&self, fill: Fill<'_>, value: &T, json: &Arc<[u8]>) {
-        let Fill {
-            server,
-            store,
-            ticket,
-            key,
-            pttl_ms,
-        } = fill;
-        server
+    pub(super) fn fill_local<T, K: LocalForm<T>>(&self, fill: &Fill<'_>, value: &T, json: &Arc<[u8]>) {
+        let kept = K::keep(value, json);
+        fill.server
             .tracking
-            .fill(store, ticket, key, K::keep(value, json), json.len(), pttl_ms);
+            .fill(fill.store, fill.ticket, fill.key, kept, json.len(), fill.pttl_ms);
     }
 }
 
