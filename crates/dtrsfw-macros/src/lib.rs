@@ -34,7 +34,9 @@ const VALID_KEYS: &str = "redis, namespace, expire, cache_only_for, skip_cache_k
 /// `not_in`), `==`, `!=`, `<`, `<=`, `>`, `>=` and `value` any serializable expression.
 /// Works on sync and async functions and methods (`self` is never part of the key);
 /// every other argument must be `Serialize` unless skipped. A function returning
-/// `Result<T, E>` caches `Ok` values only. Unknown keys, unknown operators and
+/// `Result<T, E>` caches `Ok` values only. With `local`, the local tier keeps the decoded
+/// value and a local hit returns a clone of it (`CachedFunction::call_cloned`), so the
+/// value type (`T`) must be `Clone + Send + Sync + 'static`. Unknown keys, unknown operators and
 /// conditions or skips naming an argument the function does not have are compile errors.
 #[proc_macro_attribute]
 pub fn cache_wrapper(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -293,7 +295,12 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     let (body, call, direct) = match (is_async, returns_result) {
         (false, r) => (
             quote!(move || -> #ret #block),
-            if r { quote!(try_call) } else { quote!(call) },
+            match (r, local.is_some()) {
+                (true, false) => quote!(try_call),
+                (false, false) => quote!(call),
+                (true, true) => quote!(try_call_cloned),
+                (false, true) => quote!(call_cloned),
+            },
             quote!(__dtrsfw_body()),
         ),
         (true, r) => (
@@ -302,7 +309,12 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
                 #[allow(unreachable_code)]
                 __dtrsfw_ret
             }),
-            if r { quote!(try_call_async) } else { quote!(call_async) },
+            match (r, local.is_some()) {
+                (true, false) => quote!(try_call_async),
+                (false, false) => quote!(call_async),
+                (true, true) => quote!(try_call_cloned_async),
+                (false, true) => quote!(call_cloned_async),
+            },
             quote!(__dtrsfw_body.await),
         ),
     };

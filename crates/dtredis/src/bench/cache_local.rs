@@ -62,7 +62,7 @@ async fn async_hits(
         for _ in 0..CHUNKS {
             let start = Instant::now();
             for _ in 0..sizes.ours {
-                let v: Vec<Listing> = cached.call_async(redis, &args(), async { page() }).await;
+                let v: Vec<Listing> = cached.call_cloned_async(redis, &args(), async { page() }).await;
                 std::hint::black_box(v);
             }
             ours_time += start.elapsed();
@@ -103,7 +103,7 @@ async fn sync_hits(
             let (o, b) = sync_round(
                 (sizes.ours, sizes.bare),
                 || {
-                    let v: Vec<Listing> = cached.call(&redis, &args(), page);
+                    let v: Vec<Listing> = cached.call_cloned(&redis, &args(), page);
                     std::hint::black_box(v);
                 },
                 || {
@@ -135,7 +135,7 @@ async fn warm(cached: &CachedFunction, redis: &RedisInstance) -> anyhow::Result<
             "no local hit within 5 s: {:?}",
             cached.stats()
         );
-        cached.call_async(redis, &args(), async { page() }).await;
+        let _: Vec<Listing> = cached.call_cloned_async(redis, &args(), async { page() }).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
@@ -215,7 +215,7 @@ fn spawn_reader(
     std::thread::spawn(move || {
         let args = CacheArgs::new().arg("k", &1);
         while !stop.load(Ordering::Relaxed) {
-            let v: u64 = cached.call(&redis, &args, || u64::MAX);
+            let v: u64 = cached.call_cloned(&redis, &args, || u64::MAX);
             if let Some(slot) = usize::try_from(v).ok().and_then(|v| seen.get(v)) {
                 let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);

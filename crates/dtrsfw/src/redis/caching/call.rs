@@ -9,14 +9,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::args::CacheArgs;
-use super::commands::{get_cmd, set_cmd};
+use super::commands::set_cmd;
 use super::edge::{AsyncIo, CallIo, SyncIo, run_sync};
 use super::flight::{FlightGuard, Outcome, Role};
 use super::function::CachedFunction;
-use super::local::LocalStore;
+use super::local::{AsJson, LocalForm, LocalStore};
 use super::policy::{Lookup, gave_up};
 use super::server::ServerState;
 use super::stats::Event;
+use super::tiered::Fill;
 use crate::redis::connection::RedisInstance;
 use crate::redis::observe;
 
@@ -60,7 +61,7 @@ impl CachedFunction {
         F: FnOnce() -> Result<T, E>,
     {
         // `f` runs (on this thread) when the flow awaits it, i.e. only on a miss.
-        run_sync(self.flow::<SyncIo, T, E, _>(redis, args, async move { f() }))
+        run_sync(self.flow::<SyncIo, AsJson, T, E, _>(redis, args, async move { f() }))
     }
 
     /// Runs `fut` through the cache (the async `cache_function`). `fut` is only awaited
@@ -104,14 +105,21 @@ impl CachedFunction {
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.flow::<AsyncIo, T, E, Fut>(redis, args, fut).await
+        self.flow::<AsyncIo, AsJson, T, E, Fut>(redis, args, fut).await
     }
 
-    /// The cached call: not cached → compute; a concurrent identical call in flight →
-    /// take its value (or take over when it fails); else lead: look up, compute, store.
-    async fn flow<I, T, E, Fut>(&self, redis: &RedisInstance, args: &CacheArgs, compute: Fut) -> Result<T, E>
+    /// The cached call: not cached → compute; served locally (in the form `K`); a
+    /// concurrent identical call in flight → take its value (or take over when it
+    /// fails); else lead: look up, compute, store.
+    pub(super) async fn flow<I, K, T, E, Fut>(
+        &self,
+        redis: &RedisInstance,
+        args: &CacheArgs,
+        compute: Fut,
+    ) -> Result<T, E>
     where
         I: CallIo,
+        K: LocalForm<T>,
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -120,7 +128,7 @@ impl CachedFunction {
             return compute.await;
         };
         let local = self.local_store(redis, &server);
-        if let Some(value) = local.and_then(|store| self.local_hit(&server, store, &key)) {
+        if let Some(value) = local.and_then(|store| self.local_hit::<T, K>(&server, store, &key)) {
             return Ok(value);
         }
         loop {
@@ -132,7 +140,7 @@ impl CachedFunction {
                         guard,
                         local,
                     };
-                    return self.lead::<I, T, E, Fut>(redis, leader, compute).await;
+                    return self.lead::<I, K, T, E, Fut>(redis, leader, compute).await;
                 }
                 Role::Waiter(flight) => match I::wait(&flight).await {
                     Outcome::Done(json) => {
@@ -151,9 +159,10 @@ impl CachedFunction {
     /// The leader's part: read; on a miss compute, write (unless the read found the
     /// server unreachable), and hand the value to the waiters. A value read from Redis
     /// also fills the local tier, if any (its ticket taken before the read).
-    async fn lead<I, T, E, Fut>(&self, redis: &RedisInstance, leader: Leader<'_>, compute: Fut) -> Result<T, E>
+    async fn lead<I, K, T, E, Fut>(&self, redis: &RedisInstance, leader: Leader<'_>, compute: Fut) -> Result<T, E>
     where
         I: CallIo,
+        K: LocalForm<T>,
         T: Serialize + DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -168,15 +177,21 @@ impl CachedFunction {
         if self.allowed(server) {
             let ticket = local.and_then(|_| server.tracking.ticket());
             let timer = observe::Timer::start();
-            let raw = I::query(redis, server, timeout, &get_cmd(key)).await;
+            let read = self.read::<I>(redis, server, key, ticket).await;
             observe::cache_lookup(&self.inner.namespace, timer);
-            reachable = !gave_up(&raw);
-            if let Some(raw) = self.settle(server, "read", raw)
+            reachable = !gave_up(&read);
+            if let Some((raw, pttl)) = self.settle(server, "read", read)
                 && let Lookup::Hit(value, json) = self.interpret(server, key, raw)
             {
-                if let (Some(store), Some(ticket)) = (local, ticket) {
-                    self.fill_local::<I>(redis, server, store, ticket, key, json.clone())
-                        .await;
+                if let (Some(store), Some(ticket), Some(pttl_ms)) = (local, ticket, pttl) {
+                    let fill = Fill {
+                        server,
+                        store,
+                        ticket,
+                        key,
+                        pttl_ms,
+                    };
+                    self.fill_local::<T, K>(&fill, &value, &json);
                 }
                 guard.complete(json);
                 return Ok(value);

@@ -20,14 +20,41 @@ use crate::redis::connection::{
 use crate::redis::error::{Error, Result};
 pub(super) use crate::redis::sync_edge::run_sync;
 
+/// What a cached call sends in one round trip: a command, or a pipeline (the local
+/// tier's `GET` + `PTTL`).
+pub(super) trait Request {
+    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R>;
+    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R>;
+}
+
+impl Request for Cmd {
+    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R> {
+        self.query(conn)
+    }
+
+    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R> {
+        self.query_async(client).await
+    }
+}
+
+impl Request for redis::Pipeline {
+    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R> {
+        self.query(conn)
+    }
+
+    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R> {
+        self.query_async(client).await
+    }
+}
+
 /// How a cached call reaches Redis and waits for a concurrent caller.
 pub(super) trait CallIo {
-    /// One cache command, bounded by `timeout` (connecting included).
+    /// One cache request, bounded by `timeout` (connecting included).
     async fn query<R: FromRedisValue>(
         redis: &RedisInstance,
         server: &ServerState,
         timeout: Duration,
-        cmd: &Cmd,
+        cmd: &impl Request,
     ) -> Result<R>;
 
     /// Waits until the flight of a concurrent identical call ends.
@@ -47,11 +74,9 @@ impl CallIo for SyncIo {
         redis: &RedisInstance,
         server: &ServerState,
         timeout: Duration,
-        cmd: &Cmd,
+        cmd: &impl Request,
     ) -> Result<R> {
-        server
-            .sync_conns
-            .with_connection(redis, timeout, |conn| cmd.query(conn))
+        server.sync_conns.with_connection(redis, timeout, |conn| cmd.send(conn))
     }
 
     async fn wait(flight: &Flight) -> Outcome {
@@ -64,11 +89,11 @@ impl CallIo for AsyncIo {
         redis: &RedisInstance,
         _: &ServerState,
         timeout: Duration,
-        cmd: &Cmd,
+        cmd: &impl Request,
     ) -> Result<R> {
         with_deadline(timeout, "redis cache command", async {
             let mut client = redis.get_async_redis_client().await?;
-            cmd.query_async(&mut client)
+            cmd.send_async(&mut client)
                 .await
                 .map_err(|e| Error::redis("redis cache", e))
         })

@@ -1,16 +1,17 @@
 //! The local tier's part of a cached call: serve a hit from the store, fill the store
-//! from a value read from Redis (with its TTL, under the epoch rule of `local/`).
+//! from a value read from Redis (with its TTL, read in the same round trip, under the
+//! epoch rule of `local/`).
 
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
+use super::commands::get_cmd;
 use super::edge::CallIo;
 use super::function::CachedFunction;
-use super::local::LocalStore;
+use super::local::{LocalForm, LocalStore, Ticket};
 use super::server::ServerState;
 use super::stats::Event;
 use crate::redis::connection::RedisInstance;
+use crate::redis::error::Result;
 
 impl CachedFunction {
     /// This function's store on `redis`'s server, when it has a local tier there.
@@ -23,9 +24,9 @@ impl CachedFunction {
         slot.store(redis, &server.tracking, &self.inner.namespace)
     }
 
-    /// A local hit, while tracking is up. A value that does not decode as `T` is left
-    /// to the Redis path (which counts and reports it).
-    pub(super) fn local_hit<T: DeserializeOwned>(
+    /// A local hit, while tracking is up. A value kept in another form or type (or JSON
+    /// that does not decode as `T`) is left to the Redis path.
+    pub(super) fn local_hit<T, K: LocalForm<T>>(
         &self,
         server: &ServerState,
         store: &LocalStore,
@@ -34,27 +35,47 @@ impl CachedFunction {
         if !server.tracking.is_up() {
             return None;
         }
-        let value = serde_json::from_slice(&store.get(key)?).ok()?;
+        let value = K::serve(&store.get(key)?)?;
         self.record(server, Event::LocalHit);
         Some(value)
     }
 
-    /// Keeps a value read from Redis under `ticket` locally, for the key's remaining
-    /// TTL (`PTTL`, one more command). A failed `PTTL` only skips the fill.
-    pub(super) async fn fill_local<I: CallIo>(
+    /// The leader's read: `GET`, pipelined with `PTTL` (one round trip) when a fill may
+    /// follow (`ticket`), whose remaining TTL becomes the local entry's lifetime.
+    pub(super) async fn read<I: CallIo>(
         &self,
         redis: &RedisInstance,
         server: &ServerState,
-        store: &LocalStore,
-        ticket: super::local::Ticket,
         key: &str,
-        json: Arc<[u8]>,
-    ) {
-        let mut pttl = redis::cmd("PTTL");
-        pttl.arg(key);
-        match I::query::<i64>(redis, server, self.inner.timeout, &pttl).await {
-            Ok(ms) => server.tracking.fill(store, ticket, key, json, ms),
-            Err(e) => tracing::debug!(error = %e, "redis cache: PTTL failed, value not kept locally"),
+        ticket: Option<Ticket>,
+    ) -> Result<(Option<Vec<u8>>, Option<i64>)> {
+        let timeout = self.inner.timeout;
+        if ticket.is_none() {
+            let raw = I::query(redis, server, timeout, &get_cmd(key)).await?;
+            return Ok((raw, None));
         }
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (raw, pttl) = I::query::<(Option<Vec<u8>>, i64)>(redis, server, timeout, &pipe).await?;
+        Ok((raw, Some(pttl)))
     }
+
+    /// Keeps a value read from Redis under the fill's ticket locally, in the form `K`.
+    pub(super) fn fill_local<T, K: LocalForm<T>>(&self, fill: &Fill<'_>, value: &T, json: &Arc<[u8]>) {
+        let kept = K::keep(value, json);
+        fill.server
+            .tracking
+            .fill(fill.store, fill.ticket, fill.key, kept, json.len(), fill.pttl_ms);
+    }
+}
+
+/// Where a fill goes: the server, the store, the ticket taken before the `GET`, the key
+/// and its TTL.
+pub(super) struct Fill<'a> {
+    pub(super) server: &'a ServerState,
+    pub(super) store: &'a LocalStore,
+    pub(super) ticket: Ticket,
+    pub(super) key: &'a str,
+    /// The key's `PTTL`, read in the same round trip as its value.
+    pub(super) pttl_ms: i64,
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use super::coherence::{Epochs, Ticket};
+use super::form::Kept;
 use super::store::{LocalStore, LocalTier};
 use super::tracker;
 use crate::redis::caching::lock::lock;
@@ -94,11 +95,11 @@ impl Tracking {
 
     /// Inserts a value read after `ticket` was taken, unless an invalidation of `key` or
     /// a flush came since (checked before and after inserting).
-    pub(crate) fn fill(&self, store: &LocalStore, ticket: Ticket, key: &str, json: Arc<[u8]>, pttl_ms: i64) {
+    pub(crate) fn fill(&self, store: &LocalStore, ticket: Ticket, key: &str, value: Kept, bytes: usize, pttl_ms: i64) {
         if !self.epochs.admits(ticket, key) {
             return;
         }
-        store.insert(key, json, pttl_ms);
+        store.insert(key, value, bytes, pttl_ms);
         if !self.epochs.admits(ticket, key) {
             store.remove(key);
         }

@@ -1,15 +1,16 @@
 //! The local tier of one cached function on one server: its settings ([`LocalTier`]) and
-//! the bounded `moka` cache of JSON values ([`LocalStore`]).
+//! the bounded `moka` cache of kept values ([`LocalStore`]; what is kept: `form.rs`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
+use super::form::Kept;
+
 /// The default bound on the number of local entries of one function.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// The default bound on the bytes (keys + JSON values) held locally for one function.
+/// The default bound on the bytes (keys + values, as JSON) held locally for one function.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// What an entry costs beyond its key and value (map node, `Arc`, expiry bookkeeping).
 const ENTRY_OVERHEAD: u64 = 64;
@@ -71,11 +72,13 @@ impl LocalTier {
     }
 }
 
-/// One local entry: the value's JSON and how long it may live (the key's TTL in Redis
+/// One local entry: the kept value, its size (its JSON's: the measure of a value the
+/// bound in bytes uses for both forms), and how long it may live (the key's TTL in Redis
 /// when it was read; `None` for a key without one).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Entry {
-    pub(crate) json: Arc<[u8]>,
+    pub(crate) value: Kept,
+    bytes: u64,
     ttl: Option<Duration>,
 }
 
@@ -113,9 +116,7 @@ impl LocalStore {
     pub(crate) fn new(namespace: &str, tier: LocalTier) -> Self {
         let cache = Cache::builder()
             .max_capacity(tier.max_bytes)
-            .weigher(move |key: &String, entry: &Entry| {
-                tier.weight(key.len() as u64 + entry.json.len() as u64 + ENTRY_OVERHEAD)
-            })
+            .weigher(move |key: &String, entry: &Entry| tier.weight(key.len() as u64 + entry.bytes + ENTRY_OVERHEAD))
             .expire_after(UntilRedisTtl)
             .build();
         LocalStore {
@@ -131,19 +132,21 @@ impl LocalStore {
         key.starts_with(&self.namespace)
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<Arc<[u8]>> {
-        self.cache.get(key).map(|entry| entry.json)
+    pub(crate) fn get(&self, key: &str) -> Option<Kept> {
+        self.cache.get(key).map(|entry| entry.value)
     }
 
-    /// Inserts a value read from Redis whose key had `pttl_ms` left (`-1`: no TTL).
-    pub(crate) fn insert(&self, key: &str, json: Arc<[u8]>, pttl_ms: i64) {
+    /// Inserts a value read from Redis (`bytes`: its JSON's length) whose key had
+    /// `pttl_ms` left (`-1`: no TTL).
+    pub(crate) fn insert(&self, key: &str, value: Kept, bytes: usize, pttl_ms: i64) {
         let ttl = match pttl_ms {
             -1 => None,
             ms if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
             // Gone (or about to be): nothing to keep.
             _ => return,
         };
-        self.cache.insert(key.to_owned(), Entry { json, ttl });
+        let bytes = bytes as u64;
+        self.cache.insert(key.to_owned(), Entry { value, bytes, ttl });
     }
 
     pub(crate) fn remove(&self, key: &str) {
@@ -176,18 +179,26 @@ impl LocalStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn fill(store: &LocalStore, n: u64, value: &[u8]) {
+    /// A kept value of `bytes` bytes (as its JSON would measure).
+    fn kept(bytes: usize) -> (Kept, usize) {
+        (Arc::new(vec![b'7'; bytes]), bytes)
+    }
+
+    fn fill(store: &LocalStore, n: u64, bytes: usize) {
+        let (value, bytes) = kept(bytes);
         for i in 0..n {
-            store.insert(&format!("ns:{i}"), Arc::from(value), -1);
+            store.insert(&format!("ns:{i}"), value.clone(), bytes, -1);
         }
     }
 
     #[test]
     fn the_entry_bound_holds() {
         let store = LocalStore::new("ns", LocalTier::new().max_entries(100));
-        fill(&store, 5_000, b"1");
+        fill(&store, 5_000, 1);
         let (entries, _, _, _) = store.sizes();
         assert!(entries <= 100, "{entries} entries kept, bound 100");
         assert!(entries > 0);
@@ -197,8 +208,7 @@ mod tests {
     fn the_byte_bound_holds() {
         let tier = LocalTier::new().max_entries(1_000_000).max_bytes(64 * 1024);
         let store = LocalStore::new("ns", tier);
-        let value = vec![b'7'; 1_000];
-        fill(&store, 5_000, &value);
+        fill(&store, 5_000, 1_000);
         let (entries, bytes, _, _) = store.sizes();
         assert!(bytes <= 64 * 1024, "{bytes} bytes kept, bound 65 536");
         assert!(entries * 1_000 <= 64 * 1024, "{entries} entries of 1 000 bytes");
@@ -209,10 +219,7 @@ mod tests {
     fn both_bounds_hold_under_a_million_distinct_keys() {
         let tier = LocalTier::new().max_entries(10_000).max_bytes(1 << 20);
         let store = LocalStore::new("ns", tier);
-        let value: Arc<[u8]> = Arc::from(&[b'7'; 200][..]);
-        for i in 0..1_000_000 {
-            store.insert(&format!("ns:{i}"), value.clone(), -1);
-        }
+        fill(&store, 1_000_000, 200);
         let (entries, bytes, _, _) = store.sizes();
         assert!(entries <= 10_000, "{entries} entries, bound 10 000");
         assert!(bytes <= 1 << 20, "{bytes} bytes, bound 1 MiB");
@@ -222,8 +229,9 @@ mod tests {
     #[test]
     fn an_entry_expires_with_the_redis_ttl_and_a_gone_key_is_not_kept() {
         let store = LocalStore::new("ns", LocalTier::new());
-        store.insert("ns:a", Arc::from(&b"1"[..]), 50);
-        store.insert("ns:b", Arc::from(&b"1"[..]), -2);
+        let (value, bytes) = kept(1);
+        store.insert("ns:a", value.clone(), bytes, 50);
+        store.insert("ns:b", value, bytes, -2);
         assert!(store.get("ns:a").is_some());
         assert!(store.get("ns:b").is_none());
         std::thread::sleep(Duration::from_millis(120));
