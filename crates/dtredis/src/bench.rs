@@ -370,7 +370,15 @@ pub(crate) async fn alternate(
 }
 
 /// The areas, in table order.
-pub(crate) const AREAS: [&str; 7] = ["publish", "consume", "acked", "cache", "cache_local", "latency", "memory"];
+pub(crate) const AREAS: [&str; 7] = [
+    "publish",
+    "consume",
+    "acked",
+    "cache",
+    "cache_local",
+    "latency",
+    "memory",
+];
 
 /// Runs every area (or those in `only`) and returns the rows in table order.
 pub(crate) async fn run_all(
