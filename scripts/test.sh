@@ -45,6 +45,13 @@ run_suite() { # label server-binary cli-binary [cargo test args]
 }
 redis_cli="$(command -v redis-cli)"
 run_suite redis-7.0 "$(command -v redis-server)" "$redis_cli" "$@"
+# The bench's allocation counts need dtredis's feature `alloc-count` (a counting global
+# allocator), which the workspace run above leaves off: its test runs once, on Redis 7.0.
+if [[ " ${DTRSFW_SERVERS:-redis-7.0} " == *" redis-7.0 "* && $# -eq 0 ]]; then
+  echo "== dtredis bench allocation counts (feature alloc-count), Redis 7.0"
+  DTRSFW_TEST_SERVER="$(command -v redis-server)" \
+    cargo test -p dtredis --features alloc-count --test bench_memory -- count_allocations
+fi
 run_suite valkey-8.1 "$VALKEY_SERVER" "$(dirname "$VALKEY_SERVER")/valkey-cli" "$@"
 run_suite redis-8.2 "$REDIS82_SERVER" "$redis_cli" "$@"
 run_suite valkey-9.1 "$VALKEY91_SERVER" "$redis_cli" "$@"
