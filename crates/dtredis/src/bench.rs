@@ -112,11 +112,6 @@ impl BenchContext {
         if self.quick { (full / 10).max(1) } else { full }
     }
 
-    /// The same context on another server (`url`).
-    pub(crate) fn on(&self, url: String) -> BenchContext {
-        BenchContext { url, ..self.clone() }
-    }
-
     /// A fresh `RedisInstance` on the bench server.
     pub(crate) fn instance(&self) -> anyhow::Result<RedisInstance> {
         Ok(RedisInstance::new(RedisConfig::new().set_redis_url(&self.url))?)
