@@ -72,8 +72,16 @@ mod enabled {
             }
             let provider = provider.build();
             eprintln!("bench: OpenTelemetry span pipeline installed");
+            // `DTREDIS_BENCH_OBSERVE_LEAN=1`: the layer without its per-span extras (busy/idle
+            // timings and context activation on every poll, thread, code location, target).
+            let lean = std::env::var_os("DTREDIS_BENCH_OBSERVE_LEAN").is_some();
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("dtredis"))
+                .with_tracked_inactivity(!lean)
+                .with_context_activation(!lean)
+                .with_threads(!lean)
+                .with_location(!lean)
+                .with_target(!lean)
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
         });
         tracing_subscriber::registry().with(log).with(otel).init();
