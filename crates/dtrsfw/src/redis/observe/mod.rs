@@ -104,47 +104,43 @@
 //! # Cost
 //!
 //! Off (the default), nothing is compiled in. On, measured with `dtredis bench` (each row
-//! ours beside a bare redis-rs loop in the same run; ratio ours/bare), a release build
-//! with both features and `--observe` (a Prometheus recorder installed, and a
-//! `tracing-opentelemetry` layer at `INFO` over the SDK's batch span processor, every
-//! span sampled) against the same code without them, run one after the other on the
-//! shared 2-core machine (load 5–8 from other builds and benches; Redis 7.0.15):
+//! ours beside a bare redis-rs loop in the same run; ratio ours/bare): release builds of
+//! the same commit without the features and with them (`--features observe`, then
+//! `--observe`: a Prometheus recorder installed, and a `tracing-opentelemetry` layer at
+//! `INFO` over the SDK's batch span processor), one run each, back to back, on the shared
+//! 2-core machine (Redis 7.0.15; load 2–5 from a CI run alongside, so a single
+//! round-trip row moves by about ±0.1 between runs):
 //!
-//! | row | without | with both, run 1 / run 2 |
-//! |---|---|---|
-//! | `publish_single` | 0.98 | 0.84 / 0.83 |
-//! | `publish_batch` | 0.96 | 0.77 / 0.91 |
-//! | `publish_concurrent` | 0.80 | 0.48 / 0.46 |
-//! | `publish_blocking` | 0.98 | 0.45 / 0.47 |
-//! | `consume_noop` | 0.75 | 0.67 / 0.69 |
-//! | `consume_parallel_1ms` | 11 848/s | 6 412/s / 5 495/s |
-//! | `cache_hit_sync` | 0.91 | 0.86 / 0.84 |
-//! | `cache_hit_async` | 0.94 | 0.85 / 0.88 |
+//! | row | without | metrics only | both, every span | both, 1 % sampled | both, lean layer |
+//! |---|---|---|---|---|---|
+//! | `publish_single` | 0.92 | 0.99 | 0.84 | 0.76 | 0.75 |
+//! | `publish_batch` | 1.17 | 1.01 | 1.01 | 0.78 | 0.97 |
+//! | `publish_concurrent` | 1.12 | 1.07 | 0.48 | 0.57 | 0.53 |
+//! | `publish_blocking` | 0.96 | 0.91 | 0.72 | 0.79 | 0.76 |
+//! | `consume_noop` | 0.81 | 0.96 | 0.68 | 0.71 | 0.78 |
+//! | `consume_parallel_1ms` | 9 104/s | 8 908/s | 11 117/s | 6 286/s | 10 264/s |
+//! | `cache_hit_sync` | 0.91 | 0.89 | 0.84 | 0.86 | 0.89 |
+//! | `cache_hit_async` | 0.90 | 0.92 | 0.83 | 0.82 | 0.91 |
 //!
-//! One alone (same build, `DTREDIS_BENCH_OBSERVE`), the runs that followed:
+//! (`DTREDIS_BENCH_OBSERVE=metrics` installs the recorder alone;
+//! `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01` a `ParentBased(TraceIdRatioBased(0.01))` sampler;
+//! `DTREDIS_BENCH_OBSERVE_LEAN=1` the layer without busy/idle timings, context activation,
+//! thread, code location and target.)
 //!
-//! | row | metrics only | traces only |
-//! |---|---|---|
-//! | `publish_single` | 1.00 | 0.79 |
-//! | `publish_batch` | 0.81 | 0.90 |
-//! | `publish_concurrent` | 0.82 | 0.49 |
-//! | `publish_blocking` | 0.75 | 0.62 |
-//! | `consume_noop` | 0.94 | 0.49 |
-//! | `consume_parallel_1ms` | 10 395/s | 12 103/s |
-//! | `cache_hit_sync` | 0.89 | 0.87 |
-//! | `cache_hit_async` | 0.89 | 0.87 |
+//! **Metrics cost nothing measurable**: every row with the recorder alone is within the
+//! run-to-run noise of the build without it. A handle is resolved once per label value and
+//! kept (a read lock, a hash of the channel and atomic adds per message).
 //!
-//! Metrics alone stay within the noise of the runs without them (a single round-trip
-//! row moves by ±0.1 between runs here), except `publish_blocking`; the traces are the
-//! cost.
-//!
-//! So: metrics and traces of every operation, with every span sampled and exported, cost
-//! far more than the 5 % the issue hoped for on a machine this loaded; the cost is per
-//! span (a `send` per send, a `process` per entry), so a sampler (e.g.
-//! `Sampler::ParentBased(TraceIdRatioBased(..))`) or a higher level filter on the
-//! OpenTelemetry layer is the lever. Reproduce: `cargo build --release -p dtredis
-//! --features observe`, then `dtredis bench --observe` and `dtredis bench`
-//! (`DTREDIS_BENCH_OBSERVE=metrics` or `=traces` installs one alone).
+//! **Traces cost more than 5 %** where a row is bound by the client's CPU: a `send` span per
+//! send and a `process` span per entry, each created, entered on every poll, closed and
+//! handed to the batch processor by `tracing-opentelemetry` and the SDK
+//! (`publish_concurrent`: ~170 000 sends/s without, ~60 000/s with). Sampling 1 % barely
+//! helps, because the layer builds each span before the sampler drops it; nor does the
+//! lean layer. Round-trip-bound rows lose 5–25 %. If a service sends or consumes tens of
+//! thousands of messages a second per process, filter `dtrsfw`'s spans out of the
+//! OpenTelemetry layer (a per-target filter) or leave the feature off in that process;
+//! either way its metrics can stay. Reproduce: `cargo build --release -p dtredis --features observe`,
+//! then `dtredis bench --observe` and, from a build without the feature, `dtredis bench`.
 //!
 //! # Layering
 //!
