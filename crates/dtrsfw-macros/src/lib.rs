@@ -6,7 +6,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Spacing, Span, TokenStream as TokenStream2};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -292,31 +292,24 @@ fn expand(attr: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> 
     };
     let block = &function.block;
     let is_async = function.sig.asyncness.is_some();
-    let (body, call, direct) = match (is_async, returns_result) {
-        (false, r) => (
-            quote!(move || -> #ret #block),
-            match (r, local.is_some()) {
-                (true, false) => quote!(try_call),
-                (false, false) => quote!(call),
-                (true, true) => quote!(try_call_cloned),
-                (false, true) => quote!(call_cloned),
-            },
-            quote!(__dtrsfw_body()),
-        ),
-        (true, r) => (
+    // The `CachedFunction` method: `[try_]call[_cloned][_async]`.
+    let call = format_ident!(
+        "{}call{}{}",
+        if returns_result { "try_" } else { "" },
+        if local.is_some() { "_cloned" } else { "" },
+        if is_async { "_async" } else { "" }
+    );
+    let (body, direct) = if is_async {
+        (
             quote!(async move {
                 let __dtrsfw_ret: #ret = #block;
                 #[allow(unreachable_code)]
                 __dtrsfw_ret
             }),
-            match (r, local.is_some()) {
-                (true, false) => quote!(try_call_async),
-                (false, false) => quote!(call_async),
-                (true, true) => quote!(try_call_cloned_async),
-                (false, true) => quote!(call_cloned_async),
-            },
             quote!(__dtrsfw_body.await),
-        ),
+        )
+    } else {
+        (quote!(move || -> #ret #block), quote!(__dtrsfw_body()))
     };
     let invoke = if is_async {
         quote!(__dtrsfw_cache.#call(__dtrsfw_redis, &__dtrsfw_args, __dtrsfw_body).await)

@@ -15,37 +15,10 @@ use redis::{Cmd, FromRedisValue, RedisResult};
 use super::flight::{Flight, Outcome};
 use super::server::ServerState;
 use crate::redis::connection::{
-    AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, SyncConnection, with_deadline,
+    AsyncRedisClient, NodeAddr, PooledConnection, RedisInstance, Request, SyncConnection, with_deadline,
 };
 use crate::redis::error::{Error, Result};
 pub(super) use crate::redis::sync_edge::run_sync;
-
-/// What a cached call sends in one round trip: a command, or a pipeline (the local
-/// tier's `GET` + `PTTL`).
-pub(super) trait Request {
-    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R>;
-    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R>;
-}
-
-impl Request for Cmd {
-    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R> {
-        self.query(conn)
-    }
-
-    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R> {
-        self.query_async(client).await
-    }
-}
-
-impl Request for redis::Pipeline {
-    fn send<R: FromRedisValue>(&self, conn: &mut SyncConnection) -> RedisResult<R> {
-        self.query(conn)
-    }
-
-    async fn send_async<R: FromRedisValue>(&self, client: &mut AsyncRedisClient) -> RedisResult<R> {
-        self.query_async(client).await
-    }
-}
 
 /// How a cached call reaches Redis and waits for a concurrent caller.
 pub(super) trait CallIo {
@@ -76,7 +49,9 @@ impl CallIo for SyncIo {
         timeout: Duration,
         cmd: &impl Request,
     ) -> Result<R> {
-        server.sync_conns.with_connection(redis, timeout, |conn| cmd.send(conn))
+        server
+            .sync_conns
+            .with_connection(redis, timeout, |conn| cmd.query_sync(conn))
     }
 
     async fn wait(flight: &Flight) -> Outcome {
@@ -93,7 +68,7 @@ impl CallIo for AsyncIo {
     ) -> Result<R> {
         with_deadline(timeout, "redis cache command", async {
             let mut client = redis.get_async_redis_client().await?;
-            cmd.send_async(&mut client)
+            cmd.query_async(&mut client)
                 .await
                 .map_err(|e| Error::redis("redis cache", e))
         })

@@ -55,7 +55,7 @@ impl CachedFunction {
             return Ok((raw, None));
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        pipe.add_command(get_cmd(key)).cmd("PTTL").arg(key);
         let (raw, pttl) = I::query::<(Option<Vec<u8>>, i64)>(redis, server, timeout, &pipe).await?;
         Ok((raw, Some(pttl)))
     }

@@ -7,42 +7,10 @@
 
 use std::time::Duration;
 
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
+use redis::FromRedisValue;
 
-use crate::redis::connection::{AsyncRedisClient, RedisClient, RedisInstance};
+use crate::redis::connection::{RedisClient, RedisInstance, Request};
 use crate::redis::error::{Error, Result};
-
-/// A request a send makes: one `XADD`, or a pipeline of them.
-pub(super) trait Request {
-    /// Sends it on a sync connection.
-    fn query_sync<T: FromRedisValue>(&self, conn: &mut RedisClient) -> RedisResult<T>;
-
-    /// Sends it on the async client.
-    async fn query_async<T: FromRedisValue>(&self, conn: &mut AsyncRedisClient) -> RedisResult<T>;
-}
-
-impl Request for Cmd {
-    fn query_sync<T: FromRedisValue>(&self, conn: &mut RedisClient) -> RedisResult<T> {
-        self.query(conn)
-    }
-
-    async fn query_async<T: FromRedisValue>(&self, conn: &mut AsyncRedisClient) -> RedisResult<T> {
-        // What `Cmd::query_async` does, minus the boxed future of the `ConnectionLike`
-        // call: one allocation less per send.
-        let reply = conn.send_command(self).await?;
-        Ok(redis::from_redis_value(reply.extract_error()?)?)
-    }
-}
-
-impl Request for Pipeline {
-    fn query_sync<T: FromRedisValue>(&self, conn: &mut RedisClient) -> RedisResult<T> {
-        self.query(conn)
-    }
-
-    async fn query_async<T: FromRedisValue>(&self, conn: &mut AsyncRedisClient) -> RedisResult<T> {
-        Pipeline::query_async(self, conn).await
-    }
-}
 
 /// How a send reaches Redis and waits between attempts.
 pub(super) trait SendIo {

@@ -2,12 +2,19 @@
 //! `XACKDEL ... ACKED` on a `delete_when_acked_by_all` channel, see `delete_on_ack`).
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use redis::Value;
 
 use super::channel::{Channel, Shared};
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
+
+/// How long gathered acknowledgements may wait for the next read: while handlers are
+/// busy (`ChannelLoop::wait_busy`) and while a read blocks (`ChannelRun::wait_for`), they
+/// are sent after this at the latest. So an entry is acknowledged within about this long
+/// of its handlers finishing, and fast handlers still share one `XACK` per batch.
+pub(crate) const ACK_DELAY: Duration = Duration::from_millis(10);
 
 /// Acknowledges the IDs in `acks`, in one command; on failure they stay for the next try.
 pub(crate) async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<EntryId>) -> Result<()> {

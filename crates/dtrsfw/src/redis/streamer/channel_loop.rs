@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use super::acks::flush_acks;
+use super::acks::{ACK_DELAY, flush_acks};
 use super::channel::{Channel, Shared};
 use super::delete_on_ack;
 use super::dispatch::{ChannelRun, Work};
@@ -321,10 +321,6 @@ impl<'a> ChannelLoop<'a> {
         }
     }
 }
-
-/// How long acknowledgements gathered while handlers run may wait for the next read
-/// (see `ChannelLoop::wait_busy`).
-const ACK_DELAY: Duration = Duration::from_millis(10);
 
 fn first_backoff(mode: RunMode) -> Duration {
     mode.rest.max(Duration::from_millis(20))

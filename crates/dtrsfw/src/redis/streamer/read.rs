@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::Value;
 use tracing::{debug, warn};
 
-use super::acks::flush_acks;
+use super::acks::{ACK_DELAY, flush_acks};
 use super::channel::create_group;
 use super::dispatch::ChannelRun;
 use super::reply::{self, RawEntry};
@@ -14,10 +14,6 @@ use super::shutdown::wait_stop;
 use crate::redis::connection::AsyncBlockingConnection;
 use crate::redis::entry_id::EntryId;
 use crate::redis::error::{Error, Result};
-
-/// How long a read may wait before the acknowledgements gathered meanwhile are sent
-/// without waiting for it (see [`ChannelRun::read_new`]).
-const ACK_DURING_READ: Duration = Duration::from_millis(10);
 
 /// What a read produced.
 pub(crate) enum ReadOutcome {
@@ -77,13 +73,13 @@ impl ChannelRun<'_> {
     /// Waits for `read` while absorbing finished handlers; `None` on shutdown.
     ///
     /// Entries that finish while the read waits are acknowledged once it has waited
-    /// `ACK_DURING_READ` (an idle `BLOCK`), on the shared connection; a busy stream answers
+    /// `ACK_DELAY` (an idle `BLOCK`), on the shared connection; a busy stream answers
     /// sooner and keeps its acknowledgements batched for the next turn. Otherwise an entry
     /// handled during a long `BLOCK` would stay unacknowledged for up to the block time,
     /// and be redone after a crash.
     async fn wait_for<T>(&mut self, read: impl std::future::Future<Output = T>) -> Option<T> {
         tokio::pin!(read);
-        let flush = tokio::time::sleep(ACK_DURING_READ);
+        let flush = tokio::time::sleep(ACK_DELAY);
         tokio::pin!(flush);
         loop {
             tokio::select! {
@@ -96,7 +92,7 @@ impl ChannelRun<'_> {
                     if let Err(e) = flush_acks(self.shared, self.ch, &mut self.state.acks).await {
                         debug!(channel = %self.ch.name, error = %e, "acknowledgement failed; kept for the next flush");
                     }
-                    flush.as_mut().reset(tokio::time::Instant::now() + ACK_DURING_READ);
+                    flush.as_mut().reset(tokio::time::Instant::now() + ACK_DELAY);
                 }
                 event = self.work.next_event() => self.absorb(event).await,
             }
