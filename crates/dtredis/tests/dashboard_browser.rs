@@ -88,14 +88,12 @@ async fn screenshot(client: &Client, name: &str) {
 /// The text of `css`, waiting up to 10 s for it to appear: after a click the next page
 /// may still be loading (a loaded machine showed it), and WebDriver's `find` does not wait.
 async fn text_of(client: &Client, css: &str) -> String {
-    let start = Instant::now();
-    let element = loop {
-        match client.find(Locator::Css(css)).await {
-            Ok(element) => break element,
-            Err(e) if start.elapsed() > Duration::from_secs(10) => panic!("{css}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let element = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
     element.text().await.unwrap()
 }
 

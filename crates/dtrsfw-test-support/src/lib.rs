@@ -278,6 +278,20 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Calls of `command` (lower case, e.g. `"xack"`, `"command|info"`) the server has run,
+/// from `INFO commandstats`; 0 when it has run none.
+pub fn command_calls(conn: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(conn)
+        .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Entries delivered to `group` of `stream` and not acknowledged: the count of
 /// `XPENDING`'s summary form. Panics when the server refuses (no such stream or group).
 pub fn pending_count(conn: &mut redis::Connection, stream: &str, group: &str) -> u64 {

@@ -13,21 +13,11 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::sender::{Message, Retention, Sender};
 use dtrsfw::redis::streamer::group_name;
 use dtrsfw::redis::{ChannelOptions, Consumer, ErrorKind, RedisConfig, RedisInstance, StartFrom};
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Server, command_calls};
 use redis::Commands;
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
-}
-
-/// Calls of `command` the server counted (`INFO commandstats`).
-fn calls(conn: &mut redis::Connection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 /// The server's own word on `XACKDEL`: whether a raw call is refused as unknown.
@@ -63,10 +53,10 @@ async fn capabilities_match_the_server_are_cached_and_detected_again_after_a_rec
     eprintln!("detected: {caps}");
 
     // Cached: asking again sends nothing.
-    let before = calls(&mut conn, "command|info");
+    let before = command_calls(&mut conn, "command|info");
     assert_eq!(redis.server_capabilities().await.unwrap(), caps);
     assert_eq!(redis.server_capabilities_blocking().unwrap(), caps);
-    assert_eq!(calls(&mut conn, "command|info"), before);
+    assert_eq!(command_calls(&mut conn, "command|info"), before);
 
     // A restart: the shared connection sees the loss, and the next question is asked anew
     // (of the new process, whose command counters start at 0).
@@ -76,14 +66,14 @@ async fn capabilities_match_the_server_are_cached_and_detected_again_after_a_rec
     assert_eq!(redis.server_capabilities().await.unwrap(), caps);
     let mut conn = server.connection();
     assert_eq!(
-        calls(&mut conn, "command|info"),
+        command_calls(&mut conn, "command|info"),
         1,
         "detected again on the new connection"
     );
     // A reset does the same.
     redis.reset_async_pool().await;
     redis.server_capabilities().await.unwrap();
-    assert_eq!(calls(&mut conn, "command|info"), 2);
+    assert_eq!(command_calls(&mut conn, "command|info"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,10 +248,10 @@ async fn delete_when_acked_by_all_empties_the_stream_with_xackdel_on_8_2_and_the
         processed.load(Ordering::Relaxed),
         len(&mut conn)
     );
-    let xackdel = calls(&mut conn, "xackdel");
+    let xackdel = command_calls(&mut conn, "xackdel");
     if caps.ack_aware_streams() {
         assert!(xackdel > 0, "acknowledged with XACKDEL on {caps}");
-        assert_eq!(calls(&mut conn, "xack"), 0, "no plain XACK on {caps}");
+        assert_eq!(command_calls(&mut conn, "xack"), 0, "no plain XACK on {caps}");
     } else {
         assert_eq!(xackdel, 0);
         skip(
@@ -310,7 +300,11 @@ async fn delete_when_acked_by_all_waits_for_a_listed_service_without_a_group() {
     assert_eq!(processed.load(Ordering::Relaxed), 50);
     let len: usize = conn.xlen("s").unwrap();
     assert_eq!(len, 50, "a listed service without a group blocks deletion");
-    assert_eq!(calls(&mut conn, "xackdel"), 0, "plain XACK while b has no group");
+    assert_eq!(
+        command_calls(&mut conn, "xackdel"),
+        0,
+        "plain XACK while b has no group"
+    );
     let b = group_name("s", "b");
     create_group(&mut conn, &b);
     read_and_ack(&mut conn, &b);

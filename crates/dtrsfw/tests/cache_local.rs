@@ -12,7 +12,7 @@ use dtrsfw::redis::caching::{
 };
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::proxy::Proxy;
-use dtrsfw_test_support::{Server, dtpyfw_python, parse_json_lines};
+use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines};
 use serde_json::{Value, json};
 
 fn instance(url: &str) -> RedisInstance {
@@ -28,16 +28,9 @@ fn foreign(server: &Server) -> RedisInstance {
     other
 }
 
-fn raw(server: &Server) -> redis::Connection {
-    redis::Client::open(server.url()).unwrap().get_connection().unwrap()
-}
-
 /// `GET` commands the server has run (`INFO commandstats`).
 fn gets(server: &Server) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut raw(server)).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    command_calls(&mut server.connection(), "get")
 }
 
 /// Calls `call` until `stats` shows a new local hit (tracking up, entry filled), at most 5 s.
@@ -219,7 +212,7 @@ fn a_write_from_another_client_is_seen_after_its_invalidation() {
     }
     assert!(cached.stats().invalidations >= 20, "{:?}", cached.stats());
     // A plain DEL: the next call recomputes.
-    redis::cmd("DEL").arg(&key).exec(&mut raw(&server)).unwrap();
+    redis::cmd("DEL").arg(&key).exec(&mut server.connection()).unwrap();
     until_value(&json!("computed"), read);
 }
 
@@ -379,7 +372,7 @@ fn losing_the_tracking_connection_flushes_bypasses_and_recovers() {
     let read = || cached.call(&redis, &id(1), || 5_i64);
     until_local_hit(|| cached.stats(), read);
     let flushes = cached.stats().flushes;
-    let mut conn = raw(&server);
+    let mut conn = server.connection();
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
     let tracking: Vec<&str> = list
         .lines()

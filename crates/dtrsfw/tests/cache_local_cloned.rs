@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dtrsfw::redis::caching::{CacheArgs, CacheStats, CachedFunction, LocalTier, cache_data};
 use dtrsfw::redis::{RedisConfig, RedisInstance};
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Server, command_calls};
 use serde::{Deserialize, Serialize};
 
 fn instance(url: &str) -> RedisInstance {
@@ -17,11 +17,7 @@ fn instance(url: &str) -> RedisInstance {
 
 /// `GET` commands the server has run (`INFO commandstats`).
 fn gets(server: &Server) -> u64 {
-    let mut conn = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
-    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    command_calls(&mut server.connection(), "get")
 }
 
 /// Calls `call` until `stats` shows a new local hit, at most 5 s.

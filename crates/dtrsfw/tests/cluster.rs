@@ -18,33 +18,8 @@ use dtrsfw::redis::{
 use dtrsfw_test_support::Cluster;
 use redis::Commands;
 
-/// `redis+cluster://` with every node as a seed.
-fn cluster_url(cluster: &Cluster) -> String {
-    let seeds: Vec<String> = cluster
-        .urls()
-        .iter()
-        .map(|u| u.trim_start_matches("redis://").to_owned())
-        .collect();
-    format!("redis+cluster://{}", seeds.join(","))
-}
-
 fn instance(cluster: &Cluster) -> RedisInstance {
-    RedisInstance::new(RedisConfig::new().set_redis_url(cluster_url(cluster))).expect("valid cluster config")
-}
-
-fn key_slot(cluster: &Cluster, key: &str) -> u16 {
-    redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query(
-            &mut cluster
-                .nodes()
-                .iter()
-                .find(|n| n.pid().is_some())
-                .expect("a live node")
-                .connection(),
-        )
-        .expect("CLUSTER KEYSLOT")
+    RedisInstance::new(RedisConfig::new().set_redis_url(cluster.seed_url())).expect("valid cluster config")
 }
 
 /// One channel name (with `prefix`) per primary, each on a different primary.
@@ -52,7 +27,7 @@ fn channels_on_distinct_primaries(cluster: &Cluster, prefix: &str) -> Vec<String
     let mut by_primary: BTreeMap<usize, String> = BTreeMap::new();
     for i in 0.. {
         let name = format!("{prefix}-{i}");
-        let primary = cluster.primary_for_slot(key_slot(cluster, &name));
+        let primary = cluster.primary_for_slot(cluster.slot_of(&name));
         by_primary.entry(primary).or_insert(name);
         if by_primary.len() == 3 {
             break;
@@ -127,7 +102,7 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
         assert_eq!(v, i);
     }
     let owners: BTreeSet<usize> = (0..60)
-        .map(|i| cluster.primary_for_slot(key_slot(&cluster, &format!("k{i}"))))
+        .map(|i| cluster.primary_for_slot(cluster.slot_of(&format!("k{i}"))))
         .collect();
     assert_eq!(owners.len(), 3, "the keys landed on every primary");
 
@@ -148,7 +123,7 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
     });
     assert_eq!(calls.load(Ordering::Relaxed), 60, "the second round hit every key");
     let cache_owners: BTreeSet<usize> = (0..60)
-        .map(|x| cluster.primary_for_slot(key_slot(&cluster, &cached.key(&key_args(x)))))
+        .map(|x| cluster.primary_for_slot(cluster.slot_of(&cached.key(&key_args(x)))))
         .collect();
     assert_eq!(cache_owners.len(), 3, "cache entries on every primary");
     for x in 0..60 {
@@ -201,10 +176,10 @@ async fn every_feature_works_on_a_cluster_with_channels_on_every_primary() {
     }
     let dlq_slots: BTreeSet<u16> = channels
         .iter()
-        .map(|ch| key_slot(&cluster, &format!("{ch}:dlq")))
+        .map(|ch| cluster.slot_of(&format!("{ch}:dlq")))
         .collect();
     assert!(
-        channels.iter().any(|ch| !dlq_slots.contains(&key_slot(&cluster, ch))),
+        channels.iter().any(|ch| !dlq_slots.contains(&cluster.slot_of(ch))),
         "a dead-letter stream lives on another slot than its channel"
     );
     let expected = 3 * 120; // 121 per channel, less the poisoned one
@@ -274,7 +249,7 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
     let mut cluster = Cluster::start();
     let redis = instance(&cluster);
     let channel = channels_on_distinct_primaries(&cluster, "busy").remove(0);
-    let owner = cluster.primary_for_slot(key_slot(&cluster, &channel));
+    let owner = cluster.primary_for_slot(cluster.slot_of(&channel));
 
     let sender = Sender::new(&redis);
     sender.register_channel(channel.clone()).unwrap();
@@ -337,7 +312,7 @@ async fn a_primary_killed_under_load_fails_over_and_no_acknowledged_send_is_lost
     cluster.node_mut(owner).kill();
     tokio::task::block_in_place(|| cluster.wait_until_healthy(Duration::from_secs(30)));
     let failover = killed_at.elapsed();
-    let new_owner = cluster.primary_for_slot(key_slot(&cluster, &channel));
+    let new_owner = cluster.primary_for_slot(cluster.slot_of(&channel));
     assert_ne!(new_owner, owner, "a replica took over");
 
     // Consumption resumes within the failover time plus 2 s: a message sent after the

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, StartFrom};
-use dtrsfw_test_support::Server;
+use dtrsfw_test_support::{Server, command_calls, pending_count};
+
+mod common;
+use common::spawn_loop;
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
@@ -26,36 +29,6 @@ fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
     pipe.exec(conn).unwrap();
 }
 
-/// Calls of `command` the server counted so far.
-fn calls(conn: &mut redis::Connection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Entries of `group` pending (read, not acknowledged).
-fn pending(conn: &mut redis::Connection, channel: &str, group: &str) -> u64 {
-    let summary: redis::Value = redis::cmd("XPENDING").arg(channel).arg(group).query(conn).unwrap();
-    match summary {
-        redis::Value::Array(parts) => match parts.first() {
-            Some(redis::Value::Int(n)) => *n as u64,
-            _ => 0,
-        },
-        _ => 0,
-    }
-}
-
-fn spawn_consumer(c: &Consumer) -> tokio::task::JoinHandle<dtrsfw::redis::Result<()>> {
-    let c = c.clone();
-    tokio::spawn(async move {
-        c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
-            .await
-    })
-}
-
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -73,7 +46,7 @@ async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order
     let mut conn = server.connection();
     let n = 5_000;
     publish_n(&mut conn, "backlog", n);
-    let (reads_before, acks_before) = (calls(&mut conn, "xreadgroup"), calls(&mut conn, "xack"));
+    let (reads_before, acks_before) = (command_calls(&mut conn, "xreadgroup"), command_calls(&mut conn, "xack"));
     let consumer = Consumer::new(&instance(&server), "svc").unwrap();
     consumer
         .register_channel("backlog", ChannelOptions::new().start_from(StartFrom::Beginning))
@@ -87,19 +60,19 @@ async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order
             Ok::<(), String>(())
         })
         .unwrap();
-    let task = spawn_consumer(&consumer);
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     wait_until("the backlog", || seen.lock().unwrap().len() >= n).await;
     consumer.shutdown();
     task.await.unwrap().unwrap();
     let expected: Vec<u64> = (0..n as u64).collect();
     assert_eq!(*seen.lock().unwrap(), expected, "once each, in stream order");
     assert_eq!(
-        pending(&mut conn, "backlog", "backlog:svc:cg"),
+        pending_count(&mut conn, "backlog", "backlog:svc:cg"),
         0,
         "everything acknowledged"
     );
-    let reads = calls(&mut conn, "xreadgroup") - reads_before;
-    let acks = calls(&mut conn, "xack") - acks_before;
+    let reads = command_calls(&mut conn, "xreadgroup") - reads_before;
+    let acks = command_calls(&mut conn, "xack") - acks_before;
     let per_message = (reads + acks) as f64 / n as f64;
     eprintln!("backlog of {n}: {reads} XREADGROUP + {acks} XACK = {per_message:.3} commands per message");
     // One of each per entry (2.0) before the window; a full window is 1/32 + 1/32.
@@ -128,12 +101,12 @@ async fn slow_handlers_read_nothing_ahead() {
             Ok::<(), String>(())
         })
         .unwrap();
-    let task = spawn_consumer(&consumer);
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     let mut most_pending = 0;
     let start = Instant::now();
     while *seen.lock().unwrap() < 10 {
         assert!(start.elapsed() < Duration::from_secs(30), "timed out");
-        most_pending = most_pending.max(pending(&mut conn, "slow", "slow:svc:cg"));
+        most_pending = most_pending.max(pending_count(&mut conn, "slow", "slow:svc:cg"));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     consumer.shutdown();
@@ -165,12 +138,12 @@ async fn acknowledgements_do_not_wait_for_the_batch_to_end() {
             Ok::<(), String>(())
         })
         .unwrap();
-    let task = spawn_consumer(&consumer);
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     wait_until("10 entries handled", || *seen.lock().unwrap() >= 10).await;
     // Handled entries are acknowledged within ~10 ms (+ one handler) of finishing.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let handled_before = *seen.lock().unwrap() as u64;
-    let pending_now = pending(&mut conn, "batch", "batch:svc:cg");
+    let pending_now = pending_count(&mut conn, "batch", "batch:svc:cg");
     let handled_after = *seen.lock().unwrap() as u64;
     consumer.shutdown();
     task.await.unwrap().unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
+use dtrsfw::redis::caching::{CacheArgs, CachedFunction, invalidate_namespace_async};
 use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use serde::Serialize;
 
@@ -20,8 +20,7 @@ const MESSAGES: usize = 2_000_000;
 /// Calls of `cache_rss_1m` before `--quick` scaling.
 const CALLS: usize = 1_000_000;
 /// Entries the producer of `consumer_rss_2m` writes per pipeline: small enough that a
-/// pipeline is answered well within the bare connection's response timeout (500 ms)
-/// while the consumer keeps the server busy.
+/// pipeline is answered quickly while the consumer keeps the server busy.
 const FILL_CHUNK: usize = 1_000;
 /// How far the producer may run ahead of the consumer (bounds the server's memory).
 const MAX_BACKLOG: usize = 150_000;
@@ -175,7 +174,7 @@ async fn cache_rss(ctx: &BenchContext) -> anyhow::Result<BenchRow> {
     let warm = n / 20;
     let redis = ctx.instance()?;
     let namespace = format!("dtredis:bench:memory:{}:cache", std::process::id());
-    let cached = Arc::new(CachedFunction::builder(namespace.clone(), ["id"]).expire(120).build()?);
+    let cached = CachedFunction::builder(namespace.clone(), ["id"]).expire(120).build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let start = tokio::spawn(rss_once_reached(done.clone(), warm));
@@ -207,34 +206,12 @@ async fn cache_rss(ctx: &BenchContext) -> anyhow::Result<BenchRow> {
         "{} misses of {n} distinct calls: keys left over from another run?",
         stats.misses
     );
-    delete_namespace(ctx, &namespace).await?;
+    // The row's entries, outside the measurement (on every primary of a cluster too).
+    invalidate_namespace_async(&redis, &namespace).await?;
     Ok(BenchRow::rss(
         "cache_rss_1m",
         start_mb,
         end_mb,
         format!("{n} distinct calls (each a miss), {CALLERS} tasks, one CachedFunction; target: no growth with keys"),
     ))
-}
-
-/// Deletes the row's cache entries (`SCAN` + `UNLINK`), outside the measurement.
-async fn delete_namespace(ctx: &BenchContext, namespace: &str) -> anyhow::Result<()> {
-    let mut conn = ctx.bare_async().await?;
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{namespace}*"))
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            redis::cmd("UNLINK").arg(&keys).exec_async(&mut conn).await?;
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
 }
