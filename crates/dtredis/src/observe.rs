@@ -66,9 +66,12 @@ mod enabled {
                 .ok()
                 .and_then(|r| r.parse().ok())
             {
+                // The library samples its root spans at the same ratio, before creating
+                // them; the SDK's sampler decides the application's own root spans.
+                dtrsfw::redis::observe::set_root_span_ratio(ratio);
                 let ratio = Sampler::TraceIdRatioBased(ratio);
                 provider = provider.with_sampler(Sampler::ParentBased(Box::new(ratio)));
-                eprintln!("bench: spans sampled by trace id");
+                eprintln!("bench: spans sampled by trace id, root spans by the library");
             }
             let provider = provider.build();
             eprintln!("bench: OpenTelemetry span pipeline installed");

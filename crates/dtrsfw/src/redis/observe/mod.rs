@@ -101,6 +101,25 @@
 //! (tested with the real `dtpyfw` 0.6.51 in `tests/opentelemetry.rs`). Dead letters keep
 //! `name` and `body` only.
 //!
+//! ## Sampling
+//!
+//! Spans that continue a trace follow its decision: a send inside a sampled span, and an
+//! entry whose `traceparent` flags say sampled, get their span; inside an unsampled span
+//! the send writes the unsampled context (flags `00`) and creates no span, and such an
+//! entry is handled without one. *Root* spans (a send outside any traced span, an entry
+//! without trace context) are sampled by the library itself, before the span exists,
+//! at `set_root_span_ratio` (feature `opentelemetry`; by default every one). This matters for cost:
+//! `tracing-opentelemetry` builds every span it sees before the SDK's sampler drops it,
+//! so a `ParentBased(TraceIdRatioBased(0.01))` sampler alone still pays for 100 % of the
+//! spans. Set both to the same ratio:
+//!
+//! ```
+//! # #[cfg(feature = "opentelemetry")]
+//! dtrsfw::redis::observe::set_root_span_ratio(0.01);
+//! // SdkTracerProvider::builder()
+//! //     .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.01))))
+//! ```
+//!
 //! # Cost
 //!
 //! Off (the default), nothing is compiled in. On, measured with `dtredis bench` (each row
@@ -169,7 +188,7 @@ pub(crate) use self::metrics::*;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use self::metrics_off::*;
 #[cfg(feature = "opentelemetry")]
-pub use self::trace::{FIELD_TRACEPARENT, FIELD_TRACESTATE};
+pub use self::trace::{FIELD_TRACEPARENT, FIELD_TRACESTATE, set_root_span_ratio};
 #[cfg(feature = "opentelemetry")]
 pub(crate) use self::trace::{TraceFields, process_span, record_message_id, send_span};
 #[cfg(not(feature = "opentelemetry"))]

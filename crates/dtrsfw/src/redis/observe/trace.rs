@@ -2,7 +2,11 @@
 //! context carried in stream entries (`traceparent`, `tracestate`), written and read by
 //! OpenTelemetry's own `TraceContextPropagator`: no hand-written format.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use redis::Cmd;
 use tracing::{Span, info_span};
@@ -109,8 +113,73 @@ impl TraceFields {
     }
 }
 
-/// The `send` span of one send or batch (`messaging.operation.type = send`).
+/// The share of root spans (`f64` bits); see [`set_root_span_ratio`].
+static ROOT_SPAN_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000); // 1.0
+
+/// Sets the share of the library's *root* spans that are created: `send` spans of sends
+/// made outside any traced span, and `process` spans of entries that carry no trace
+/// context. Clamped to `0.0..=1.0`; only with feature `opentelemetry`.
+///
+/// Spans that continue a trace follow its sampling decision instead, whatever the ratio:
+/// a send inside a sampled span, or an entry whose `traceparent` says sampled, gets its
+/// span; inside an unsampled span, or for an unsampled `traceparent`, no span is created
+/// (the send still writes the unsampled context, so the services downstream skip it too).
+/// A span that is not created costs nothing: `tracing-opentelemetry` builds every span it
+/// sees before the SDK's sampler drops it, so sampling here, before the span exists, is
+/// what keeps traces cheap at tens of thousands of messages a second (see Cost). Set it
+/// to the ratio of the application's `ParentBased(TraceIdRatioBased(r))` sampler.
+///
+/// By default, `1.0`: every send and every entry without a parent starts a trace.
+///
+/// ```
+/// dtrsfw::redis::observe::set_root_span_ratio(0.01); // 1 % of root sends and entries
+/// ```
+pub fn set_root_span_ratio(ratio: f64) {
+    let ratio = if ratio.is_nan() { 1.0 } else { ratio.clamp(0.0, 1.0) };
+    ROOT_SPAN_RATIO.store(ratio.to_bits(), Ordering::Relaxed);
+}
+
+/// Whether this root span is one of the share [`set_root_span_ratio`] asks for.
+fn root_span_sampled() -> bool {
+    let ratio = f64::from_bits(ROOT_SPAN_RATIO.load(Ordering::Relaxed));
+    if ratio >= 1.0 {
+        return true;
+    }
+    thread_local! {
+        // A per-thread xorshift: no lock, no shared counter to bounce between cores.
+        static STATE: Cell<u64> = Cell::new(0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64);
+    }
+    let draw = STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    });
+    // The top 53 bits as a uniform number in [0, 1).
+    ((draw >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < ratio
+}
+
+/// The `send` span of one send or batch (`messaging.operation.type = send`), or a
+/// disabled span when this send is not sampled (see [`set_root_span_ratio`]).
 pub(crate) fn send_span(channel: &str, count: usize) -> Span {
+    let current = Span::current();
+    let sampled = if current.is_none() {
+        root_span_sampled()
+    } else {
+        let parent = current.context();
+        let parent = parent.span();
+        let parent = parent.span_context();
+        if parent.is_valid() {
+            parent.is_sampled()
+        } else {
+            root_span_sampled()
+        }
+    };
+    if !sampled {
+        return Span::none();
+    }
     let span = info_span!(
         "send",
         otel.name = span_names(channel).send.as_str(),
@@ -133,7 +202,8 @@ pub(crate) fn record_message_id(span: &Span, id: &dyn std::fmt::Display) {
 }
 
 /// The `process` span of one entry's handlers: a child of the producer's span when the
-/// entry carries its context (one trace from send to handler), else a root span.
+/// entry carries its context (one trace from send to handler), else a root span; a
+/// disabled span when not sampled (see [`set_root_span_ratio`]).
 pub(crate) fn process_span(
     channel: &str,
     group: &str,
@@ -142,6 +212,18 @@ pub(crate) fn process_span(
     deliveries: u64,
     trace: &TraceFields,
 ) -> Span {
+    let parent = trace
+        .traceparent
+        .is_some()
+        .then(|| TraceContextPropagator::new().extract(trace))
+        .filter(|parent| parent.span().span_context().is_valid());
+    let sampled = match &parent {
+        Some(parent) => parent.span().span_context().is_sampled(),
+        None => root_span_sampled(),
+    };
+    if !sampled {
+        return Span::none();
+    }
     let span = info_span!(
         "process",
         otel.name = span_names(channel).process.as_str(),
@@ -154,8 +236,7 @@ pub(crate) fn process_span(
         messaging.message.delivery_count = deliveries,
         dtrsfw.message.name = name,
     );
-    if trace.traceparent.is_some() {
-        let parent = TraceContextPropagator::new().extract(trace);
+    if let Some(parent) = parent {
         // Fails only without an OpenTelemetry layer, where there is nothing to link.
         let _ = span.set_parent(parent);
     }
