@@ -1,11 +1,12 @@
 //! The default consumer's reading and acknowledging under load (`streamer/window.rs`):
 //! a backlog is read in batches and acknowledged in batches, in order at parallelism 1;
-//! slow handlers read nothing ahead; acknowledgements do not wait for a batch to end.
+//! slow handlers read nothing ahead; acknowledgements do not wait for a batch to end;
+//! what a stopping instance read and did not finish is released to the others.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, StartFrom};
 use dtrsfw_test_support::{Server, command_calls, pending_count};
 
 mod common;
@@ -156,4 +157,81 @@ async fn acknowledgements_do_not_wait_for_the_batch_to_end() {
         pending_now >= 60 - handled_after,
         "an entry was acknowledged before it was handled"
     );
+}
+
+/// A consumer that handles `channel` of service `svc`, recording what its handler saw;
+/// its handler blocks `first_for` on the first entry it gets.
+async fn recording_consumer(
+    server: &Server,
+    channel: &str,
+    options: ChannelOptions,
+    first_for: Duration,
+) -> (Consumer, Arc<Mutex<Vec<u64>>>) {
+    let stop_quickly = ConsumerOptions::new().shutdown_timeout(Duration::from_millis(100));
+    let consumer = Consumer::with_options(&instance(server), "svc", stop_quickly).unwrap();
+    consumer
+        .register_channel(channel, options.start_from(StartFrom::Beginning))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    consumer
+        .register_handler(channel, move |_name, payload| {
+            let first = {
+                let mut seen = record.lock().unwrap();
+                seen.push(payload["i"].as_u64().unwrap());
+                seen.len() == 1
+            };
+            if first {
+                std::thread::sleep(first_for);
+            }
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    (consumer, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_not_finished_at_shutdown_are_released_to_other_instances() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "deploy", 50);
+    // A reads its free slot plus 16 ahead and starts the first entry (500 ms); told to
+    // stop meanwhile, it gives handlers 100 ms, then abandons the running one: 17
+    // entries were read and not finished, 16 of them never started.
+    let options = ChannelOptions::new().read_ahead(16);
+    let (a, seen_a) = recording_consumer(&server, "deploy", options.clone(), Duration::from_millis(500)).await;
+    let task = spawn_loop(&a, Duration::from_millis(20), Duration::from_millis(100));
+    wait_until("A's first entry", || !seen_a.lock().unwrap().is_empty()).await;
+    a.shutdown();
+    task.await.unwrap().unwrap();
+    assert_eq!(*seen_a.lock().unwrap(), [0], "A started one entry");
+
+    // Still pending under A's name, delivered once, but idle for the whole reclaim time.
+    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg("deploy")
+        .arg("deploy:svc:cg")
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(rows.len(), 17, "the running entry and those read ahead: {rows:?}");
+    for (_, owner, idle_ms, deliveries) in &rows {
+        assert_eq!(owner, a.consumer_name());
+        assert!(*idle_ms >= 60_000, "released with the reclaim idle time: {rows:?}");
+        assert_eq!(*deliveries, 1, "a release is not a delivery");
+    }
+
+    // A new instance (another name, the default reclaim time of a minute) takes them at
+    // its first reclaim, when it starts, not a minute later.
+    let (b, seen_b) = recording_consumer(&server, "deploy", options, Duration::ZERO).await;
+    let task = spawn_loop(&b, Duration::from_millis(20), Duration::from_millis(100));
+    wait_until("B handling all 50", || seen_b.lock().unwrap().len() >= 50).await;
+    b.shutdown();
+    task.await.unwrap().unwrap();
+    let mut seen = seen_b.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..50).collect::<Vec<u64>>());
+    assert_eq!(pending_count(&mut conn, "deploy", "deploy:svc:cg"), 0);
 }

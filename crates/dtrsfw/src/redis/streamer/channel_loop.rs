@@ -294,18 +294,20 @@ impl<'a> ChannelLoop<'a> {
         }
     }
 
-    /// Stops: queued entries are dropped (they stay pending and will be reclaimed),
-    /// running handlers get the shutdown timeout, acknowledgements are flushed.
+    /// Stops: queued entries are not started, running handlers get the shutdown timeout,
+    /// acknowledgements are flushed, then what was not finished is released to the other
+    /// instances (see [`ChannelRun::release`]).
     async fn drain(&mut self) {
         let run = &mut self.run;
-        run.work.queue.clear();
+        let mut unfinished: Vec<EntryId> = run.work.queue.drain(..).map(|d| d.id()).collect();
         let deadline = tokio::time::Instant::now() + run.shared.options.shutdown_timeout;
         while !run.work.running.is_empty() {
             if let Ok(event) = tokio::time::timeout_at(deadline, run.work.next_event()).await {
                 run.absorb(event).await;
-                run.work.queue.clear();
+                unfinished.extend(run.work.queue.drain(..).map(|d| d.id()));
             } else {
-                warn!(channel = %run.ch.name, abandoned = run.work.in_flight, "shutdown timeout: unfinished entries stay pending");
+                warn!(channel = %run.ch.name, abandoned = run.work.in_flight, "shutdown timeout: unfinished entries released");
+                unfinished.extend(run.work.held_ids());
                 run.work.running.abort_all();
                 break;
             }
@@ -318,6 +320,11 @@ impl<'a> ChannelLoop<'a> {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
             }
+        }
+        // After the acknowledgements: an entry acknowledged is no longer pending, and
+        // releasing it first could hand it to another instance.
+        if let Err(e) = run.release(&unfinished).await {
+            warn!(channel = %run.ch.name, error = %e, entries = unfinished.len(), "could not release unfinished entries; they stay pending until reclaimed");
         }
     }
 }

@@ -270,7 +270,8 @@ impl ConsumerOptions {
     }
 
     /// How long shutdown waits for in-flight handlers; those still running then are
-    /// abandoned and their entries stay pending for another instance. By default, 30
+    /// abandoned and their entries released to another instance (see the [module
+    /// docs](super#shutdown)). By default, 30
     /// seconds.
     #[must_use = "a setter returns the changed value and consumes the original"]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {

@@ -179,4 +179,30 @@ impl ChannelRun<'_> {
             .map_err(|e| Error::redis(format!("renewing claims on {}", self.ch.name), e))?;
         Ok(())
     }
+
+    /// Releases entries this instance will not finish (it is stopping): `XCLAIM ... IDLE
+    /// <reclaim idle> JUSTID` keeps them pending under our name, delivery count unchanged,
+    /// but makes them look idle for the whole reclaim time, so the next reclaim pass of
+    /// any instance of the service takes them at once instead of a reclaim idle time
+    /// later (as a stopping Sidekiq puts unstarted jobs back). Entries already
+    /// acknowledged are not pending and are left alone by the server.
+    pub(crate) async fn release(&self, ids: &[EntryId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.shared.redis.get_async_redis_client().await?;
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(&*self.ch.name)
+            .arg(&self.ch.group)
+            .arg(&self.shared.consumer_name)
+            .arg(0)
+            .arg(ids)
+            .arg("IDLE")
+            .arg(self.ch.opts.reclaim_idle.as_millis() as u64)
+            .arg("JUSTID")
+            .query_async(&mut client)
+            .await
+            .map_err(|e| Error::redis(format!("releasing unfinished entries of {}", self.ch.name), e))?;
+        Ok(())
+    }
 }
