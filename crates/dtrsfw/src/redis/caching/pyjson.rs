@@ -146,33 +146,43 @@ pub(crate) fn to_python_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Re
 /// The JSON object `{"name": value, ...}` of names and values already in Python JSON, as
 /// Python's `json.dumps` writes a dict.
 pub(crate) fn json_object<'a>(args: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut json = String::with_capacity(128);
-    json.push('{');
-    for (i, (name, value)) in args.enumerate() {
-        if i > 0 {
-            json.push_str(", ");
+    let mut json = Vec::with_capacity(128);
+    write_object(args, |piece| json.extend_from_slice(piece));
+    // Only `str` pieces went in.
+    String::from_utf8(json).unwrap_or_default()
+}
+
+/// Writes [`json_object`]'s text piece by piece into `out`: the key hashes the pieces as
+/// they come, with no string built for them (this runs on every cached call, a local hit
+/// included). Returns whether there was any argument.
+fn write_object<'a>(args: impl Iterator<Item = (&'a str, &'a str)>, mut out: impl FnMut(&[u8])) -> bool {
+    out(b"{");
+    let mut any = false;
+    for (name, value) in args {
+        if any {
+            out(b", ");
         }
-        push_name(&mut json, name);
-        json.push_str(": ");
-        json.push_str(value);
+        any = true;
+        write_name(&mut out, name);
+        out(b": ");
+        out(value.as_bytes());
     }
-    json.push('}');
-    json
+    out(b"}");
+    any
 }
 
 /// Writes `name` as a JSON string, as `json.dumps` does. A name of printable ASCII
-/// without `"` or `\` (every Rust identifier) is written as is: it needs no escape,
-/// and this runs on every cached call (a local hit included).
-fn push_name(json: &mut String, name: &str) {
+/// without `"` or `\` (every Rust identifier) is written as is: it needs no escape.
+fn write_name(out: &mut impl FnMut(&[u8]), name: &str) {
     if name
         .bytes()
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
     {
-        json.push('"');
-        json.push_str(name);
-        json.push('"');
+        out(b"\"");
+        out(name.as_bytes());
+        out(b"\"");
     } else {
-        json.push_str(&to_python_json(name).unwrap_or_default());
+        out(to_python_json(name).unwrap_or_default().as_bytes());
     }
 }
 
@@ -181,21 +191,23 @@ fn push_name(json: &mut String, name: &str) {
 /// argument is left, and the hash alone when the namespace is empty (as the Python
 /// package's `rstrip(":")` yields).
 pub(crate) fn cache_key<'a>(namespace: &str, args: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let json = json_object(args);
-    if json == "{}" {
+    let mut hasher = Sha256::new();
+    if !write_object(args, |piece| hasher.update(piece)) {
         return namespace.to_owned();
     }
-    let hash = Sha256::digest(json.as_bytes());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 64];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(hasher.finalize()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
     let mut key = String::with_capacity(namespace.len() + 65);
     if !namespace.is_empty() {
         key.push_str(namespace);
         key.push(':');
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for byte in hash {
-        key.push(HEX[usize::from(byte >> 4)] as char);
-        key.push(HEX[usize::from(byte & 0xf)] as char);
-    }
+    // Only ASCII hex digits went in.
+    key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     key
 }
 
@@ -258,9 +270,13 @@ mod tests {
             "tab\t",
             "",
         ] {
-            let mut fast = String::new();
-            push_name(&mut fast, name);
-            assert_eq!(fast, to_python_json(name).unwrap(), "{name:?}");
+            let mut fast = Vec::new();
+            write_name(&mut |piece: &[u8]| fast.extend_from_slice(piece), name);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                to_python_json(name).unwrap(),
+                "{name:?}"
+            );
         }
     }
 

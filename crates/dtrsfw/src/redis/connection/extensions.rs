@@ -13,7 +13,6 @@
 //! read lock (a write lock once per type, on first use).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 type Slot = Arc<dyn Any + Send + Sync>;
@@ -21,30 +20,38 @@ type Slot = Arc<dyn Any + Send + Sync>;
 /// Per-instance state of higher layers, one value per type.
 #[derive(Default)]
 pub(crate) struct Extensions {
-    slots: RwLock<HashMap<TypeId, Slot>>,
+    /// A handful of types at most: a scan of a short list beats hashing the `TypeId`,
+    /// and this runs on every cached call.
+    slots: RwLock<Vec<(TypeId, Slot)>>,
 }
 
 impl Extensions {
-    /// The value of type `T`, created by `init` on first use. `init` runs without any
-    /// lock held (it may look things up elsewhere); should two callers race, the first
-    /// value stored wins and both get it.
     pub(crate) fn get_or_insert_with<T: Any + Send + Sync>(&self, init: impl FnOnce() -> Arc<T>) -> Arc<T> {
         if let Some(found) = self.get::<T>() {
             return found;
         }
         let fresh: Slot = init();
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let stored = slots.entry(TypeId::of::<T>()).or_insert(fresh).clone();
+        let stored = match slots.iter().find(|(id, _)| *id == TypeId::of::<T>()) {
+            // Another thread inserted it meanwhile: one value per type.
+            Some((_, slot)) => slot.clone(),
+            None => {
+                slots.push((TypeId::of::<T>(), fresh.clone()));
+                fresh
+            }
+        };
         downcast(stored)
     }
 
     fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots.get(&TypeId::of::<T>()).cloned().map(downcast)
+        slots
+            .iter()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .map(|(_, slot)| downcast(slot.clone()))
     }
 }
 
-/// Slots are keyed by their value's `TypeId`, so the downcast cannot fail.
 fn downcast<T: Any + Send + Sync>(slot: Slot) -> Arc<T> {
     slot.downcast::<T>()
         .unwrap_or_else(|_| unreachable!("an extension slot holds the type it is keyed by"))

@@ -98,7 +98,9 @@ impl moka::Expiry<String, Entry> for UntilRedisTtl {
 /// The local entries of one function on one server.
 pub(crate) struct LocalStore {
     pub(crate) namespace: String,
-    cache: Cache<String, Entry>,
+    /// Hashed with foldhash, not SipHash: the keys are SHA-256 digests of the arguments,
+    /// so no caller can choose colliding ones, and a hit does one hash of the key.
+    cache: Cache<String, Entry, foldhash::fast::RandomState>,
     invalidations: AtomicU64,
     flushes: AtomicU64,
 }
@@ -118,7 +120,7 @@ impl LocalStore {
             .max_capacity(tier.max_bytes)
             .weigher(move |key: &String, entry: &Entry| tier.weight(key.len() as u64 + entry.bytes + ENTRY_OVERHEAD))
             .expire_after(UntilRedisTtl)
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         LocalStore {
             namespace: namespace.to_owned(),
             cache,
