@@ -112,6 +112,7 @@
 
 mod coherence;
 mod form;
+mod links;
 mod server;
 mod slot;
 mod store;
