@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
+use dtrsfw::redis::caching::local::PING_EVERY;
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats};
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::{Cluster, Server, command_calls, replication_info};
@@ -313,8 +314,12 @@ fn a_manual_failover_keeps_the_tier_up_and_coherent() {
         .exec(&mut filled.cluster.nodes()[replica].connection())
         .unwrap();
     assert_eq!(filled.promoted(slot, owner), replica);
-    // The promoted replica was subscribed before its promotion: nothing was flushed, the
-    // local copy is still served, without a command to any node.
+    // Past two checks of the links (each asks every node's `CLUSTER SLOTS`): the
+    // promoted replica was subscribed before its promotion, so the topology has no new
+    // node, nothing was flushed, and the local copy is still served, without a command
+    // to any node. (Tracking primaries only, the check finds the promoted node
+    // untracked and flushes: this fails.)
+    std::thread::sleep(2 * PING_EVERY + Duration::from_millis(200));
     let before = filled.cached.stats().local_hits;
     assert_eq!(filled.read(n), json!(1));
     assert_eq!(filled.cached.stats().local_hits, before + 1, "still held locally");
