@@ -23,7 +23,11 @@ pub(crate) fn until_local_hit_within<T>(
         if stats().local_hits > before {
             return value;
         }
-        assert!(Instant::now() < deadline, "no local hit within {limit:?}: {:?}", stats());
+        assert!(
+            Instant::now() < deadline,
+            "no local hit within {limit:?}: {:?}",
+            stats()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

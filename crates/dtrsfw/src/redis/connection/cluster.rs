@@ -187,7 +187,10 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(every, ["10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.4:7003", "10.0.0.5:7004"]);
+        assert_eq!(
+            every,
+            ["10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.4:7003", "10.0.0.5:7004"]
+        );
         let unknown = Value::Array(vec![range(0, 100, node("10.0.0.1", 7000), node("?", 7003))]);
         assert_eq!(serving_nodes_from_slots(&unknown), None, "a node without an address");
         assert_eq!(serving_nodes_from_slots(&Value::Nil), None);

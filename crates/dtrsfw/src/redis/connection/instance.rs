@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::aio::{AsyncBlockingConnection, AsyncRedisClient};
-use super::cluster::NodeAddr;
 use super::capabilities::{self, CapabilityCache, ConnectionEpoch, ServerCapabilities};
+use super::cluster::NodeAddr;
 use super::connector::Connector;
 use super::extensions::Extensions;
 use super::pool::SyncPool;

@@ -4,15 +4,21 @@
 //! into one channel so that one loop applies them.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use redis::PushInfo;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::tracker::PING_TIMEOUT;
 use crate::redis::connection::{NodeAddr, RedisInstance, serving_nodes_seen_by, with_deadline};
 use crate::redis::error::{Error, Result};
+
+/// How often the tracker PINGs its connections, to notice one that died silently (on a
+/// cluster: asks each node's `CLUSTER SLOTS`, which also notices a node to subscribe).
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long a PING may take before the connection is taken as dead.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The subscribed connections of one session, and the nodes they go to.
 pub(super) struct Links {

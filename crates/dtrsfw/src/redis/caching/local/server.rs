@@ -50,7 +50,12 @@ pub(crate) struct Tracking {
 impl Tracking {
     /// A store for a function of `namespace` on `redis`'s server (or cluster),
     /// registered for invalidations.
-    pub(crate) fn register(self: &Arc<Self>, redis: &RedisInstance, namespace: &str, tier: LocalTier) -> Arc<LocalStore> {
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        redis: &RedisInstance,
+        namespace: &str,
+        tier: LocalTier,
+    ) -> Arc<LocalStore> {
         let store = Arc::new(LocalStore::new(namespace, tier));
         lock(&self.stores).push(Arc::downgrade(&store));
         let mut subscription = lock(&self.subscription);

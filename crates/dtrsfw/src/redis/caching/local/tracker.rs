@@ -10,16 +10,11 @@ use std::time::Duration;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::links::{Health, Links};
+use super::links::{Health, Links, PING_EVERY};
 use super::server::Tracking;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
 
-/// How often the tracker PINGs its connections, to notice one that died silently (on a
-/// cluster: asks each node's `CLUSTER SLOTS`, which also notices a node to subscribe).
-pub const PING_EVERY: Duration = Duration::from_secs(1);
-/// How long a PING may take before the connection is taken as dead.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// First wait before reconnecting; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
