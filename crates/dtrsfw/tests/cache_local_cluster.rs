@@ -3,7 +3,8 @@
 //! node, a write to a key on any primary is seen by the next call after its
 //! invalidation, and the tier stays coherent through a `kill -9` of a primary (flushed
 //! and bypassed until the new topology is subscribed) and a manual `CLUSTER FAILOVER`
-//! (no flush: the promoted replica was already subscribed).
+//! (no flush: the promoted replica was already subscribed). The node connections carry
+//! the URL's credentials (a cluster that requires a password).
 
 mod local_tier;
 
@@ -356,4 +357,72 @@ fn a_manual_failover_keeps_the_tier_up_and_coherent() {
         "seen by an invalidation, not a flush"
     );
     until_local_hit(|| filled.cached.stats(), || filled.read(n));
+}
+
+/// Three primaries (no replicas) that require `password` (`requirepass`), created with
+/// `redis-cli -a`; ready once every node says `cluster_state:ok`.
+fn cluster_with_password(password: &str) -> Vec<Server> {
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::builder()
+                .cluster_port()
+                .password(password)
+                .arg("cluster-enabled", "yes")
+                .arg("cluster-node-timeout", "1000")
+                .arg("cluster-config-file", "nodes.conf")
+                .start()
+        })
+        .collect();
+    let out = std::process::Command::new(dtrsfw_test_support::cli_binary())
+        .args(["--no-auth-warning", "-a", password, "--cluster", "create"])
+        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !nodes.iter().all(|n| {
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut n.connection())
+            .unwrap_or_default();
+        info.contains("cluster_state:ok")
+    }) {
+        assert!(Instant::now() < deadline, "password cluster not ok in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nodes
+}
+
+#[test]
+fn the_node_connections_use_the_urls_credentials() {
+    let nodes = cluster_with_password("s3cret");
+    let seeds: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+    let redis = instance(&format!("redis+cluster://:s3cret@{}", seeds.join(",")));
+    let cached = local_fn("lclauth");
+    let read = || cached.call(&redis, &id(1), || json!("computed"));
+    // Tracking is up only once every node is subscribed: each connection authenticated.
+    until_local_hit(|| cached.stats(), read);
+    for node in &nodes {
+        assert_eq!(tracking_clients(node), 1, "node {}", node.port());
+    }
+    let key = cached.key(&id(1));
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&key)
+        .query(&mut nodes[0].connection())
+        .unwrap();
+    let owner = nodes
+        .iter()
+        .find(|n| {
+            let mut conn = n.connection();
+            redis::cmd("CLUSTER")
+                .arg("COUNTKEYSINSLOT")
+                .arg(slot)
+                .query::<i64>(&mut conn)
+                .is_ok_and(|keys| keys == 1)
+        })
+        .expect("the node holding the key");
+    write_on(owner, &key, &json!(2));
+    until_value(&json!(2), read);
 }

@@ -195,4 +195,30 @@ mod tests {
         assert_eq!(serving_nodes_from_slots(&unknown), None, "a node without an address");
         assert_eq!(serving_nodes_from_slots(&Value::Nil), None);
     }
+
+    #[test]
+    fn a_node_address_keeps_the_seeds_tls_settings() {
+        let node = NodeAddr {
+            host: "10.0.0.2".into(),
+            port: 7001,
+        };
+        let plain = node.with_tls_of(&ConnectionAddr::Tcp("seed".into(), 7000));
+        assert_eq!(plain, ConnectionAddr::Tcp("10.0.0.2".into(), 7001));
+        let seed = ConnectionAddr::TcpTls {
+            host: "seed".into(),
+            port: 7000,
+            insecure: true,
+            tls_params: None,
+        };
+        let tls = node.with_tls_of(&seed);
+        assert_eq!(
+            tls,
+            ConnectionAddr::TcpTls {
+                host: "10.0.0.2".into(),
+                port: 7001,
+                insecure: true,
+                tls_params: None,
+            }
+        );
+    }
 }
