@@ -3,16 +3,19 @@
 //! `invalidate`, `invalidate_namespace`, expiry), a fill racing writes, the loss of the
 //! tracking connection (`CLIENT KILL`), the memory bounds.
 
+mod local_tier;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
 use dtrsfw::redis::caching::{
-    CacheArgs, CacheStats, CachedFunction, LocalTier, cache_data, cache_stats, invalidate, invalidate_namespace,
+    CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats, invalidate, invalidate_namespace,
 };
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::proxy::Proxy;
 use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines};
+use local_tier::{until_local_hit, until_value};
 use serde_json::{Value, json};
 
 fn instance(url: &str) -> RedisInstance {
@@ -31,36 +34,6 @@ fn foreign(server: &Server) -> RedisInstance {
 /// `GET` commands the server has run (`INFO commandstats`).
 fn gets(server: &Server) -> u64 {
     command_calls(&mut server.connection(), "get")
-}
-
-/// Calls `call` until `stats` shows a new local hit (tracking up, entry filled), at most 5 s.
-fn until_local_hit<T>(stats: impl Fn() -> CacheStats, mut call: impl FnMut() -> T) -> T {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let before = stats().local_hits;
-        let value = call();
-        if stats().local_hits > before {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "no local hit within 5 s: {:?}", stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Calls `call` until it returns `want`, at most 2 s; how long it took.
-fn until_value<T: PartialEq + std::fmt::Debug>(want: &T, mut call: impl FnMut() -> T) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = call();
-        if &got == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "still {got:?}, want {want:?}, after 2 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// The Python peer of this crate (`tests/python/peer.py`, with its `cache-data`

@@ -3,12 +3,15 @@
 //! writes by another client are seen; a function called both ways (`call` and
 //! `call_cloned`) returns the right values, the other form's entry going to Redis.
 
+mod local_tier;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::caching::{CacheArgs, CacheStats, CachedFunction, LocalTier, cache_data};
+use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier, cache_data};
 use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::{Server, command_calls};
+use local_tier::until_local_hit;
 use serde::{Deserialize, Serialize};
 
 fn instance(url: &str) -> RedisInstance {
@@ -18,20 +21,6 @@ fn instance(url: &str) -> RedisInstance {
 /// `GET` commands the server has run (`INFO commandstats`).
 fn gets(server: &Server) -> u64 {
     command_calls(&mut server.connection(), "get")
-}
-
-/// Calls `call` until `stats` shows a new local hit, at most 5 s.
-fn until_local_hit<T>(stats: impl Fn() -> CacheStats, mut call: impl FnMut() -> T) -> T {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let before = stats().local_hits;
-        let value = call();
-        if stats().local_hits > before {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "no local hit within 5 s: {:?}", stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A value that is not a plain scalar: the clone must carry every field.

@@ -15,10 +15,6 @@ use super::{BenchContext, BenchRow, per_second};
 
 /// The local rows of the table.
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
-    if ctx.instance()?.is_cluster() {
-        eprintln!("bench: cache_local skipped: the local tier is disabled on a cluster");
-        return Ok(Vec::new());
-    }
     let redis = ctx.instance()?;
     let cached = CachedFunction::builder("bench:local", ["make", "state", "page"])
         .expire(600)

@@ -159,7 +159,13 @@
 //!   it, `PING` every second); memory up to `max_bytes` per function (default 64 MiB,
 //!   10 000 entries); a `PTTL` pipelined with the `GET` of each fill; the server sends an invalidation for every
 //!   write under the namespace, held locally or not.
-//! - **Redis Cluster**: the tier is disabled there (a warning once; calls go to Redis).
+//! - **Redis Cluster**: every node that serves slots (primaries and replicas) gets its own
+//!   tracking connection, so the tier works there too (`tests/cache_local_cluster.rs`, on
+//!   Redis 7.0 and Valkey 8.1: hits send no command to any node, a write on any primary is
+//!   seen). A manual `CLUSTER FAILOVER` flushes nothing (the promoted replica was
+//!   subscribed); a lost node (`kill -9`) flushes the tier, and calls go to Redis until the
+//!   new topology is subscribed (about 1 s after the promotion in the tests). Details in
+//!   [`local`].
 //! - **Figures** (`dtredis bench --only cache_local --json`, release build, a ~1 KB value
 //!   (10 listings) returned by `call_cloned*`, medians of 3 runs on a 2-core machine at a
 //!   load average of 10-15): a local hit 59 000/s sync and 57 000/s async against 4 400/s

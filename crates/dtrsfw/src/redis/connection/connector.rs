@@ -11,6 +11,7 @@ use redis::io::tcp::TcpSettings;
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
 use super::aio::AsyncConn;
+use super::cluster::NodeAddr;
 use super::deadline::with_deadline;
 use super::sentinel::{SentinelShared, SentinelTarget};
 use super::sync::{SyncConnection, SyncInner};
@@ -50,6 +51,9 @@ pub(super) struct Connector {
     pub(super) retry_on_timeout: bool,
     /// The database the connections select (always 0 on a cluster).
     pub(super) db: i64,
+    /// On a cluster: a client for the first seed (credentials, TLS), the template of a
+    /// connection to one node (see `push_template`).
+    cluster_node: Option<redis::Client>,
 }
 
 impl Connector {
@@ -69,6 +73,10 @@ impl Connector {
         } else {
             Target::Single(single_client(config, url)?)
         };
+        let cluster_node = match &target {
+            Target::Cluster(_) => Some(single_client(config, &cluster_seed_urls(url)?[0])?),
+            _ => None,
+        };
         let db = match &target {
             Target::Single(client) => client.get_connection_info().redis_settings().db(),
             Target::Cluster(_) => 0,
@@ -77,6 +85,7 @@ impl Connector {
         Ok(Connector {
             target,
             db,
+            cluster_node,
             connect_timeout: config.redis_socket_connect_timeout(),
             response_timeout: config.redis_socket_timeout(),
             retry_on_timeout: config.redis_retry_on_timeout(),
@@ -187,36 +196,21 @@ impl Connector {
         Ok(AsyncConn::Single(conn))
     }
 
-    /// A dedicated RESP3 connection to one server whose server pushes (invalidations,
-    /// redis-rs's disconnection notice) go to `push`; `None` on a cluster, which has no
-    /// one server to push from.
-    pub(super) async fn connect_push_async(
-        &self,
-        push: impl redis::aio::AsyncPushSender,
-    ) -> Option<Result<MultiplexedConnection>> {
-        let Target::Single(client) = &self.target else {
-            return None;
-        };
-        let info = client.get_connection_info().clone();
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        // The address (TLS parameters included) is kept; only the protocol changes.
-        let resp3 = match redis::Client::open(info.set_redis_settings(settings)) {
-            Ok(client) => client,
-            Err(e) => return Some(Err(Error::redis("connecting to redis (RESP3)", e))),
-        };
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout))
-            .set_push_sender(push);
-        Some(
-            resp3
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(|e| Error::redis("connecting to redis (RESP3)", e)),
-        )
+    /// The client whose address, credentials and TLS settings a push connection
+    /// (`push.rs`) takes: the server's for `None` on one server; for a node of a cluster,
+    /// the first seed's, whose address is then replaced by the node's. `None` for the
+    /// other combinations (and under Sentinel).
+    pub(super) fn push_template(&self, node: Option<&NodeAddr>) -> Option<&redis::Client> {
+        match (&self.target, node) {
+            (Target::Single(client), None) => Some(client),
+            (Target::Cluster(_), Some(_)) => self.cluster_node.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `(connect timeout, response timeout)` of the connections opened here.
+    pub(super) fn timeouts(&self) -> (Duration, Duration) {
+        (self.connect_timeout, self.response_timeout)
     }
 
     async fn connect_async_cluster<S>(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::aio::{AsyncBlockingConnection, AsyncRedisClient};
 use super::capabilities::{self, CapabilityCache, ConnectionEpoch, ServerCapabilities};
+use super::cluster::NodeAddr;
 use super::connector::Connector;
 use super::extensions::Extensions;
 use super::pool::SyncPool;
@@ -322,12 +323,20 @@ impl RedisInstance {
     }
 
     /// A dedicated RESP3 connection whose server pushes go to `push` (the cache's
-    /// invalidation connection); `None` on a cluster.
+    /// invalidation connections): to the server (`node` `None`) or to `node` of a
+    /// cluster (one of [`serving_nodes`](Self::serving_nodes)). `None` under Sentinel.
     pub(crate) async fn get_push_connection(
         &self,
+        node: Option<&NodeAddr>,
         push: impl redis::aio::AsyncPushSender,
     ) -> Option<Result<redis::aio::MultiplexedConnection>> {
-        self.inner.connector.connect_push_async(push).await
+        self.inner.connector.connect_push_async(node, push).await
+    }
+
+    /// Where push connections go: `[None]` for one server, every node that serves slots
+    /// (primaries and available replicas, `CLUSTER SLOTS`) for a cluster.
+    pub(crate) async fn serving_nodes(&self) -> Result<Vec<Option<NodeAddr>>> {
+        self.inner.connector.serving_nodes().await
     }
 
     /// A connection outside the pool whose connect (handshake included) and response

@@ -157,8 +157,9 @@
 // one way, from the entry point down: `instance` → `pooled` (the sync guard), `pool`,
 // `shared_slot` → `connector` (redis-rs clients, TLS, TCP settings) → `sync`, `aio`
 // (the connections), `sentinel` (the Sentinel target and its shared connection), `url`; `retry` (the one retry decision) and `deadline` are leaves.
-// `client` (the per-command sync handle) and `cluster` (per-node commands) add methods
-// on top, so that the instance never names them.
+// `client` (the per-command sync handle), `cluster` (per-node commands) and `push` (RESP3
+// push connections, per node on a cluster) add methods on top, so that the instance never
+// names them.
 //
 // Naming. Internally "sync" names the synchronous API (`SyncConnection`, `SyncPool`,
 // `connect_sync`), and "blocking read" a Redis `BLOCK` command (`XREADGROUP ... BLOCK`,
@@ -177,6 +178,7 @@ mod extensions;
 mod instance;
 mod pool;
 mod pooled;
+mod push;
 mod request;
 mod retry;
 mod sentinel;
@@ -193,5 +195,6 @@ pub(crate) use self::cluster::NodeAddr;
 pub(crate) use self::deadline::with_deadline;
 pub use self::instance::RedisInstance;
 pub use self::pooled::PooledConnection;
+pub(crate) use self::push::serving_nodes_seen_by;
 pub(crate) use self::request::Request;
 pub use self::sync::SyncConnection;

@@ -99,19 +99,57 @@
 //! every `GET` of the process, not the functions that opted in; and it has no BCAST, no
 //! bound in bytes, no per-function opt-in.
 //!
-//! **Redis Cluster: the tier is disabled** on a cluster, with one warning per server when
-//! a local function is first used: calls go to Redis as without it. Tracking on every
-//! primary needs a connection per primary kept in step with slot moves and failovers
-//! (a new primary must be subscribed before any fill of its slots is admitted); that is
-//! not built yet.
+//! **Redis Cluster: every node that serves slots is tracked.** One tracker session
+//! covers the cluster: the nodes are read from `CLUSTER SLOTS` (on a cluster connection
+//! of the session's own, not the shared client), the primaries *and* the replicas it
+//! lists (the server leaves out failed replicas), and each gets a dedicated RESP3
+//! connection (`links.rs`; the node's address with the first seed's credentials and TLS
+//! settings) with the same `CLIENT TRACKING ON BCAST PREFIX ...`. All of them send their
+//! pushes into one channel, so one loop applies them to the one set of epochs: the epoch
+//! rule above holds unchanged. The tier is up only once every node of that topology is
+//! subscribed. Every [`PING_EVERY`] each connection is asked `CLUSTER SLOTS` (the check
+//! that it is alive, and the node's view of the topology): if a node reports one we do
+//! not track (a node added, a slot moved to it, a replica that just became available),
+//! the tier is flushed and a new session subscribes the new set. A node that leaves the
+//! topology stays subscribed (harmless) until the session ends.
+//!
+//! Why replicas too: after a manual `CLUSTER FAILOVER` the promoted replica was already
+//! subscribed and the old primary, now a replica, keeps its connection (and still sends
+//! invalidations for the writes it replicates), so no window opens at the promotion and
+//! nothing is flushed (`tests/cache_local_cluster.rs` checks it past two checks of the
+//! links: the copy is still served locally, then a write through the new primary is seen;
+//! tracking primaries only, that test fails). The cost: the server's invalidation of a
+//! write arrives from the primary and again from each replica (a spurious second
+//! invalidation: a refill), and one connection per node.
+//!
+//! What a node loss costs: when any connection is lost (a node killed, `CLIENT KILL`) the
+//! session fails, the tier is flushed and bypassed (calls go to Redis, which fails over
+//! as without the tier) and a new session re-reads the topology with the usual backoff.
+//! While the dead primary is still listed (until a replica is promoted, about
+//! `cluster-node-timeout` plus an election) it cannot be subscribed, so the whole tier,
+//! every primary's keys, stays bypassed until the new topology is subscribed: in
+//! `tests/cache_local_cluster.rs` (`cluster-node-timeout` 1000 ms, Redis 7.0 and Valkey
+//! 8.1, 3 runs each) the replica was promoted 2.1–2.9 s after the `kill -9` and local
+//! hits were back by 3.2–3.3 s (an upper bound: the test checks other things between).
+//!
+//! The windows that remain: a write is invisible here until its invalidation arrives
+//! (one network trip, as on one server); a node that starts serving slots without having
+//! been listed before (a new node, or a replica that was not yet available when the
+//! session read the topology, then promoted) serves reads unsubscribed until the next
+//! check notices it, at most [`PING_EVERY`] plus a `CLUSTER SLOTS` round trip; a node's
+//! connection that dies silently is noticed by the same check, within [`PING_EVERY`] +
+//! [`PING_TIMEOUT`].
 //!
 //! Layers: `coherence` (epochs, no I/O) · `form` (what is kept: JSON or the typed
-//! value) · `store` (the `moka` tier of one function, [`LocalTier`]) · `tracker` (the
-//! invalidation connection and its thread) · `server` (per-server state: which stores,
-//! which prefixes, the tracker) · `slot` (a function's handle on its store).
+//! value) · `store` (the `moka` tier of one function, [`LocalTier`]) · `links` (one
+//! session's invalidation connections: the server, or every node of a cluster) ·
+//! `tracker` (the thread running one session after the other) · `server` (per-server
+//! state: which stores, which prefixes, the tracker) · `slot` (a function's handle on its
+//! store).
 
 mod coherence;
 mod form;
+mod links;
 mod server;
 mod slot;
 mod store;
@@ -119,8 +157,8 @@ mod tracker;
 
 pub(crate) use self::coherence::Ticket;
 pub(crate) use self::form::{AsJson, LocalForm, Typed};
+pub use self::links::{PING_EVERY, PING_TIMEOUT};
 pub(crate) use self::server::Tracking;
 pub(crate) use self::slot::LocalSlot;
 pub(crate) use self::store::LocalStore;
 pub use self::store::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, LocalTier};
-pub use self::tracker::{PING_EVERY, PING_TIMEOUT};

@@ -48,22 +48,14 @@ pub(crate) struct Tracking {
 }
 
 impl Tracking {
-    /// A store for a function of `namespace` on `redis`'s server, registered for
-    /// invalidations; `None` on a cluster (the tier is disabled there, logged once).
+    /// A store for a function of `namespace` on `redis`'s server (or cluster),
+    /// registered for invalidations.
     pub(crate) fn register(
         self: &Arc<Self>,
         redis: &RedisInstance,
         namespace: &str,
         tier: LocalTier,
-    ) -> Option<Arc<LocalStore>> {
-        if redis.is_cluster() {
-            tracing::warn!(
-                namespace,
-                "redis cache: local tier disabled on a Redis Cluster (tracking on every primary is not \
-                 built); calls go to Redis"
-            );
-            return None;
-        }
+    ) -> Arc<LocalStore> {
         let store = Arc::new(LocalStore::new(namespace, tier));
         lock(&self.stores).push(Arc::downgrade(&store));
         let mut subscription = lock(&self.subscription);
@@ -81,7 +73,7 @@ impl Tracking {
             subscription.started = true;
             tracker::spawn(self.clone(), redis.clone());
         }
-        Some(store)
+        store
     }
 
     /// Whether hits may be served now.

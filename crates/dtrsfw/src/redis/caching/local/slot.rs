@@ -11,8 +11,8 @@ use crate::redis::connection::RedisInstance;
 #[derive(Debug)]
 pub(crate) struct LocalSlot {
     tier: LocalTier,
-    /// The server URL and the store there (`None`: the tier is disabled there).
-    store: OnceLock<(String, Option<Arc<LocalStore>>)>,
+    /// The server URL and the store there.
+    store: OnceLock<(String, Arc<LocalStore>)>,
 }
 
 impl LocalSlot {
@@ -38,11 +38,11 @@ impl LocalSlot {
                 tracking.register(redis, namespace, self.tier),
             )
         });
-        if url == redis.redis_url() { store.as_ref() } else { None }
+        (url == redis.redis_url()).then_some(store)
     }
 
     /// The store, if the function was called already.
     pub(crate) fn current(&self) -> Option<&Arc<LocalStore>> {
-        self.store.get().and_then(|(_, store)| store.as_ref())
+        self.store.get().map(|(_, store)| store)
     }
 }

@@ -1,7 +1,8 @@
-//! The invalidation connection: one thread per server with a current-thread tokio
-//! runtime, a dedicated RESP3 connection subscribed with `CLIENT TRACKING ON BCAST
-//! PREFIX ...`, and the loop that applies its pushes. Any failure flushes the tier and
-//! marks it down until a new subscription is on.
+//! The tracker: one thread per server with a current-thread tokio runtime, running
+//! sessions one after the other. A session opens the invalidation connections (`links`:
+//! the server, or every node of a cluster that serves slots), applies their pushes and
+//! checks them every [`PING_EVERY`]. Any failure flushes the tier and marks it down until
+//! a new session is subscribed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +10,11 @@ use std::time::Duration;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+use super::links::{Health, Links, PING_EVERY};
 use super::server::Tracking;
-use crate::redis::connection::{RedisInstance, with_deadline};
+use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
 
-/// How often the tracker PINGs its connection, to notice one that died silently.
-pub const PING_EVERY: Duration = Duration::from_secs(1);
-/// How long a PING may take before the connection is taken as dead.
-pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// First wait before reconnecting; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -53,30 +51,20 @@ async fn run(tracking: &Tracking, redis: &RedisInstance) {
     }
 }
 
-/// One connection's life: `Ok` when it ends because the prefixes changed.
+/// One session's life: `Ok` when it ends because the prefixes or the cluster's nodes
+/// changed (subscribe again at once), `Err` when a connection failed.
 async fn session(tracking: &Tracking, redis: &RedisInstance) -> Result<()> {
     let (push, mut pushes) = unbounded_channel::<PushInfo>();
-    let Some(conn) = redis.get_push_connection(push).await else {
-        // Unreachable: `register` refuses clusters. Park rather than spin.
-        std::future::pending::<()>().await;
-        return Ok(());
-    };
-    let mut conn = conn?;
     let (generation, prefixes) = {
         let subscription = crate::redis::caching::lock::lock(&tracking.subscription);
         (subscription.generation, subscription.prefixes())
     };
-    let mut on = redis::cmd("CLIENT");
-    on.arg("TRACKING").arg("ON").arg("BCAST");
-    for prefix in &prefixes {
-        on.arg("PREFIX").arg(prefix);
-    }
-    with_deadline(PING_TIMEOUT, "CLIENT TRACKING", async {
-        on.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| Error::redis("CLIENT TRACKING", e))
-    })
-    .await?;
+    let Some(mut links) = Links::open(redis, &push, &prefixes).await? else {
+        // No push connection for this target (Sentinel): the tier stays down, calls go
+        // to Redis. Park rather than spin.
+        std::future::pending::<()>().await;
+        return Ok(());
+    };
     {
         // Up only if no namespace was added meanwhile (it would not be subscribed).
         let subscription = crate::redis::caching::lock::lock(&tracking.subscription);
@@ -85,31 +73,31 @@ async fn session(tracking: &Tracking, redis: &RedisInstance) -> Result<()> {
         }
         tracking.epochs.set_up();
     }
-    tracing::debug!(prefixes = ?prefixes, "redis cache: tracking on, local tier up");
-    apply_pushes(tracking, &mut conn, &mut pushes).await
+    tracing::debug!(prefixes = ?prefixes, nodes = links.len(), "redis cache: tracking on, local tier up");
+    apply_pushes(tracking, &mut links, &mut pushes).await
 }
 
-/// Applies invalidations until the connection fails (`Err`) or the prefixes change.
-async fn apply_pushes(
-    tracking: &Tracking,
-    conn: &mut redis::aio::MultiplexedConnection,
-    pushes: &mut UnboundedReceiver<PushInfo>,
-) -> Result<()> {
+/// Applies invalidations until a connection fails (`Err`), or the prefixes or the
+/// cluster's nodes change (`Ok`, after a flush: fills are refused until the next
+/// session is subscribed).
+async fn apply_pushes(tracking: &Tracking, links: &mut Links, pushes: &mut UnboundedReceiver<PushInfo>) -> Result<()> {
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {
             push = pushes.recv() => match push {
                 Some(PushInfo { kind: PushKind::Invalidate, data }) => apply(tracking, &data),
                 Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => {
-                    return Err(Error::new(crate::redis::ErrorKind::Connection, "the server closed the invalidation connection"));
+                    return Err(Error::new(crate::redis::ErrorKind::Connection, "the server closed an invalidation connection"));
                 }
                 Some(_) => {}
             },
             _ = ping.tick() => {
-                with_deadline(PING_TIMEOUT, "PING on the invalidation connection", async {
-                    redis::cmd("PING").query_async::<()>(conn).await.map_err(|e| Error::redis("PING", e))
-                })
-                .await?;
+                if let Health::NewNodes(nodes) = links.check().await? {
+                    let nodes: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+                    tracing::info!(?nodes, "redis cache: cluster nodes changed, local tier flushed until they are subscribed");
+                    tracking.flush(false);
+                    return Ok(());
+                }
             }
             () = tracking.changed.notified() => return Ok(()),
         }
