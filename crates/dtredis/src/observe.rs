@@ -53,7 +53,18 @@ mod enabled {
         // Both by default; `DTREDIS_BENCH_OBSERVE=metrics` or `=traces` measures one alone.
         let only = std::env::var("DTREDIS_BENCH_OBSERVE").unwrap_or_default();
         if only != "traces" {
-            metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+            // What the exporter's HTTP listener does in a service: drain the histograms'
+            // samples into their summaries every few seconds. Without it they pile up for
+            // the whole run, which no production setup does.
+            std::thread::Builder::new()
+                .name("bench-metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                        handle.run_upkeep();
+                    }
+                })?;
             dtrsfw::redis::observe::describe();
             eprintln!("bench: metrics recorder installed");
         }
