@@ -125,41 +125,45 @@
 //! Off (the default), nothing is compiled in. On, measured with `dtredis bench` (each row
 //! ours beside a bare redis-rs loop in the same run; ratio ours/bare): release builds of
 //! the same commit without the features and with them (`--features observe`, then
-//! `--observe`: a Prometheus recorder installed, and a `tracing-opentelemetry` layer at
-//! `INFO` over the SDK's batch span processor), one run each, back to back, on the shared
-//! 2-core machine (Redis 7.0.15; load 2–5 from a CI run alongside, so a single
-//! round-trip row moves by about ±0.1 between runs):
+//! `--observe`: a Prometheus recorder installed with its upkeep every 5 s, and a
+//! `tracing-opentelemetry` layer at `INFO` over the SDK's batch span processor), on the
+//! 2-core machine with nothing else running (Redis 7.0.15, 2026-12-02). A single run's
+//! ratio moves by ±0.1 on this machine, so the sampled and unsampled columns are medians
+//! of three runs, alternated (`--only publish`); the others are one run each
+//! (`--only publish,consume,cache`):
 //!
-//! | row | without | metrics only | both, every span | both, 1 % sampled | both, lean layer |
-//! |---|---|---|---|---|---|
-//! | `publish_single` | 0.92 | 0.99 | 0.84 | 0.76 | 0.75 |
-//! | `publish_batch` | 1.17 | 1.01 | 1.01 | 0.78 | 0.97 |
-//! | `publish_concurrent` | 1.12 | 1.07 | 0.48 | 0.57 | 0.53 |
-//! | `publish_blocking` | 0.96 | 0.91 | 0.72 | 0.79 | 0.76 |
-//! | `consume_noop` | 0.81 | 0.96 | 0.68 | 0.71 | 0.78 |
-//! | `consume_parallel_1ms` | 9 104/s | 8 908/s | 11 117/s | 6 286/s | 10 264/s |
-//! | `cache_hit_sync` | 0.91 | 0.89 | 0.84 | 0.86 | 0.89 |
-//! | `cache_hit_async` | 0.90 | 0.92 | 0.83 | 0.82 | 0.91 |
+//! | row | without (median of 3) | metrics only | both, every span | both, 1 % sampled (median of 3) |
+//! |---|---|---|---|---|
+//! | `publish_single` | 0.96 | 0.94 | 0.74 | 0.99 |
+//! | `publish_batch` | 1.06 | 1.13 | 0.94 | 1.03 |
+//! | `publish_concurrent` | 0.99 | 0.99 | 0.45 | 0.90 |
+//! | `publish_blocking` | 0.95 | 0.94 | 0.73 | 0.89 |
+//! | `publish_single_wait1` | 1.02 | 0.87 | 0.82 | 0.89 |
+//! | `consume_noop` | 1.04, 0.87 (2 runs) | 0.95 | 0.80 | 0.89, 0.77 (2 runs) |
+//! | `cache_hit_sync` | 0.93 | 0.94 | 0.93 | 0.90, 0.93 (2 runs) |
 //!
 //! (`DTREDIS_BENCH_OBSERVE=metrics` installs the recorder alone;
-//! `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01` a `ParentBased(TraceIdRatioBased(0.01))` sampler;
-//! `DTREDIS_BENCH_OBSERVE_LEAN=1` the layer without busy/idle timings, context activation,
-//! thread, code location and target.)
+//! `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01` calls `set_root_span_ratio(0.01)` and installs
+//! a `ParentBased(TraceIdRatioBased(0.01))` sampler.)
 //!
-//! **Metrics cost nothing measurable**: every row with the recorder alone is within the
-//! run-to-run noise of the build without it. A handle is resolved once per label value and
-//! kept (a read lock, a hash of the channel and atomic adds per message).
+//! **Metrics cost little**: with the recorder alone, every row is within 0.1 of the build
+//! without it (one run each, and a single run moves by ±0.1) except `publish_single_wait1`
+//! (0.15). A handle is resolved once per label value and kept (a read lock, a hash of the
+//! channel and atomic adds per message).
 //!
-//! **Traces cost more than 5 %** where a row is bound by the client's CPU: a `send` span per
-//! send and a `process` span per entry, each created, entered on every poll, closed and
-//! handed to the batch processor by `tracing-opentelemetry` and the SDK
-//! (`publish_concurrent`: ~170 000 sends/s without, ~60 000/s with). Sampling 1 % barely
-//! helps, because the layer builds each span before the sampler drops it; nor does the
-//! lean layer. Round-trip-bound rows lose 5–25 %. If a service sends or consumes tens of
-//! thousands of messages a second per process, filter `dtrsfw`'s spans out of the
-//! OpenTelemetry layer (a per-target filter) or leave the feature off in that process;
-//! either way its metrics can stay. Reproduce: `cargo build --release -p dtredis --features observe`,
-//! then `dtredis bench --observe` and, from a build without the feature, `dtredis bench`.
+//! **A span per message costs up to half the throughput** where a row is bound by the
+//! client's CPU (`publish_concurrent`: 0.45 with every span): each `send` and `process`
+//! span is created, entered on every poll, closed and handed to the batch processor by
+//! `tracing-opentelemetry` and the SDK, and the layer builds every span it sees before the
+//! SDK's sampler can drop it. Hence the library's own sampling of root spans (see
+//! Sampling): at 1 %, `perf` of `bench --observe --only publish` finds 1.0 % of the
+//! process's samples in `tracing`, OpenTelemetry and `metrics` code (6.2 % with every
+//! span), and the ratios come back to within 0–13 % of the build without the features
+//! (medians above; the gap that remains beyond that 1 % is not explained yet). Where one
+//! process sends or consumes tens of thousands of messages a second, sample, or filter
+//! `dtrsfw`'s spans out of the OpenTelemetry layer; its metrics can stay. Reproduce:
+//! `cargo build --release -p dtredis --features observe`, then `dtredis bench --observe`
+//! and, from a build without the feature, `dtredis bench`.
 //!
 //! # Layering
 //!
