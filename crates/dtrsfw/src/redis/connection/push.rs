@@ -58,32 +58,23 @@ impl Connector {
             return Ok(vec![None]);
         }
         let mut conn = self.connect_dedicated_async(Duration::ZERO).await?;
-        let reply: Value = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
-        Ok(read_nodes(&reply)?.into_iter().map(Some).collect())
+        Ok(serving_nodes_seen_by(&mut conn).await?.into_iter().map(Some).collect())
     }
 }
 
-/// The nodes serving slots in the view of the node behind `conn` (a push connection to
-/// one node of a cluster): its `CLUSTER SLOTS`.
+/// The nodes serving slots in the view of the node (or cluster) behind `conn`: its
+/// `CLUSTER SLOTS`.
 ///
 /// # Errors
 ///
 /// The command's error, or [`ErrorKind::Response`] when a node has no known address.
-pub(crate) async fn serving_nodes_seen_by(conn: &mut MultiplexedConnection) -> Result<Vec<NodeAddr>> {
+pub(crate) async fn serving_nodes_seen_by(conn: &mut impl redis::aio::ConnectionLike) -> Result<Vec<NodeAddr>> {
     let reply: Value = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(conn)
         .await
         .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
-    read_nodes(&reply)
-}
-
-fn read_nodes(reply: &Value) -> Result<Vec<NodeAddr>> {
-    serving_nodes_from_slots(reply).ok_or_else(|| {
+    serving_nodes_from_slots(&reply).ok_or_else(|| {
         Error::new(
             ErrorKind::Response,
             "CLUSTER SLOTS lists a node without a known address (or is unreadable)",

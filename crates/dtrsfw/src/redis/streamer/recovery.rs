@@ -4,6 +4,7 @@
 //! helper and queue what they took through one path.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use redis::Value;
 use redis::aio::ConnectionLike;
@@ -162,31 +163,24 @@ impl ChannelRun<'_> {
     /// Renews our claim on held entries (`XCLAIM ... JUSTID`, idle reset, delivery count
     /// unchanged) so that no other instance reclaims an entry whose handler still runs.
     pub(crate) async fn renew(&self) -> Result<()> {
-        let ids = self.work.held_ids();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut client = self.shared.redis.get_async_redis_client().await?;
-        let _: Value = redis::cmd("XCLAIM")
-            .arg(&*self.ch.name)
-            .arg(&self.ch.group)
-            .arg(&self.shared.consumer_name)
-            .arg(0)
-            .arg(ids)
-            .arg("JUSTID")
-            .query_async(&mut client)
+        self.claim_again(&self.work.held_ids(), Duration::ZERO, "renewing claims on")
             .await
-            .map_err(|e| Error::redis(format!("renewing claims on {}", self.ch.name), e))?;
-        Ok(())
     }
 
-    /// Releases entries this instance will not finish (it is stopping): `XCLAIM ... IDLE
-    /// <reclaim idle> JUSTID` keeps them pending under our name, delivery count unchanged,
-    /// but makes them look idle for the whole reclaim time, so the next reclaim pass of
-    /// any instance of the service takes them at once instead of a reclaim idle time
-    /// later (as a stopping Sidekiq puts unstarted jobs back). Entries already
-    /// acknowledged are not pending and are left alone by the server.
+    /// Releases entries this instance will not finish (it is stopping): their idle time is
+    /// set to the reclaim time, so they stay pending under our name, delivery count
+    /// unchanged, but the next reclaim pass of any instance of the service takes them at
+    /// once instead of a reclaim idle time later (as a stopping Sidekiq puts unstarted
+    /// jobs back). Entries already acknowledged are not pending and are left alone by the
+    /// server.
     pub(crate) async fn release(&self, ids: &[EntryId]) -> Result<()> {
+        self.claim_again(ids, self.ch.opts.reclaim_idle, "releasing unfinished entries of")
+            .await
+    }
+
+    /// `XCLAIM <ids> IDLE <idle> JUSTID` to ourselves: sets the entries' idle time
+    /// without counting a delivery (`JUSTID`).
+    async fn claim_again(&self, ids: &[EntryId], idle: Duration, doing: &str) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -198,11 +192,11 @@ impl ChannelRun<'_> {
             .arg(0)
             .arg(ids)
             .arg("IDLE")
-            .arg(self.ch.opts.reclaim_idle.as_millis() as u64)
+            .arg(idle.as_millis() as u64)
             .arg("JUSTID")
             .query_async(&mut client)
             .await
-            .map_err(|e| Error::redis(format!("releasing unfinished entries of {}", self.ch.name), e))?;
+            .map_err(|e| Error::redis(format!("{doing} {}", self.ch.name), e))?;
         Ok(())
     }
 }
