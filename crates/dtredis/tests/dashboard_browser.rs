@@ -4,7 +4,6 @@
 
 mod dashboard_support;
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,14 +17,6 @@ struct Driver(Child, u16);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // chromedriver leads a process group of its own (see `start_driver`), and the
-        // Chromium it starts is in it: killing the group leaves no browser behind, also
-        // when a test panics with a session open.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.0.id()))
-            .stderr(Stdio::null())
-            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -51,7 +42,6 @@ fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new(driver)
         .arg(format!("--port={port}"))
-        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
