@@ -17,6 +17,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
+mod common;
+
 /// Counts the `tracing` spans created, by name: what the library skipped must not even
 /// exist (the SDK's sampler would hide a span created and then dropped).
 #[derive(Default)]
@@ -111,14 +113,7 @@ async fn consume(redis: &RedisInstance, channel: &str, count: usize) {
             Ok::<(), String>(())
         })
         .unwrap();
-    let task = {
-        let consumer = consumer.clone();
-        tokio::spawn(async move {
-            consumer
-                .persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
-                .await
-        })
-    };
+    let task = common::spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     let start = Instant::now();
     while *handled.lock().unwrap() < count && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
