@@ -1,5 +1,7 @@
 //! Acknowledgements: gathered while entries finish, sent in one `XACK` (or one
-//! `XACKDEL ... ACKED` on a `delete_when_acked_by_all` channel, see `delete_on_ack`).
+//! `XACKDEL ... ACKED` on a `delete_when_acked_by_all` channel, see `delete_on_ack`):
+//! in the pipeline of the next read when one comes first (`read::ack_with_read`), on
+//! their own otherwise.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

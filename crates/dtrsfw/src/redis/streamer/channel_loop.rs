@@ -131,13 +131,15 @@ impl<'a> ChannelLoop<'a> {
             self.wait_busy(now).await;
             return Ok(Next::Turn);
         }
-        // Acknowledged before the read: Redis never holds more entries for this
-        // instance than its window (finished ones included), and `recover_own` in
-        // `take_over` must not find finished entries pending.
-        self.flush_acks().await;
+        // Acknowledged before a take-over reads the pending lists (it must not find
+        // finished entries there); otherwise they ride in the read's pipeline.
+        if self.take_over_due(now) || self.run.ch.ack_deletes.load(Ordering::Relaxed) {
+            self.flush_acks().await;
+        }
         if self.take_over(now, free).await {
             return Ok(Next::Turn);
         }
+        self.acks_due = None;
         let block = self.block_for(now);
         let read = self.run.read_new(free, block).await;
         self.after_read(read, free).await?;
@@ -194,6 +196,12 @@ impl<'a> ChannelLoop<'a> {
         }
         let held = self.run.work.held();
         gauges::refresh(&mut self.run.state.gauges, now, self.run.shared, ch, held).await;
+    }
+
+    /// Whether [`take_over`](Self::take_over) has work this turn.
+    fn take_over_due(&self, now: Instant) -> bool {
+        let state = &self.run.state;
+        state.own_pending_from.is_some() || state.next_reclaim.is_none_or(|t| now >= t)
     }
 
     /// Our own lost pending entries first, then reclaim: old entries go before new ones.

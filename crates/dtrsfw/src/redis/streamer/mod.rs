@@ -81,11 +81,11 @@
 //! run one at a time, in stream order.
 //!
 //! Acknowledgements are batched: an entry's ID is queued once its handlers finished, and
-//! the queue goes out as one `XACK` just before the next read (so Redis never holds more
-//! entries for the instance than its window), or after 10 ms while handlers are still
-//! busy, or after 10 ms of a blocking read. Under load one `XACK` and one `XREADGROUP`
-//! serve a whole batch; an entry is acknowledged within about 10 ms of its handlers
-//! finishing.
+//! the queue goes out as one `XACK` pipelined just ahead of the next read (one round trip
+//! for both; Redis runs the `XACK` first, so it never holds more entries for the instance
+//! than its window), or after 10 ms while handlers are still busy, or after 10 ms of a
+//! blocking read. Under load one round trip serves a whole batch; an entry is
+//! acknowledged within about 10 ms of its handlers finishing.
 //!
 //! # Loops and self-healing
 //!

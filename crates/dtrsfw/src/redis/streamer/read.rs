@@ -1,13 +1,15 @@
 //! Reading new entries: one `XREADGROUP ... >` on the channel's dedicated connection,
-//! while finishing handlers are absorbed, acknowledgements flushed and shutdown watched.
+//! pipelined behind the gathered acknowledgements, while finishing handlers are absorbed,
+//! acknowledgements flushed and shutdown watched.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::Value;
 use tracing::{debug, warn};
 
 use super::acks::{ACK_DELAY, flush_acks};
-use super::channel::create_group;
+use super::channel::{Channel, create_group};
 use super::dispatch::ChannelRun;
 use super::reply::{self, RawEntry};
 use super::shutdown::wait_stop;
@@ -28,25 +30,48 @@ fn block_ms(block: Duration) -> Option<u64> {
 }
 
 impl ChannelRun<'_> {
-    /// One `XREADGROUP ... >` for up to `count` new entries on the dedicated connection.
-    /// Recovers a deleted group (`NOGROUP`) by recreating it.
+    /// One `XREADGROUP ... >` for up to `count` new entries on the dedicated connection,
+    /// behind the gathered acknowledgements (see [`ack_with_read`]): one round trip for
+    /// both. Recovers a deleted group (`NOGROUP`) by recreating it.
     pub(crate) async fn read_new(&mut self, count: usize, block: Duration) -> Result<ReadOutcome> {
         let (mut conn, sized) = self.take_connection(block).await?;
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
+        let acks = ack_with_read(self.ch, &mut self.state.acks);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        if !acks.is_empty() {
+            pipe.cmd("XACK").arg(&*self.ch.name).arg(&self.ch.group).arg(&acks);
+        }
+        let read = pipe
+            .cmd("XREADGROUP")
+            .arg("GROUP")
             .arg(&self.ch.group)
             .arg(&self.shared.consumer_name)
             .arg("COUNT")
             .arg(count);
         if let Some(ms) = block_ms(block) {
-            cmd.arg("BLOCK").arg(ms);
+            read.arg("BLOCK").arg(ms);
         }
-        cmd.arg("STREAMS").arg(&*self.ch.name).arg(">");
-        let value = self.wait_for(cmd.query_async::<Value>(&mut conn)).await;
+        read.arg("STREAMS").arg(&*self.ch.name).arg(">");
+        let replies = self.wait_for(pipe.query_async::<Vec<Value>>(&mut conn)).await;
         // Kept after an abandoned read too: anything Redis delivered to it stays pending
         // under our name and is taken back when a loop runs again.
         self.state.conn = Some((conn, sized));
-        match value {
+        let reply = match replies {
+            Some(Ok(mut replies)) if replies.len() == 1 + usize::from(!acks.is_empty()) => {
+                let read = replies.pop().map(Value::extract_error);
+                if let Some(Err(e)) = replies.pop().map(Value::extract_error) {
+                    debug!(channel = %self.ch.name, error = %e, "acknowledgement failed; kept for the next flush");
+                    self.state.acks.extend(acks);
+                }
+                read
+            }
+            // Stopped, or no reply: whether the `XACK` ran is unknown; it is idempotent.
+            other => {
+                self.state.acks.extend(acks);
+                other.map(|r| r.and_then(|_| Err(unexpected_reply())))
+            }
+        };
+        match reply {
             None => Ok(ReadOutcome::Stopped),
             Some(Ok(value)) => Ok(ReadOutcome::Entries(reply::xreadgroup(value))),
             Some(Err(e)) => {
@@ -116,6 +141,23 @@ impl ChannelRun<'_> {
         }
         Err(err)
     }
+}
+
+/// The acknowledgements to send in the read's pipeline, taken from `acks`: all of them,
+/// unless the channel deletes on acknowledgement (`XACKDEL`, with its fallback, is sent
+/// on its own by [`flush_acks`]). Redis runs the `XACK` before the read, so it never holds
+/// more entries for this instance than its window, finished ones included.
+fn ack_with_read(ch: &Channel, acks: &mut Vec<EntryId>) -> Vec<EntryId> {
+    if ch.ack_deletes.load(Ordering::Relaxed) {
+        Vec::new()
+    } else {
+        std::mem::take(acks)
+    }
+}
+
+/// A pipeline reply of the wrong length: the connection is out of step.
+fn unexpected_reply() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "pipeline reply of the wrong length"))
 }
 
 #[cfg(test)]
