@@ -12,13 +12,37 @@ use dashboard_support::{Dashboard, add_dead_letter, seed_orders};
 use dtrsfw_test_support::{Server, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 
-/// chromedriver on a free port, killed on drop.
-struct Driver(Child, u16);
+/// chromedriver on a free port and the WebDriver session it runs. On drop (a panic
+/// included) the session is deleted first, so that chromedriver ends Chromium, its child;
+/// then chromedriver is killed. Killing chromedriver alone would leave Chromium running.
+struct Driver {
+    child: Child,
+    port: u16,
+    session: Option<String>,
+}
+
+impl Driver {
+    /// `DELETE /session/<id>`: chromedriver quits the browser before it answers.
+    fn delete_session(&self, id: &str) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        // The reply comes once the browser has quit.
+        stream.read_to_end(&mut Vec::new()).map(drop)
+    }
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(id) = self.session.take() {
+            let _ = self.delete_session(&id);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -46,7 +70,11 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let driver = Driver(child, port);
+    let driver = Driver {
+        child,
+        port,
+        session: None,
+    };
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -136,11 +164,13 @@ async fn an_operator_sees_streams_live_searches_dead_letters_and_replays_one() {
     let mut conn = server.connection();
     seed(&mut conn);
     let dashboard = Dashboard::start(&server.url(), &[]);
-    let driver = start_driver();
-    let client = browser(driver.1).await;
-    let result = run(&client, &dashboard, &mut conn).await;
-    let _ = client.close().await;
-    result.unwrap_or_else(|e: String| panic!("{e}"));
+    let mut driver = start_driver();
+    let client = browser(driver.port).await;
+    driver.session = client.session_id().await.expect("the WebDriver session's id");
+    run(&client, &dashboard, &mut conn)
+        .await
+        .unwrap_or_else(|e: String| panic!("{e}"));
+    // The session is deleted when `driver` drops, whether or not `run` panicked.
 }
 
 async fn run(client: &Client, d: &Dashboard, conn: &mut redis::Connection) -> Result<(), String> {
