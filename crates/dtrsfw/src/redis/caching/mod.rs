@@ -166,6 +166,9 @@
 //!   subscribed); a lost node (`kill -9`) flushes the tier, and calls go to Redis until the
 //!   new topology is subscribed (about 1 s after the promotion in the tests). Details in
 //!   [`local`].
+//! - **Redis Sentinel**: no local tier. A push connection would have to follow the
+//!   primary across failovers, which the Sentinel client does not offer; the tracker says
+//!   so once (a `warn` event) and every call goes to Redis, as without the option.
 //! - **Figures** (`dtredis bench --only cache_local --json`, release build, a ~1 KB value
 //!   (10 listings) returned by `call_cloned*`, medians of 3 runs on a 2-core machine at a
 //!   load average of 10-15): a local hit 59 000/s sync and 57 000/s async against 4 400/s

@@ -157,7 +157,10 @@ fn ack_with_read(ch: &Channel, acks: &mut Vec<EntryId>) -> Vec<EntryId> {
 
 /// A pipeline reply of the wrong length: the connection is out of step.
 fn unexpected_reply() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "pipeline reply of the wrong length"))
+    redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "pipeline reply of the wrong length",
+    ))
 }
 
 #[cfg(test)]

@@ -61,7 +61,10 @@ async fn session(tracking: &Tracking, redis: &RedisInstance) -> Result<()> {
     };
     let Some(mut links) = Links::open(redis, &push, &prefixes).await? else {
         // No push connection for this target (Sentinel): the tier stays down, calls go
-        // to Redis. Park rather than spin.
+        // to Redis. Said once, then parked rather than spinning.
+        tracing::warn!(
+            "redis cache: no local tier under Sentinel (no invalidation connection to follow failovers); cached calls go to Redis"
+        );
         std::future::pending::<()>().await;
         return Ok(());
     };
