@@ -12,15 +12,11 @@ use dtrsfw::cache_wrapper;
 use dtrsfw::redis::caching::{
     CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats, invalidate, invalidate_namespace,
 };
-use dtrsfw::redis::{RedisConfig, RedisInstance};
+use dtrsfw::redis::RedisInstance;
 use dtrsfw_test_support::proxy::Proxy;
 use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines};
-use local_tier::{until_local_hit, until_value};
+use local_tier::{id, instance, local_fn, until_local_hit, until_value};
 use serde_json::{Value, json};
-
-fn instance(url: &str) -> RedisInstance {
-    RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect("valid config")
-}
 
 /// An instance of the same server under another URL: no in-process state shared with
 /// `instance(server.url())`, so its writes reach the tier only through Redis's pushes,
@@ -51,18 +47,6 @@ fn python_peer(url: &str, args: &[&str]) -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     parse_json_lines(&out.stdout)
-}
-
-fn local_fn(namespace: &str) -> CachedFunction {
-    CachedFunction::builder(namespace, ["id"])
-        .expire(600)
-        .local(LocalTier::new())
-        .build()
-        .unwrap()
-}
-
-fn id(n: i64) -> CacheArgs {
-    CacheArgs::new().arg("id", &n)
 }
 
 #[test]

@@ -8,15 +8,10 @@ mod local_tier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier, cache_data};
-use dtrsfw::redis::{RedisConfig, RedisInstance};
+use dtrsfw::redis::caching::cache_data;
 use dtrsfw_test_support::{Server, command_calls};
-use local_tier::until_local_hit;
+use local_tier::{id, instance, local_fn, until_local_hit};
 use serde::{Deserialize, Serialize};
-
-fn instance(url: &str) -> RedisInstance {
-    RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect("valid config")
-}
 
 /// `GET` commands the server has run (`INFO commandstats`).
 fn gets(server: &Server) -> u64 {
@@ -37,18 +32,6 @@ fn car(year: u16) -> Car {
         year,
         tags: vec!["used".into(), "certified".into()],
     }
-}
-
-fn local_fn(namespace: &str) -> CachedFunction {
-    CachedFunction::builder(namespace, ["id"])
-        .expire(600)
-        .local(LocalTier::new())
-        .build()
-        .unwrap()
-}
-
-fn id(n: i64) -> CacheArgs {
-    CacheArgs::new().arg("id", &n)
 }
 
 #[test]

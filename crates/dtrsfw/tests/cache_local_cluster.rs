@@ -15,15 +15,11 @@ use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
 use dtrsfw::redis::caching::local::PING_EVERY;
-use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats};
-use dtrsfw::redis::{RedisConfig, RedisInstance};
+use dtrsfw::redis::caching::{CachedFunction, LocalTier, cache_data, cache_stats};
+use dtrsfw::redis::RedisInstance;
 use dtrsfw_test_support::{Cluster, Server, command_calls, replication_info};
-use local_tier::{until_local_hit, until_local_hit_within, until_value, until_value_within};
+use local_tier::{id, instance, until_local_hit, until_local_hit_within, until_value, until_value_within};
 use serde_json::{Value, json};
-
-fn instance(url: &str) -> RedisInstance {
-    RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect("valid cluster config")
-}
 
 /// An instance of the same cluster under another URL (the seeds in reverse order): no
 /// in-process state shared with `instance(&cluster.seed_url())`, so its writes reach the
@@ -88,10 +84,6 @@ fn local_fn(namespace: &str) -> CachedFunction {
         .local(LocalTier::new())
         .build()
         .unwrap()
-}
-
-fn id(n: i64) -> CacheArgs {
-    CacheArgs::new().arg("id", &n)
 }
 
 /// `per` argument values of `cached` per primary, whose keys are on distinct slots,

@@ -1,13 +1,33 @@
 //! Helpers shared by the local tier's test files (`cache_local.rs`,
-//! `cache_local_cloned.rs`, `cache_local_cluster.rs`): waiting for a local hit, waiting
-//! for a value.
+//! `cache_local_cloned.rs`, `cache_local_cluster.rs`): an instance, a function with a
+//! local tier and its arguments, waiting for a local hit, waiting for a value.
 
 // Each test file uses a part of these.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::caching::CacheStats;
+use dtrsfw::redis::caching::{CacheArgs, CacheStats, CachedFunction, LocalTier};
+use dtrsfw::redis::{RedisConfig, RedisInstance};
+
+/// An instance on `url` (one server, or a cluster's seed list).
+pub(crate) fn instance(url: &str) -> RedisInstance {
+    RedisInstance::new(RedisConfig::new().set_redis_url(url)).expect("valid config")
+}
+
+/// A function of one argument `id`, cached for 600 s, with a default local tier.
+pub(crate) fn local_fn(namespace: &str) -> CachedFunction {
+    CachedFunction::builder(namespace, ["id"])
+        .expire(600)
+        .local(LocalTier::new())
+        .build()
+        .unwrap()
+}
+
+/// The arguments `id = n`.
+pub(crate) fn id(n: i64) -> CacheArgs {
+    CacheArgs::new().arg("id", &n)
+}
 
 /// Calls `call` until `stats` shows a new local hit (tracking up, entry filled), at most
 /// `limit`; the value of that call.
