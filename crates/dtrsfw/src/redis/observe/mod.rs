@@ -159,7 +159,13 @@
 //! Sampling): at 1 %, `perf` of `bench --observe --only publish` finds 1.0 % of the
 //! process's samples in `tracing`, OpenTelemetry and `metrics` code (6.2 % with every
 //! span), and the ratios come back to within 0–13 % of the build without the features
-//! (medians above; the gap that remains beyond that 1 % is not explained yet). Where one
+//! (medians above). A second round (release build of 555743f, 3 alternated runs of
+//! `--only publish` per variant, medians) puts that remaining gap in the noise:
+//! `publish_concurrent` was 0.96 without `--observe`, 0.89 with the recorder alone, 0.93
+//! with the layer and exporter installed but no span created (root ratio 0), and 0.91 at
+//! 1 %, while our own rate was *higher* at 1 % (275 000/s) than without (249 000/s): the
+//! bare loop moved, and the spread of one variant's runs (0.06–0.10) exceeds the gaps
+//! between variants. Where one
 //! process sends or consumes tens of thousands of messages a second, sample, or filter
 //! `dtrsfw`'s spans out of the OpenTelemetry layer; its metrics can stay. Reproduce:
 //! `cargo build --release -p dtredis --features observe`, then `dtredis bench --observe`
