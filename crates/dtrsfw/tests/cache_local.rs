@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
+use dtrsfw::redis::RedisInstance;
 use dtrsfw::redis::caching::{
     CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats, invalidate, invalidate_namespace,
 };
-use dtrsfw::redis::RedisInstance;
 use dtrsfw_test_support::proxy::Proxy;
 use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines};
 use local_tier::{id, instance, local_fn, until_local_hit, until_value};

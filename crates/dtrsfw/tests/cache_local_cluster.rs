@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dtrsfw::cache_wrapper;
+use dtrsfw::redis::RedisInstance;
 use dtrsfw::redis::caching::local::PING_EVERY;
 use dtrsfw::redis::caching::{CachedFunction, LocalTier, cache_data, cache_stats};
-use dtrsfw::redis::RedisInstance;
 use dtrsfw_test_support::{Cluster, Server, command_calls, replication_info};
 use local_tier::{id, instance, until_local_hit, until_local_hit_within, until_value, until_value_within};
 use serde_json::{Value, json};
