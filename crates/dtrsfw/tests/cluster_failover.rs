@@ -12,18 +12,15 @@
 //! Each test runs once here; `scripts/failover-soak.sh cluster [N]` runs each N times and
 //! prints every run's `FAILOVER-STATS` line (acknowledged, lost, not confirmed, times).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod failover_load;
+
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::sender::SenderOptions;
-use dtrsfw::redis::{
-    ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, Sender, StartFrom,
-};
+use dtrsfw::redis::{RedisConfig, RedisInstance};
 use dtrsfw_test_support::{Cluster, Server, replication_info};
-
-const CHANNEL: &str = "orders";
+use failover_load::{CHANNEL, Load, Processed, pipeline, sender_options, spawn_consumer, unprocessed_after_drain};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_channels_primary_loses_no_send_acknowledged_with_wait_for_replicas() {
@@ -123,22 +120,9 @@ async fn failover_run(wait1: bool) -> FailoverRun {
             .unwrap();
     }
     let redis = RedisInstance::new(RedisConfig::new().set_redis_url(cluster.seed_url())).unwrap();
-    let options = if wait1 {
-        SenderOptions::new()
-            .set_wait_for_replicas(1)
-            .set_durability_timeout(Duration::from_millis(500))
-    } else {
-        SenderOptions::new()
-    };
-    let processed: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
-    let (sender, consumer) = pipeline(&redis, &processed, options).await;
-    let consuming = {
-        let c = consumer.clone();
-        tokio::spawn(async move {
-            c.persist_consume_all_channels(Duration::from_millis(20), Duration::from_millis(100))
-                .await
-        })
-    };
+    let processed: Processed = Arc::new(Mutex::default());
+    let (sender, consumer) = pipeline(&redis, &processed, sender_options(wait1)).await;
+    let consuming = spawn_consumer(&consumer);
     let load = Load::start(&sender);
 
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -147,28 +131,19 @@ async fn failover_run(wait1: bool) -> FailoverRun {
     cluster.node_mut(owner).kill();
     let new_owner = promoted(&cluster, slot, owner, killed_at).await;
     let promoted_after = killed_at.elapsed();
-    // Resumed: a send acknowledged after the promotion has been processed.
-    let deadline = killed_at + Duration::from_secs(30);
-    let resumed_after = loop {
-        let after = load.acked_since(killed_at + promoted_after);
-        if after.iter().any(|i| processed.lock().unwrap().contains(i)) {
-            break killed_at.elapsed();
-        }
-        assert!(Instant::now() < deadline, "consumption did not resume within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let resumed_after = load.resumed_after(&processed, killed_at, promoted_after).await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (acked, not_durable, failed) = load.stop().await;
-    let lost = unprocessed_after_drain(&acked, &processed).await;
+    let sent = load.stop().await;
+    let lost = unprocessed_after_drain(&sent.acked, &processed).await;
     consumer.shutdown();
     let _ = consuming.await;
     let wait_routing = wait1.then(|| tokio::task::block_in_place(|| wait_routing(&cluster, new_owner)));
     FailoverRun {
-        acked: acked.len(),
+        acked: sent.acked.len(),
         lost,
-        not_durable,
-        failed,
+        not_durable: sent.not_durable,
+        failed: sent.failed,
         promoted_after,
         resumed_after,
         wait_routing,
@@ -188,112 +163,6 @@ async fn promoted(cluster: &Cluster, slot: u16, old: usize, killed_at: Instant) 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The acknowledged numbers still not processed after the backlog drained (20 s at most).
-async fn unprocessed_after_drain(acked: &BTreeSet<u64>, processed: &Mutex<BTreeSet<u64>>) -> Vec<u64> {
-    let missing = || -> Vec<u64> {
-        let processed = processed.lock().unwrap();
-        acked.iter().filter(|i| !processed.contains(i)).copied().collect()
-    };
-    let drain = Instant::now() + Duration::from_secs(20);
-    while !missing().is_empty() && Instant::now() < drain {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    missing()
-}
-
-/// Two producers sending numbered messages one after the other, paced (about 400/s in
-/// all) so that the consumer keeps up and the resume time measures the failover.
-struct Load {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(u64, Instant)>>>,
-    not_durable: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    producers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(sender: &Sender) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicU64::new(0));
-        let acked: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
-        let not_durable = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let producers = (0..2)
-            .map(|_| {
-                let (sender, stop, next) = (sender.clone(), stop.clone(), next.clone());
-                let (acked, not_durable, failed) = (acked.clone(), not_durable.clone(), failed.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let msg = Message::new("evt", &serde_json::json!({ "i": i })).unwrap();
-                        match sender.send_message(CHANNEL, &msg).await {
-                            Ok(_) => acked.lock().unwrap().push((i, Instant::now())),
-                            Err(e) if e.is_not_durable() => {
-                                not_durable.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(_) => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            acked,
-            not_durable,
-            failed,
-            producers,
-        }
-    }
-
-    fn acked_since(&self, since: Instant) -> Vec<u64> {
-        let acked = self.acked.lock().unwrap();
-        acked.iter().filter(|(_, at)| *at > since).map(|(i, _)| *i).collect()
-    }
-
-    /// Stops the producers: the acknowledged numbers, the `NotDurable` and other failures.
-    async fn stop(self) -> (BTreeSet<u64>, u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for p in self.producers {
-            p.await.unwrap();
-        }
-        let acked = self.acked.lock().unwrap().iter().map(|(i, _)| *i).collect();
-        (
-            acked,
-            self.not_durable.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-}
-
-async fn pipeline(
-    redis: &RedisInstance,
-    processed: &Arc<Mutex<BTreeSet<u64>>>,
-    options: SenderOptions,
-) -> (Sender, Consumer) {
-    let sender = Sender::with_options(redis, options);
-    sender.register_channel(CHANNEL).unwrap();
-    // Reconnect backoff capped at 1 s (default 5 s): the resume bound is promotion + 2 s.
-    let consumer =
-        Consumer::with_options(redis, "svc", ConsumerOptions::new().max_backoff(Duration::from_secs(1))).unwrap();
-    let channel_options = ChannelOptions::new()
-        .start_from(StartFrom::Beginning)
-        .reclaim_idle(Duration::from_millis(300))
-        .max_deliveries(100);
-    consumer.register_channel(CHANNEL, channel_options).await.unwrap();
-    let processed = processed.clone();
-    consumer
-        .register_handler(CHANNEL, move |_: &str, body: &serde_json::Value| {
-            processed.lock().unwrap().insert(body["i"].as_u64().ok_or("no i")?);
-            Ok::<(), String>(())
-        })
-        .unwrap();
-    (sender, consumer)
 }
 
 fn wait_routing(cluster: &Cluster, owner: usize) -> WaitRouting {

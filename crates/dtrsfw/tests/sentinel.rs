@@ -7,18 +7,19 @@
 //! and prints every run's counts (`FAILOVER-STATS` lines: acknowledged sends, lost ones,
 //! time to promotion and to resumed consumption).
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod failover_load;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction};
 use dtrsfw::redis::sender::SenderOptions;
-use dtrsfw::redis::{
-    ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, StartFrom, is_redis_connected,
-    is_redis_connected_async,
-};
+use dtrsfw::redis::{RedisConfig, RedisInstance, is_redis_connected, is_redis_connected_async};
 use dtrsfw_test_support::{SENTINEL_SERVICE, SentinelSet};
+use failover_load::{
+    CHANNEL, Load, Processed, numbered, pipeline, sender_options, spawn_consumer, unprocessed_after_drain,
+};
 use redis::Commands;
 
 fn instance(set: &SentinelSet) -> RedisInstance {
@@ -105,12 +106,12 @@ async fn every_api_works_through_the_sentinels() {
     }
     assert_eq!(calls.load(Ordering::Relaxed), 1, "the second call hit");
 
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let seen: Processed = Arc::new(Mutex::default());
     let (sender, consumer) = pipeline(&redis, &seen, SenderOptions::new().set_wait_for_replicas(2)).await;
-    let ids = sender.send_messages("orders", &numbered(0..10)).await.unwrap();
+    let ids = sender.send_messages(CHANNEL, &numbered(0..10)).await.unwrap();
     assert_eq!(ids.len(), 10);
-    tokio::task::block_in_place(|| sender.send_message_blocking("orders", &numbered(10..11)[0])).unwrap();
-    let task = spawn(&consumer);
+    tokio::task::block_in_place(|| sender.send_message_blocking(CHANNEL, &numbered(10..11)[0])).unwrap();
+    let task = spawn_consumer(&consumer);
     wait_for(|| seen.lock().unwrap().len() == 11, Duration::from_secs(10)).await;
     consumer.shutdown();
     task.await.unwrap().unwrap();
@@ -199,7 +200,7 @@ fn promote_behind_the_old_primarys_back(set: &SentinelSet, old: usize, new: usiz
 
 /// What a failover run saw.
 struct FailoverRun {
-    acked: BTreeSet<u64>,
+    acked: std::collections::BTreeSet<u64>,
     lost: Vec<u64>,
     promoted_after: Duration,
     resumed_after: Duration,
@@ -259,38 +260,16 @@ enum Switch {
     Planned,
 }
 
-/// Two producers and a consumer on `orders`; the primary is switched (killed, or
-/// `SENTINEL FAILOVER`) while they run; then every acknowledged send must be consumed.
+/// Two producers and a consumer on [`CHANNEL`]; the primary is switched (killed, or
+/// `SENTINEL FAILOVER`) while they run; then every acknowledged send is looked for among
+/// the processed ones.
 async fn failover_run(switch: Switch, wait1: bool) -> FailoverRun {
     let mut set = tokio::task::spawn_blocking(SentinelSet::start).await.unwrap();
     let redis = instance(&set);
-    let options = if wait1 {
-        SenderOptions::new()
-            .set_wait_for_replicas(1)
-            .set_durability_timeout(Duration::from_millis(500))
-    } else {
-        SenderOptions::new()
-    };
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let (sender, consumer) = pipeline(&redis, &seen, options).await;
-    let consumer_task = spawn(&consumer);
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
-    let producers: Vec<_> = (0..2u64)
-        .map(|p| {
-            let (sender, stop, acked) = (sender.clone(), stop.clone(), acked.clone());
-            tokio::spawn(async move {
-                let mut i = p * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    if sender.send_message("orders", &numbered(i..i + 1)[0]).await.is_ok() {
-                        acked.lock().unwrap().push((i, Instant::now()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        })
-        .collect();
+    let processed: Processed = Arc::new(Mutex::default());
+    let (sender, consumer) = pipeline(&redis, &processed, sender_options(wait1)).await;
+    let consuming = spawn_consumer(&consumer);
+    let load = Load::start(&sender);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let old = set.primary_index().unwrap();
     let switched = Instant::now();
@@ -314,75 +293,18 @@ async fn failover_run(switch: Switch, wait1: bool) -> FailoverRun {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let promoted_after = switched.elapsed();
-    // Resumed: a send acknowledged after the promotion has been consumed.
-    let resumed = loop {
-        let after: Vec<u64> = acked
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, at)| *at > switched + promoted_after)
-            .map(|(i, _)| *i)
-            .collect();
-        if after.iter().any(|i| seen.lock().unwrap().contains(i)) {
-            break switched.elapsed();
-        }
-        assert!(Instant::now() < deadline, "consumption did not resume within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let resumed_after = load.resumed_after(&processed, switched, promoted_after).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for p in producers {
-        p.await.unwrap();
-    }
-    let acked: BTreeSet<u64> = acked.lock().unwrap().iter().map(|(i, _)| *i).collect();
-    let all_seen = || acked.iter().all(|i| seen.lock().unwrap().contains(i));
-    let drain = Instant::now() + Duration::from_secs(10);
-    while !all_seen() && Instant::now() < drain {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let acked = load.stop().await.acked;
+    let lost = unprocessed_after_drain(&acked, &processed).await;
     consumer.shutdown();
-    let _ = consumer_task.await;
-    let lost = acked
-        .iter()
-        .filter(|i| !seen.lock().unwrap().contains(i))
-        .copied()
-        .collect();
+    let _ = consuming.await;
     FailoverRun {
         acked,
         lost,
         promoted_after,
-        resumed_after: resumed,
+        resumed_after,
     }
-}
-
-async fn pipeline(
-    redis: &RedisInstance,
-    seen: &Arc<Mutex<BTreeSet<u64>>>,
-    options: SenderOptions,
-) -> (Sender, Consumer) {
-    let sender = Sender::with_options(redis, options);
-    sender.register_channel("orders").unwrap();
-    let consumer = Consumer::new(redis, "svc").unwrap();
-    let channel_options = ChannelOptions::new()
-        .start_from(StartFrom::Beginning)
-        .reclaim_idle(Duration::from_millis(500));
-    consumer.register_channel("orders", channel_options).await.unwrap();
-    let seen = seen.clone();
-    consumer
-        .register_handler("orders", move |_name: &str, body: &serde_json::Value| {
-            seen.lock().unwrap().insert(body["i"].as_u64().ok_or("no i")?);
-            Ok::<(), String>(())
-        })
-        .unwrap();
-    (sender, consumer)
-}
-
-fn spawn(consumer: &Consumer) -> tokio::task::JoinHandle<dtrsfw::redis::Result<()>> {
-    let c = consumer.clone();
-    tokio::spawn(async move {
-        c.persist_consume_all_channels(Duration::from_millis(10), Duration::from_millis(100))
-            .await
-    })
 }
 
 async fn wait_for(done: impl Fn() -> bool, limit: Duration) {
@@ -391,10 +313,4 @@ async fn wait_for(done: impl Fn() -> bool, limit: Duration) {
         assert!(Instant::now() < deadline, "not done within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn numbered(range: std::ops::Range<u64>) -> Vec<Message> {
-    range
-        .map(|i| Message::new("evt", &serde_json::json!({ "i": i })).unwrap())
-        .collect()
 }
