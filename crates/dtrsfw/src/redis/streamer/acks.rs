@@ -1,12 +1,12 @@
 //! Acknowledgements: gathered while entries finish, sent in one `XACK` (or one
 //! `XACKDEL ... ACKED` on a `delete_when_acked_by_all` channel, see `delete_on_ack`):
-//! in the pipeline of the next read when one comes first (`read::ack_with_read`), on
-//! their own otherwise.
+//! in the pipeline of the next read when one comes first ([`take_for_read`]), on their
+//! own otherwise.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::Value;
+use redis::{Cmd, Value};
 
 use super::channel::{Channel, Shared};
 use crate::redis::entry_id::EntryId;
@@ -46,13 +46,32 @@ pub(crate) async fn flush_acks(shared: &Shared, ch: &Channel, acks: &mut Vec<Ent
             Err(e) => return Err(Error::redis(format!("acknowledging on {}", ch.name), e)),
         }
     }
-    let _: Value = redis::cmd("XACK")
-        .arg(&*ch.name)
-        .arg(&ch.group)
-        .arg(&*acks)
+    let _: Value = xack(ch, acks)
         .query_async(&mut client)
         .await
         .map_err(|e| Error::redis(format!("acknowledging on {}", ch.name), e))?;
     acks.clear();
     Ok(())
+}
+
+/// `XACK <channel> <group> <ids>`.
+pub(crate) fn xack(ch: &Channel, ids: &[EntryId]) -> Cmd {
+    let mut cmd = redis::cmd("XACK");
+    cmd.arg(&*ch.name).arg(&ch.group).arg(ids);
+    cmd
+}
+
+/// The acknowledgements for the next read to carry (an `XACK` in its pipeline), taken
+/// from `acks`. On a channel that deletes on acknowledgement they are sent now instead
+/// (`XACKDEL`, with its fallback, goes on its own) and none are returned. Either way Redis
+/// has them before the read, so it never holds more entries for this instance than its
+/// window, finished ones included.
+pub(crate) async fn take_for_read(shared: &Shared, ch: &Channel, acks: &mut Vec<EntryId>) -> Vec<EntryId> {
+    if !ch.ack_deletes.load(Ordering::Relaxed) {
+        return std::mem::take(acks);
+    }
+    if let Err(e) = flush_acks(shared, ch, acks).await {
+        tracing::warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
+    }
+    Vec::new()
 }

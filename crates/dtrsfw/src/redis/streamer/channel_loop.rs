@@ -131,11 +131,6 @@ impl<'a> ChannelLoop<'a> {
             self.wait_busy(now).await;
             return Ok(Next::Turn);
         }
-        // Acknowledged before a take-over reads the pending lists (it must not find
-        // finished entries there); otherwise they ride in the read's pipeline.
-        if self.take_over_due(now) || self.run.ch.ack_deletes.load(Ordering::Relaxed) {
-            self.flush_acks().await;
-        }
         if self.take_over(now, free).await {
             return Ok(Next::Turn);
         }
@@ -198,17 +193,14 @@ impl<'a> ChannelLoop<'a> {
         gauges::refresh(&mut self.run.state.gauges, now, self.run.shared, ch, held).await;
     }
 
-    /// Whether [`take_over`](Self::take_over) has work this turn.
-    fn take_over_due(&self, now: Instant) -> bool {
-        let state = &self.run.state;
-        state.own_pending_from.is_some() || state.next_reclaim.is_none_or(|t| now >= t)
-    }
-
     /// Our own lost pending entries first, then reclaim: old entries go before new ones.
     /// Returns whether entries were queued (then they run before anything is read).
+    /// Gathered acknowledgements are sent before either reads a pending list (it must not
+    /// find finished entries there); otherwise they ride in the read's pipeline.
     async fn take_over(&mut self, now: Instant, free: usize) -> bool {
         let ch = self.run.ch;
         if self.run.state.own_pending_from.is_some() {
+            self.flush_acks().await;
             match self.run.recover_own(free).await {
                 Ok(()) if !self.run.work.queue.is_empty() => return true,
                 Ok(()) => {}
@@ -225,6 +217,7 @@ impl<'a> ChannelLoop<'a> {
             return false;
         }
         let later = now + ch.opts.reclaim_idle / 2;
+        self.flush_acks().await;
         match self.run.reclaim(free).await {
             Ok(more) => {
                 self.run.state.next_reclaim = Some(if more { now } else { later });

@@ -2,14 +2,13 @@
 //! pipelined behind the gathered acknowledgements, while finishing handlers are absorbed,
 //! acknowledgements flushed and shutdown watched.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::Value;
 use tracing::{debug, warn};
 
-use super::acks::{ACK_DELAY, flush_acks};
-use super::channel::{Channel, create_group};
+use super::acks::{ACK_DELAY, flush_acks, take_for_read, xack};
+use super::channel::create_group;
 use super::dispatch::ChannelRun;
 use super::reply::{self, RawEntry};
 use super::shutdown::wait_stop;
@@ -31,15 +30,15 @@ fn block_ms(block: Duration) -> Option<u64> {
 
 impl ChannelRun<'_> {
     /// One `XREADGROUP ... >` for up to `count` new entries on the dedicated connection,
-    /// behind the gathered acknowledgements (see [`ack_with_read`]): one round trip for
+    /// behind the gathered acknowledgements (see [`take_for_read`]): one round trip for
     /// both. Recovers a deleted group (`NOGROUP`) by recreating it.
     pub(crate) async fn read_new(&mut self, count: usize, block: Duration) -> Result<ReadOutcome> {
         let (mut conn, sized) = self.take_connection(block).await?;
-        let acks = ack_with_read(self.ch, &mut self.state.acks);
+        let acks = take_for_read(self.shared, self.ch, &mut self.state.acks).await;
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         if !acks.is_empty() {
-            pipe.cmd("XACK").arg(&*self.ch.name).arg(&self.ch.group).arg(&acks);
+            pipe.add_command(xack(self.ch, &acks));
         }
         let read = pipe
             .cmd("XREADGROUP")
@@ -140,18 +139,6 @@ impl ChannelRun<'_> {
             self.state.own_pending_from.get_or_insert(EntryId::ZERO);
         }
         Err(err)
-    }
-}
-
-/// The acknowledgements to send in the read's pipeline, taken from `acks`: all of them,
-/// unless the channel deletes on acknowledgement (`XACKDEL`, with its fallback, is sent
-/// on its own by [`flush_acks`]). Redis runs the `XACK` before the read, so it never holds
-/// more entries for this instance than its window, finished ones included.
-fn ack_with_read(ch: &Channel, acks: &mut Vec<EntryId>) -> Vec<EntryId> {
-    if ch.ack_deletes.load(Ordering::Relaxed) {
-        Vec::new()
-    } else {
-        std::mem::take(acks)
     }
 }
 
