@@ -18,7 +18,7 @@ use dtrsfw::redis::sender::SenderOptions;
 use dtrsfw::redis::{RedisConfig, RedisInstance, is_redis_connected, is_redis_connected_async};
 use dtrsfw_test_support::{SENTINEL_SERVICE, SentinelSet};
 use failover_load::{
-    CHANNEL, Load, Processed, numbered, pipeline, sender_options, spawn_consumer, unprocessed_after_drain,
+    CHANNEL, Load, Processed, message, numbered, pipeline, sender_options, spawn_consumer, unprocessed_after_drain,
 };
 use redis::Commands;
 
@@ -110,7 +110,7 @@ async fn every_api_works_through_the_sentinels() {
     let (sender, consumer) = pipeline(&redis, &seen, SenderOptions::new().set_wait_for_replicas(2)).await;
     let ids = sender.send_messages(CHANNEL, &numbered(0..10)).await.unwrap();
     assert_eq!(ids.len(), 10);
-    tokio::task::block_in_place(|| sender.send_message_blocking(CHANNEL, &numbered(10..11)[0])).unwrap();
+    tokio::task::block_in_place(|| sender.send_message_blocking(CHANNEL, &message(10))).unwrap();
     let task = spawn_consumer(&consumer);
     wait_for(|| seen.lock().unwrap().len() == 11, Duration::from_secs(10)).await;
     consumer.shutdown();

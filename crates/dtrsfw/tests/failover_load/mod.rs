@@ -20,11 +20,14 @@ pub(crate) const CHANNEL: &str = "orders";
 /// The numbers the handler has processed.
 pub(crate) type Processed = Arc<Mutex<BTreeSet<u64>>>;
 
-/// Messages `{"i": n}` for each `n` of `range`.
+/// The message `{"i": i}`.
+pub(crate) fn message(i: u64) -> Message {
+    Message::new("evt", &serde_json::json!({ "i": i })).unwrap()
+}
+
+/// [`message`] for each number of `range`.
 pub(crate) fn numbered(range: std::ops::Range<u64>) -> Vec<Message> {
-    range
-        .map(|i| Message::new("evt", &serde_json::json!({ "i": i })).unwrap())
-        .collect()
+    range.map(message).collect()
 }
 
 /// `wait_for_replicas(1)` with a 500 ms durability timeout, or the defaults.
@@ -108,7 +111,7 @@ impl Load {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        match sender.send_message(CHANNEL, &numbered(i..i + 1)[0]).await {
+                        match sender.send_message(CHANNEL, &message(i)).await {
                             Ok(_) => acked.lock().unwrap().push((i, Instant::now())),
                             Err(e) if e.is_not_durable() => {
                                 not_durable.fetch_add(1, Ordering::Relaxed);
