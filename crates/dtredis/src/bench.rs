@@ -338,6 +338,25 @@ pub(crate) fn per_second(ops: usize, elapsed: Duration) -> f64 {
     ops as f64 / elapsed.as_secs_f64()
 }
 
+/// What a hand-written redis-rs consumer reads with: `XREADGROUP GROUP <group> bare COUNT
+/// <count> [BLOCK <ms>] STREAMS <key> >`.
+pub(crate) fn bare_read_cmd(key: &str, group: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP").arg(group).arg("bare").arg("COUNT").arg(count);
+    if let Some(ms) = block_ms {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS").arg(key).arg(">");
+    cmd
+}
+
+/// What a hand-written redis-rs consumer acknowledges a read with: one `XACK` of its IDs.
+pub(crate) fn bare_ack_cmd<I: redis::ToRedisArgs>(key: &str, group: &str, ids: &[I]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XACK");
+    cmd.arg(key).arg(group).arg(ids);
+    cmd
+}
+
 /// Times one round of `ops` operations.
 pub(crate) async fn timed<F: Future<Output = anyhow::Result<()>>>(ops: usize, round: F) -> anyhow::Result<f64> {
     let start = Instant::now();

@@ -23,7 +23,7 @@ use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use redis::Value;
 
 use super::consume::{create_group, fill};
-use super::{BareAsync, BenchContext, BenchRow, alternate, per_second};
+use super::{BareAsync, BenchContext, BenchRow, alternate, bare_ack_cmd, bare_read_cmd, per_second};
 
 const BATCH: usize = 500;
 const BOUND: u64 = 10_000;
@@ -138,12 +138,7 @@ async fn bare_delete_round(mut conn: BareAsync, key: &str, n: usize, ack_aware: 
                 .query_async(&mut conn)
                 .await?;
         } else {
-            let _: Value = redis::cmd("XACK")
-                .arg(key)
-                .arg("bare")
-                .arg(&ids)
-                .query_async(&mut conn)
-                .await?;
+            let _: Value = bare_ack_cmd(key, "bare", &ids).query_async(&mut conn).await?;
             let _: Value = redis::cmd("XDEL").arg(key).arg(&ids).query_async(&mut conn).await?;
         }
     }
@@ -152,19 +147,8 @@ async fn bare_delete_round(mut conn: BareAsync, key: &str, n: usize, ack_aware: 
 
 /// One `XREADGROUP COUNT 500` (blocking up to 100 ms), the IDs read.
 async fn bare_read(conn: &mut BareAsync, key: &str, group: &str) -> anyhow::Result<Vec<String>> {
-    let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(group)
-        .arg("bare")
-        .arg("COUNT")
-        .arg(BATCH)
-        .arg("BLOCK")
-        .arg(100)
-        .arg("STREAMS")
-        .arg(key)
-        .arg(">")
-        .query_async(conn)
-        .await?;
+    let reply: Option<redis::streams::StreamReadReply> =
+        bare_read_cmd(key, group, BATCH, Some(100)).query_async(conn).await?;
     Ok(reply
         .map(|r| r.keys.into_iter().flat_map(|k| k.ids).map(|e| e.id).collect())
         .unwrap_or_default())
@@ -363,17 +347,7 @@ fn spawn_bare_reader(
         let mut count = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
         while count < n && Instant::now() < deadline {
-            let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg("g")
-                .arg("bare")
-                .arg("COUNT")
-                .arg(BATCH)
-                .arg("BLOCK")
-                .arg(100)
-                .arg("STREAMS")
-                .arg(&key)
-                .arg(">")
+            let reply: Option<redis::streams::StreamReadReply> = bare_read_cmd(&key, "g", BATCH, Some(100))
                 .query_async(&mut reader)
                 .await?;
             let entries: Vec<_> = reply
@@ -389,12 +363,7 @@ fn spawn_bare_reader(
             count += entries.len();
             if !entries.is_empty() {
                 let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-                let _: Value = redis::cmd("XACK")
-                    .arg(&key)
-                    .arg("g")
-                    .arg(&ids)
-                    .query_async(&mut reader)
-                    .await?;
+                let _: Value = bare_ack_cmd(&key, "g", &ids).query_async(&mut reader).await?;
             }
             consumed.store(count, Ordering::Relaxed);
         }

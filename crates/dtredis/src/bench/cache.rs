@@ -102,26 +102,21 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     // Sync: on a blocking thread, ours vs a bare blocking connection.
     let rounds = ctx.rounds();
     let (sync_cached, sync_redis, sync_key) = (cached.clone(), redis.clone(), key.clone());
-    let (ours, bare) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (ours, bare) = tokio::task::spawn_blocking(move || {
         let conn = &mut *bare_sync;
-        let (mut ours, mut bare) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let (o, b) = sync_round(
-                (chunk, chunk),
-                || {
-                    let v: Vec<Listing> = sync_cached.call(&sync_redis, &args(), page);
-                    std::hint::black_box(v);
-                },
-                || {
-                    let raw: Vec<u8> = redis::cmd("GET").arg(&sync_key).query(conn)?;
-                    std::hint::black_box(decode(&raw)?);
-                    Ok(())
-                },
-            )?;
-            ours.push(o);
-            bare.push(b);
-        }
-        Ok((ours, bare))
+        sync_rounds(
+            rounds,
+            (chunk, chunk),
+            || {
+                let v: Vec<Listing> = sync_cached.call(&sync_redis, &args(), page);
+                std::hint::black_box(v);
+            },
+            || {
+                let raw: Vec<u8> = redis::cmd("GET").arg(&sync_key).query(conn)?;
+                std::hint::black_box(decode(&raw)?);
+                Ok(())
+            },
+        )
     })
     .await??;
     let sync_row = BenchRow::compared(
@@ -139,29 +134,32 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     Ok(vec![sync_row, async_row])
 }
 
-/// One round of a sync comparison on the calling thread: `CHUNKS` slices, each `ours_n`
-/// calls of `ours` then `bare_n` of `bare`, so load from elsewhere falls on both sides
-/// alike. Returns both throughputs, per second.
-pub(super) fn sync_round(
+/// The rounds of a sync comparison on the calling thread. Each round is `CHUNKS` slices,
+/// each `ours_n` calls of `ours` then `bare_n` of `bare`, so load from elsewhere falls on
+/// both sides alike. Returns both sides' throughputs per round, per second.
+pub(super) fn sync_rounds(
+    rounds: usize,
     (ours_n, bare_n): (usize, usize),
     mut ours: impl FnMut(),
     mut bare: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<(f64, f64)> {
-    let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..CHUNKS {
-        let start = Instant::now();
-        for _ in 0..ours_n {
-            ours();
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (mut ours_rates, mut bare_rates) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (mut ours_time, mut bare_time) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..CHUNKS {
+            let start = Instant::now();
+            for _ in 0..ours_n {
+                ours();
+            }
+            ours_time += start.elapsed();
+            let start = Instant::now();
+            for _ in 0..bare_n {
+                bare()?;
+            }
+            bare_time += start.elapsed();
         }
-        ours_time += start.elapsed();
-        let start = Instant::now();
-        for _ in 0..bare_n {
-            bare()?;
-        }
-        bare_time += start.elapsed();
+        ours_rates.push(per_second(ours_n * CHUNKS, ours_time));
+        bare_rates.push(per_second(bare_n * CHUNKS, bare_time));
     }
-    Ok((
-        per_second(ours_n * CHUNKS, ours_time),
-        per_second(bare_n * CHUNKS, bare_time),
-    ))
+    Ok((ours_rates, bare_rates))
 }

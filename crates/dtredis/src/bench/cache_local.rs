@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dtrsfw::redis::RedisInstance;
 use dtrsfw::redis::caching::{CacheArgs, CachedFunction, LocalTier};
 
-use super::cache::{CHUNKS, Listing, args, page, sync_round};
+use super::cache::{CHUNKS, Listing, args, page, sync_rounds};
 use super::{BenchContext, BenchRow, per_second};
 
 /// The local rows of the table.
@@ -94,26 +94,21 @@ async fn sync_hits(
     let key = cached.key(&args());
     let mut bare_sync = ctx.bare_sync()?;
     let (cached, redis) = (cached.clone(), redis.clone());
-    let (ours, bare) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (ours, bare) = tokio::task::spawn_blocking(move || {
         let conn = &mut *bare_sync;
-        let (mut ours, mut bare) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let (o, b) = sync_round(
-                (sizes.ours, sizes.bare),
-                || {
-                    let v: Arc<Vec<Listing>> = cached.call_cloned(&redis, &args(), || Arc::new(page()));
-                    std::hint::black_box(v);
-                },
-                || {
-                    let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(conn)?;
-                    std::hint::black_box(raw);
-                    Ok(())
-                },
-            )?;
-            ours.push(o);
-            bare.push(b);
-        }
-        Ok((ours, bare))
+        sync_rounds(
+            rounds,
+            (sizes.ours, sizes.bare),
+            || {
+                let v: Arc<Vec<Listing>> = cached.call_cloned(&redis, &args(), || Arc::new(page()));
+                std::hint::black_box(v);
+            },
+            || {
+                let raw: Vec<u8> = redis::cmd("GET").arg(&key).query(conn)?;
+                std::hint::black_box(raw);
+                Ok(())
+            },
+        )
     })
     .await??;
     Ok(BenchRow::compared(

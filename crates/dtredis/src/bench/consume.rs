@@ -10,7 +10,7 @@ use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use redis::Value;
 
 use super::allocs::timed_counted;
-use super::{BareAsync, BenchContext, BenchRow, alternate, timed};
+use super::{BareAsync, BenchContext, BenchRow, alternate, bare_ack_cmd, bare_read_cmd, timed};
 
 const BATCH: usize = 500;
 
@@ -53,26 +53,11 @@ async fn bare_round(conn: &mut BareAsync, key: &str, group: &str, n: usize) -> a
     create_group(conn, key, group).await?;
     let mut done = 0;
     while done < n {
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(group)
-            .arg("bare")
-            .arg("COUNT")
-            .arg(BATCH)
-            .arg("STREAMS")
-            .arg(key)
-            .arg(">")
-            .query_async(conn)
-            .await?;
+        let reply: redis::streams::StreamReadReply = bare_read_cmd(key, group, BATCH, None).query_async(conn).await?;
         let ids: Vec<String> = reply.keys.into_iter().flat_map(|k| k.ids).map(|e| e.id).collect();
         anyhow::ensure!(!ids.is_empty(), "bare loop ran dry at {done} of {n}");
         done += ids.len();
-        let _: Value = redis::cmd("XACK")
-            .arg(key)
-            .arg(group)
-            .arg(&ids)
-            .query_async(conn)
-            .await?;
+        let _: Value = bare_ack_cmd(key, group, &ids).query_async(conn).await?;
     }
     Ok(())
 }

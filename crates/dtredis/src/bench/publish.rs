@@ -37,153 +37,125 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     sender.send_message(&keys.warm_up, &message).await?;
     bare_xadd(&mut bare, &keys.warm_up, &message).await?;
 
+    // Streams are cleared between rounds through a handle of their own (a clone of the
+    // same multiplexed connection): the rounds' futures hold clones of `bare`.
+    let mut admin = bare.clone();
+    let (sender, message, keys, bare) = (&sender, &message, &keys, &bare);
     let mut rows = Vec::new();
 
     let n = ctx.n(20_000);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
-    for round in 0..ctx.rounds() {
-        let ours_round = async {
-            timed_counted(n, &mut ours_allocs, async {
-                for _ in 0..n {
-                    sender.send_message(&keys.ours, &message).await?;
-                }
-                Ok(())
-            })
-            .await
-        };
-        let bare_round = async {
+    let rounds = compare(
+        ctx,
+        keys,
+        &mut admin,
+        n,
+        || async move {
+            for _ in 0..n {
+                sender.send_message(&keys.ours, message).await?;
+            }
+            Ok(())
+        },
+        || {
             let mut conn = bare.clone();
-            timed_counted(n, &mut bare_allocs, async {
+            async move {
                 for _ in 0..n {
-                    bare_xadd(&mut conn, &keys.bare, &message).await?;
+                    bare_xadd(&mut conn, &keys.bare, message).await?;
                 }
                 Ok(())
-            })
-            .await
-        };
-        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
-        keys.clear(&mut bare).await?;
-    }
-    rows.push(
-        BenchRow::compared(
-            "publish_single",
-            &ours,
-            &theirs,
-            "send_message awaited one at a time vs bare XADD; target >= 0.9",
-        )
-        .with_allocs(&ours_allocs, &bare_allocs),
-    );
+            }
+        },
+    )
+    .await?;
+    rows.push(rounds.row(
+        "publish_single",
+        "send_message awaited one at a time vs bare XADD; target >= 0.9",
+    ));
 
     let calls = ctx.n(1_000);
-    let batch = vec![message.clone(); BATCH];
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
-    for round in 0..ctx.rounds() {
-        let ours_round = async {
-            timed_counted(calls * BATCH, &mut ours_allocs, async {
-                for _ in 0..calls {
-                    sender.send_messages(&keys.ours, &batch).await?;
-                }
-                Ok(())
-            })
-            .await
-        };
-        let bare_round = async {
+    let batch = &vec![message.clone(); BATCH];
+    let rounds = compare(
+        ctx,
+        keys,
+        &mut admin,
+        calls * BATCH,
+        || async move {
+            for _ in 0..calls {
+                sender.send_messages(&keys.ours, batch).await?;
+            }
+            Ok(())
+        },
+        || {
             let mut conn = bare.clone();
-            timed_counted(calls * BATCH, &mut bare_allocs, async {
+            async move {
                 for _ in 0..calls {
                     let mut pipe = redis::pipe();
-                    for message in &batch {
+                    for message in batch {
                         pipe.add_command(xadd_cmd(&keys.bare, message));
                     }
                     let _ids: Vec<String> = pipe.query_async(&mut conn).await?;
                 }
                 Ok(())
-            })
-            .await
-        };
-        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
-        keys.clear(&mut bare).await?;
-    }
-    rows.push(
-        BenchRow::compared(
-            "publish_batch",
-            &ours,
-            &theirs,
-            "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
-        )
-        .with_allocs(&ours_allocs, &bare_allocs),
-    );
+            }
+        },
+    )
+    .await?;
+    rows.push(rounds.row(
+        "publish_batch",
+        "send_messages of 100 vs bare pipeline of 100 XADD; target >= 0.8",
+    ));
 
     let per_task = ctx.n(1_000);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let (mut ours_allocs, mut bare_allocs) = (Vec::new(), Vec::new());
-    for round in 0..ctx.rounds() {
-        let ours_round = timed_counted(TASKS * per_task, &mut ours_allocs, async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let (sender, message, key) = (sender.clone(), message.clone(), keys.ours.clone());
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            sender.send_message(&key, &message).await?;
-                        }
-                        anyhow::Ok(())
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await??;
-            }
-            Ok(())
-        });
-        let bare_round = timed_counted(TASKS * per_task, &mut bare_allocs, async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    let (mut conn, message, key) = (bare.clone(), message.clone(), keys.bare.clone());
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            bare_xadd(&mut conn, &key, &message).await?;
-                        }
-                        anyhow::Ok(())
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await??;
-            }
-            Ok(())
-        });
-        alternate(round, ours_round, bare_round, &mut ours, &mut theirs).await?;
-        keys.clear(&mut bare).await?;
-    }
-    rows.push(
-        BenchRow::compared(
-            "publish_concurrent",
-            &ours,
-            &theirs,
-            "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
-        )
-        .with_allocs(&ours_allocs, &bare_allocs),
-    );
+    let rounds = compare(
+        ctx,
+        keys,
+        &mut admin,
+        TASKS * per_task,
+        || {
+            concurrently(|| {
+                let (sender, message, key) = (sender.clone(), message.clone(), keys.ours.clone());
+                async move {
+                    for _ in 0..per_task {
+                        sender.send_message(&key, &message).await?;
+                    }
+                    Ok(())
+                }
+            })
+        },
+        || {
+            concurrently(|| {
+                let (mut conn, message, key) = (bare.clone(), message.clone(), keys.bare.clone());
+                async move {
+                    for _ in 0..per_task {
+                        bare_xadd(&mut conn, &key, &message).await?;
+                    }
+                    Ok(())
+                }
+            })
+        },
+    )
+    .await?;
+    rows.push(rounds.row(
+        "publish_concurrent",
+        "64 tasks sharing one Sender vs one bare multiplexed connection; target >= 0.8",
+    ));
 
     // The blocking API, on threads (as sync code calls it), beside a bare sync connection.
     let n = ctx.n(10_000);
     let mut bare_sync = ctx.bare_sync()?;
-    sender.send_message_blocking(&keys.warm_up, &message)?;
+    sender.send_message_blocking(&keys.warm_up, message)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..ctx.rounds() {
         let ours_round = || {
             let start = Instant::now();
             for _ in 0..n {
-                sender.send_message_blocking(&keys.ours, &message)?;
+                sender.send_message_blocking(&keys.ours, message)?;
             }
             anyhow::Ok(per_second(n, start.elapsed()))
         };
         let mut bare_round = || {
             let start = Instant::now();
             for _ in 0..n {
-                let _id: String = xadd_cmd(&keys.bare, &message).query(&mut *bare_sync)?;
+                let _id: String = xadd_cmd(&keys.bare, message).query(&mut *bare_sync)?;
             }
             anyhow::Ok(per_second(n, start.elapsed()))
         };
@@ -199,7 +171,7 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
             }
             Ok(())
         })?;
-        keys.clear(&mut bare).await?;
+        keys.clear(&mut admin).await?;
     }
     rows.push(BenchRow::compared(
         "publish_blocking",
@@ -208,8 +180,59 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
         "send_message_blocking (pooled) vs bare sync XADD; no target",
     ));
 
-    let _: () = redis::cmd("DEL").arg(&keys.warm_up).query_async(&mut bare).await?;
+    let _: () = redis::cmd("DEL").arg(&keys.warm_up).query_async(&mut admin).await?;
     Ok(rows)
+}
+
+/// The rounds of one row: per-second rates and allocations per message, each side.
+#[derive(Default)]
+struct Rounds {
+    ours: Vec<f64>,
+    bare: Vec<f64>,
+    ours_allocs: Vec<f64>,
+    bare_allocs: Vec<f64>,
+}
+
+impl Rounds {
+    fn row(&self, name: &'static str, note: &str) -> BenchRow {
+        BenchRow::compared(name, &self.ours, &self.bare, note).with_allocs(&self.ours_allocs, &self.bare_allocs)
+    }
+}
+
+/// Runs the rounds of one row: a round of `ours()` and one of `bare()`, each of
+/// `messages` messages, in alternating order, the streams cleared after each round.
+async fn compare<O, B>(
+    ctx: &BenchContext,
+    keys: &Keys,
+    admin: &mut BareAsync,
+    messages: usize,
+    mut ours: impl FnMut() -> O,
+    mut bare: impl FnMut() -> B,
+) -> anyhow::Result<Rounds>
+where
+    O: Future<Output = anyhow::Result<()>>,
+    B: Future<Output = anyhow::Result<()>>,
+{
+    let mut r = Rounds::default();
+    for round in 0..ctx.rounds() {
+        let ours_round = timed_counted(messages, &mut r.ours_allocs, ours());
+        let bare_round = timed_counted(messages, &mut r.bare_allocs, bare());
+        alternate(round, ours_round, bare_round, &mut r.ours, &mut r.bare).await?;
+        keys.clear(admin).await?;
+    }
+    Ok(r)
+}
+
+/// Runs [`TASKS`] tasks made by `task`, side by side, until all have finished.
+async fn concurrently<F>(mut task: impl FnMut() -> F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..TASKS).map(|_| tokio::spawn(task())).collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }
 
 /// The stream keys of a run; unique per process so a shared server is not disturbed.

@@ -35,7 +35,12 @@ const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 #[allow(clippy::large_enum_variant)]
 enum Target {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster {
+        client: ClusterClient,
+        /// A client for the first seed (credentials, TLS): the template of a connection
+        /// to one node (see `push_template`).
+        node_template: redis::Client,
+    },
     Sentinel(SentinelTarget),
 }
 
@@ -51,16 +56,16 @@ pub(super) struct Connector {
     pub(super) retry_on_timeout: bool,
     /// The database the connections select (always 0 on a cluster).
     pub(super) db: i64,
-    /// On a cluster: a client for the first seed (credentials, TLS), the template of a
-    /// connection to one node (see `push_template`).
-    cluster_node: Option<redis::Client>,
 }
 
 impl Connector {
     /// Builds the client for `url` (already validated) with the configuration's settings.
     pub(super) fn new(config: &RedisConfig, url: &str) -> Result<Self> {
         let target = if is_cluster_url(url) {
-            Target::Cluster(cluster_client(config, url)?)
+            Target::Cluster {
+                client: cluster_client(config, url)?,
+                node_template: single_client(config, &cluster_seed_urls(url)?[0])?,
+            }
         } else if is_sentinel_url(url) {
             if url.starts_with("rediss") {
                 install_tls_provider();
@@ -73,19 +78,14 @@ impl Connector {
         } else {
             Target::Single(single_client(config, url)?)
         };
-        let cluster_node = match &target {
-            Target::Cluster(_) => Some(single_client(config, &cluster_seed_urls(url)?[0])?),
-            _ => None,
-        };
         let db = match &target {
             Target::Single(client) => client.get_connection_info().redis_settings().db(),
-            Target::Cluster(_) => 0,
+            Target::Cluster { .. } => 0,
             Target::Sentinel(target) => target.db(),
         };
         Ok(Connector {
             target,
             db,
-            cluster_node,
             connect_timeout: config.redis_socket_connect_timeout(),
             response_timeout: config.redis_socket_timeout(),
             retry_on_timeout: config.redis_retry_on_timeout(),
@@ -93,7 +93,7 @@ impl Connector {
     }
 
     pub(super) fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(_))
+        matches!(self.target, Target::Cluster { .. })
     }
 
     /// The Sentinels, when the target is the primary they name.
@@ -130,7 +130,7 @@ impl Connector {
         let inner = match &self.target {
             Target::Single(client) => SyncInner::Single(open_sync(client, connect_timeout)?),
             Target::Sentinel(target) => SyncInner::Single(open_sync(&target.primary()?, connect_timeout)?),
-            Target::Cluster(client) => {
+            Target::Cluster { client, .. } => {
                 let conn = client
                     .get_connection_with_config(cluster_config(connect_timeout, response_timeout))
                     .map_err(|e| Error::redis("connecting to the redis cluster", e))
@@ -162,7 +162,7 @@ impl Connector {
                 shared.connection().await?;
                 Ok(AsyncConn::Sentinel(shared))
             }
-            Target::Cluster(client) => {
+            Target::Cluster { client, .. } => {
                 let conn = self.connect_async_cluster(client, self.response_timeout).await?;
                 tracing::debug!("opened the shared async cluster connection");
                 Ok(conn)
@@ -184,7 +184,7 @@ impl Connector {
         let client = match &self.target {
             Target::Single(client) => client.clone(),
             Target::Sentinel(target) => target.primary_async(self.connect_timeout).await?,
-            Target::Cluster(client) => return self.connect_async_cluster(client, response_timeout).await,
+            Target::Cluster { client, .. } => return self.connect_async_cluster(client, response_timeout).await,
         };
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -203,7 +203,7 @@ impl Connector {
     pub(super) fn push_template(&self, node: Option<&NodeAddr>) -> Option<&redis::Client> {
         match (&self.target, node) {
             (Target::Single(client), None) => Some(client),
-            (Target::Cluster(_), Some(_)) => self.cluster_node.as_ref(),
+            (Target::Cluster { node_template, .. }, Some(_)) => Some(node_template),
             _ => None,
         }
     }

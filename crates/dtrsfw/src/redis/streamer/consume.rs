@@ -1,6 +1,7 @@
 //! The consuming methods of [`Consumer`]: one batch or a loop, of one channel or all.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::channel::Channel;
@@ -47,7 +48,7 @@ impl Consumer {
             block: block_time,
             rest: Duration::ZERO,
         };
-        channel_loop::run(&self.inner.shared, &ch, mode, self.inner.stop.subscribe()).await
+        self.run_loops(vec![ch], mode).await
     }
 
     /// Consumes `channel` until shutdown ([`shutdown`](Self::shutdown) or a
@@ -76,9 +77,7 @@ impl Consumer {
             block: block_time,
             rest: rest_time,
         };
-        channel_loop::run(&self.inner.shared, &ch, mode, self.inner.stop.subscribe())
-            .await
-            .map(|_| ())
+        self.run_loops(vec![ch], mode).await.map(|_| ())
     }
 
     async fn run_all(&self, mode: RunMode) -> Result<u64> {
@@ -87,6 +86,18 @@ impl Consumer {
         for ch in &channels {
             ch.handlers_to_run()?;
         }
+        self.run_loops(channels, mode).await
+    }
+
+    /// Runs the loops of `channels` side by side, each a task of the runtime, and returns
+    /// the entries they processed, or the first error.
+    ///
+    /// A task, even for one channel: the caller's future may be polled off the runtime's
+    /// workers (`block_on` in `main`, the blocking consumer), where every handler slot the
+    /// loop spawned and every outcome it was sent would cross threads, a wake-up each. On
+    /// a worker, they stay on its local queue. Dropping the returned future aborts the
+    /// loops, as dropping a loop run inline would stop it.
+    async fn run_loops(&self, channels: Vec<Arc<Channel>>, mode: RunMode) -> Result<u64> {
         let mut set = tokio::task::JoinSet::new();
         for ch in channels {
             let this = self.clone();
