@@ -338,7 +338,7 @@ async fn bare_consume(
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     let mut conn = ctx.bare_async().await?;
     // Five short rounds rather than two long ones: the row's percentiles are medians
-    // over rounds (see `BenchRow::e2e`), which needs an odd count of a few.
+    // over rounds (see `BenchRow::e2e`), which wants a handful of rounds.
     let (warm_up, measure, rounds) = if ctx.quick {
         (Duration::from_millis(300), Duration::from_secs(1), 1)
     } else {
