@@ -153,13 +153,15 @@
 //! once per label value and kept (a read lock, a hash of the channel and atomic adds per
 //! message).
 //!
-//! **Traces at 1 %** cost the single-message sends about a tenth: `publish_concurrent`
-//! 0.90 in all three runs against 0.98, `publish_single` 0.87 against 0.96; the other
-//! rows are within the noise. The library creates no span for the 99 % it does not
-//! sample (see Sampling), and the 1 % it does accounts for well under 1 % by the
-//! every-span figure below; where the rest of that tenth goes has not been found (the
-//! `tracing`, OpenTelemetry and `metrics` frames together hold about 1 % of a profile's
-//! samples at 1 %).
+//! **Traces at 1 %** cost `publish_concurrent` about a tenth of its ratio: 0.90 in all
+//! three runs against 0.98, and in a second set of three alternated pairs (`--only
+//! publish`) 0.84–0.97 against 0.89–1.05, our own rate 5 % lower (medians 202 000 and
+//! 213 000/s). `publish_single` was 0.87 against 0.96 in the first set and 0.99 against
+//! 0.91 in the second: noise. The other rows are within the noise. The library creates
+//! no span for the 99 % it does not sample (see Sampling), and the 1 % it does accounts
+//! for well under 1 % by the every-span figure below; where the rest goes has not been
+//! found (the `tracing`, OpenTelemetry and `metrics` frames together hold about 1 % of a
+//! profile's samples at 1 %).
 //!
 //! **A span per message costs up to half the throughput** where a row is bound by the
 //! client's CPU (`publish_concurrent`: 0.43). Each `send` and `process` span is built,
