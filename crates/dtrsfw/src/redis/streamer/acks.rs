@@ -70,8 +70,13 @@ pub(crate) async fn take_for_read(shared: &Shared, ch: &Channel, acks: &mut Vec<
     if !ch.ack_deletes.load(Ordering::Relaxed) {
         return std::mem::take(acks);
     }
+    flush_or_keep(shared, ch, acks).await;
+    Vec::new()
+}
+
+/// [`flush_acks`], a failure logged: the IDs stay in `acks` for the next try.
+pub(crate) async fn flush_or_keep(shared: &Shared, ch: &Channel, acks: &mut Vec<EntryId>) {
     if let Err(e) = flush_acks(shared, ch, acks).await {
         tracing::warn!(channel = %ch.name, error = %e, "acknowledgement failed; will retry");
     }
-    Vec::new()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use super::acks::{ACK_DELAY, flush_acks};
+use super::acks::{ACK_DELAY, flush_acks, flush_or_keep};
 use super::channel::{Channel, Shared};
 use super::delete_on_ack;
 use super::dispatch::{ChannelRun, Work};
@@ -163,9 +163,7 @@ impl<'a> ChannelLoop<'a> {
 
     async fn flush_acks(&mut self) {
         self.acks_due = None;
-        if let Err(e) = flush_acks(self.run.shared, self.run.ch, &mut self.run.state.acks).await {
-            warn!(channel = %self.run.ch.name, error = %e, "acknowledgement failed; will retry");
-        }
+        flush_or_keep(self.run.shared, self.run.ch, &mut self.run.state.acks).await;
     }
 
     /// Claim renewal and housekeeping, when due.
