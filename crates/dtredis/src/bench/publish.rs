@@ -5,9 +5,10 @@
 //! timing, as a service would do for its payload before sending) to a fresh stream per
 //! round, deleted after the round, so neither side pays for the other's stream growth.
 
-use dtrsfw::redis::sender::{Message, Sender};
-
 use std::time::Instant;
+
+use dtrsfw::redis::sender::{Message, Sender};
+use futures_util::FutureExt;
 
 use super::allocs::timed_counted;
 use super::{BareAsync, BenchContext, BenchRow, alternate, per_second};
@@ -160,16 +161,18 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
             anyhow::Ok(per_second(n, start.elapsed()))
         };
         // Run inline on this worker: the loops are what the row measures, and
-        // `block_in_place` lets the runtime move its other work elsewhere meanwhile.
-        tokio::task::block_in_place(|| -> anyhow::Result<()> {
-            if round.is_multiple_of(2) {
-                ours.push(ours_round()?);
-                theirs.push(bare_round()?);
-            } else {
-                theirs.push(bare_round()?);
-                ours.push(ours_round()?);
-            }
-            Ok(())
+        // `block_in_place` lets the runtime move its other work elsewhere meanwhile. The
+        // rounds are sync, so `alternate`'s future is done in its first poll.
+        tokio::task::block_in_place(|| {
+            alternate(
+                round,
+                async { ours_round() },
+                async { bare_round() },
+                &mut ours,
+                &mut theirs,
+            )
+            .now_or_never()
+            .expect("sync rounds complete in one poll")
         })?;
         keys.clear(&mut admin).await?;
     }

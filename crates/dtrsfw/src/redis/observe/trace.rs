@@ -224,7 +224,10 @@ pub(crate) fn process_span(
     if !sampled {
         return Span::none();
     }
+    // A root unless the entry carries a context: the loop polling the handler (one slot,
+    // async handlers) must not become its parent.
     let span = info_span!(
+        parent: None,
         "process",
         otel.name = span_names(channel).process.as_str(),
         otel.kind = "consumer",

@@ -42,5 +42,6 @@ pub(crate) fn process_span(
     deliveries: u64,
     _: &TraceFields,
 ) -> Span {
-    debug_span!("handler", channel = %channel, id = %id, name = %name, deliveries = deliveries)
+    // A root, as in `trace.rs`.
+    debug_span!(parent: None, "handler", channel = %channel, id = %id, name = %name, deliveries = deliveries)
 }

@@ -300,14 +300,14 @@ impl<'a> ChannelLoop<'a> {
         let run = &mut self.run;
         let mut unfinished: Vec<EntryId> = run.work.queue.drain(..).map(|d| d.id()).collect();
         let deadline = tokio::time::Instant::now() + run.shared.options.shutdown_timeout;
-        while !run.work.running.is_empty() {
+        while run.work.is_running() {
             if let Ok(event) = tokio::time::timeout_at(deadline, run.work.next_event()).await {
                 run.absorb(event).await;
                 unfinished.extend(run.work.queue.drain(..).map(|d| d.id()));
             } else {
                 warn!(channel = %run.ch.name, abandoned = run.work.in_flight, "shutdown timeout: unfinished entries released");
                 unfinished.extend(run.work.held_ids());
-                run.work.running.abort_all();
+                run.work.abort_all();
                 break;
             }
         }
