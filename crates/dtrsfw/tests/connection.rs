@@ -189,6 +189,39 @@ fn sync_pool_of_two_serves_200_borrows_and_bounds_exhaustion() {
 }
 
 #[test]
+fn a_borrower_waiting_on_a_full_pool_gets_the_connection_returned() {
+    let server = Server::start();
+    // A wait of 5 s: a borrower that was never woken would sleep through all of it.
+    let redis = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url(server.url())
+            .set_redis_max_connections(1)
+            .set_redis_socket_connect_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let held = redis.get_redis().unwrap();
+    let waiter = {
+        let redis = redis.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut conn = redis.get_redis().map_err(|e| e.to_string())?;
+            let _: () = conn.set("k", 1).map_err(|e| e.to_string())?;
+            Ok::<_, String>(start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    drop(held);
+    let waited = waiter
+        .join()
+        .unwrap()
+        .expect("the waiting borrower got the returned connection");
+    assert!(
+        waited < Duration::from_secs(4),
+        "woken by the return, not by its own deadline: waited {waited:?}"
+    );
+}
+
+#[test]
 fn sync_client_handle_runs_commands_over_the_pool() {
     let server = Server::start();
     let redis = instance_for(&server);

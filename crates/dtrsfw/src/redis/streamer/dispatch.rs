@@ -20,6 +20,7 @@ use tracing::{Instrument, warn};
 
 use super::channel::{Channel, LoopState, Shared};
 use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handlers};
+use super::inline_slot::{InlineSlot, SlotEvent};
 use super::settle::settle;
 use super::stats::Counters;
 use super::window::ReadWindow;
@@ -42,7 +43,7 @@ struct Chunk {
 /// costs no task spawn or thread hop per entry.
 ///
 /// With one slot and async handlers only (the defaults of a tokio service), the loop
-/// polls the slot itself ([`InlineSlot`]) instead of spawning it: a spawned slot starts
+/// polls the slot itself (`inline_slot.rs`) instead of spawning it: a spawned slot starts
 /// only once the loop's turn has yielded and the worker switched tasks, which took about
 /// 25 µs of every entry's latency on an idle 2-core machine (measured from the read's
 /// reply to the handler's start). Handlers that await keep the loop turning (claims
@@ -51,7 +52,7 @@ struct Chunk {
 pub(crate) struct Work {
     pub(crate) queue: VecDeque<Delivery>,
     running: JoinSet<()>,
-    inline: Option<InlineSlot>,
+    inline: InlineSlot<Outcome>,
     /// Whether a single slot may be polled by the loop: every handler is async.
     inline_allowed: bool,
     chunks: HashMap<tokio::task::Id, Chunk>,
@@ -69,7 +70,7 @@ impl Work {
         Work {
             queue: VecDeque::new(),
             running: JoinSet::new(),
-            inline: None,
+            inline: InlineSlot::new(),
             inline_allowed: handlers.iter().all(|h| matches!(h, Handler::Async(_))),
             chunks: HashMap::new(),
             in_flight: 0,
@@ -109,20 +110,19 @@ impl Work {
                 Counters::add(&ch.counters.retried, retried);
             }
             let ids = chunk.iter().map(Delivery::id).collect();
-            let slot = run_chunk(
-                chunk,
-                self.handlers.clone(),
-                self.outcomes_tx.clone(),
-                ch.clone(),
-                parallel > 1,
-            );
             // The loop's own task ID keys an inline slot's chunk (its outcomes carry it).
-            let task = match tokio::task::try_id() {
-                Some(loop_task) if parallel == 1 && self.inline_allowed => {
-                    self.inline = Some(InlineSlot::new(loop_task, slot));
+            let loop_task = tokio::task::try_id().filter(|_| parallel == 1 && self.inline_allowed);
+            let tx = match loop_task {
+                Some(_) => self.inline.sender(),
+                None => self.outcomes_tx.clone(),
+            };
+            let slot = run_chunk(chunk, self.handlers.clone(), tx, ch.clone(), parallel > 1);
+            let task = match loop_task {
+                Some(loop_task) => {
+                    self.inline.start(loop_task, slot);
                     loop_task
                 }
-                _ => self.running.spawn(slot).id(),
+                None => self.running.spawn(slot).id(),
             };
             self.in_flight += take;
             self.chunks.insert(task, Chunk { ids, remaining: take });
@@ -131,7 +131,7 @@ impl Work {
 
     /// Slots running: spawned, and the one the loop polls itself.
     fn slots(&self) -> usize {
-        self.running.len() + usize::from(self.inline.is_some())
+        self.running.len() + usize::from(self.inline.is_busy())
     }
 
     /// Whether any slot is running.
@@ -142,7 +142,7 @@ impl Work {
     /// Stops every slot (their entries stay pending).
     pub(crate) fn abort_all(&mut self) {
         self.running.abort_all();
-        self.inline = None;
+        self.inline.abort();
     }
 
     /// Waits for the next event of the work in flight; never resolves when there is none.
@@ -154,45 +154,16 @@ impl Work {
             biased;
             Some(outcome) = self.outcomes_rx.recv() => Event::Outcome(outcome),
             Some(joined) = self.running.join_next_with_id(), if !self.running.is_empty() => Event::Joined(joined),
-            loop_task = InlineSlot::finish(&mut self.inline), if self.inline.is_some() => Event::Joined(Ok((loop_task, ()))),
-        }
-    }
-}
-
-/// A slot whose chunk the loop polls itself (see [`Work`]), with the loop task's ID.
-struct InlineSlot {
-    loop_task: tokio::task::Id,
-    /// In a `Mutex` only to be `Sync` (the loop's future holds `&Work` across awaits): it
-    /// is reached through `&mut` alone, by `get_mut`, which never locks.
-    chunk: std::sync::Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl InlineSlot {
-    fn new(loop_task: tokio::task::Id, chunk: impl Future<Output = ()> + Send + 'static) -> Self {
-        InlineSlot {
-            loop_task,
-            chunk: std::sync::Mutex::new(Box::pin(chunk)),
+            event = self.inline.next(), if self.inline.is_busy() => match event {
+                SlotEvent::Outcome(outcome) => Event::Outcome(outcome),
+                SlotEvent::Finished(loop_task) => Event::Joined(Ok((loop_task, ()))),
+            },
         }
     }
 
-    /// Runs the chunk in `slot` until it is done, then empties `slot` and returns the loop
-    /// task's ID (what a spawned slot's `Joined` event carries). Never resolves on `None`.
-    async fn finish(slot: &mut Option<InlineSlot>) -> tokio::task::Id {
-        std::future::poll_fn(|cx| {
-            let Some(inline) = slot.as_mut() else {
-                return Poll::Pending;
-            };
-            let chunk = inline
-                .chunk
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let loop_task = inline.loop_task;
-            chunk.as_mut().poll(cx).map(|()| {
-                *slot = None;
-                loop_task
-            })
-        })
-        .await
+    /// An outcome already sent, by the inline slot or a spawned one.
+    fn try_outcome(&mut self) -> Option<Outcome> {
+        self.inline.try_outcome().or_else(|| self.outcomes_rx.try_recv().ok())
     }
 }
 
@@ -282,7 +253,7 @@ impl ChannelRun<'_> {
                     Err(e) => e.id(),
                 };
                 // Outcomes are sent before the task ends: take them first.
-                while let Ok(outcome) = self.work.outcomes_rx.try_recv() {
+                while let Some(outcome) = self.work.try_outcome() {
                     self.absorb_outcome(outcome).await;
                 }
                 if let Some(chunk) = self.work.chunks.remove(&task) {
@@ -311,7 +282,7 @@ impl ChannelRun<'_> {
 
     /// Applies every event already available, without waiting.
     pub(crate) async fn absorb_ready(&mut self) {
-        while let Ok(outcome) = self.work.outcomes_rx.try_recv() {
+        while let Some(outcome) = self.work.try_outcome() {
             self.absorb_outcome(outcome).await;
         }
         while let Some(joined) = self.work.running.try_join_next_with_id() {

@@ -231,6 +231,7 @@ mod dispatch;
 mod gauges;
 mod handler;
 mod housekeeping;
+mod inline_slot;
 mod names;
 mod options;
 mod read;
