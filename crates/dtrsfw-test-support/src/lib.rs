@@ -304,6 +304,19 @@ pub fn pending_count(conn: &mut redis::Connection, stream: &str, group: &str) ->
     count
 }
 
+/// The pending entries of `group` of `stream` (up to 1 000), as `XPENDING`'s extended
+/// form lists them: `(id, consumer, idle ms, deliveries)`. Panics when the server refuses.
+pub fn pending_entries(conn: &mut redis::Connection, stream: &str, group: &str) -> Vec<(String, String, u64, u64)> {
+    redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("-")
+        .arg("+")
+        .arg(1000)
+        .query(conn)
+        .unwrap_or_else(|e| panic!("XPENDING {stream} {group} - + 1000: {e}"))
+}
+
 /// Runs `f` with a `tracing` subscriber that records every event at every level, and
 /// returns what it logged, as text. Only events emitted on this thread are seen, so async
 /// code under test should run on a current-thread runtime created inside `f`.

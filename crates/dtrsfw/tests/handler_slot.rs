@@ -9,37 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dtrsfw::redis::{
-    ChannelOptions, Consumer, ConsumerOptions, Delivery, Message, RedisConfig, RedisInstance, StartFrom,
-};
-use dtrsfw_test_support::Server;
+use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, Delivery, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw_test_support::{Server, pending_entries};
 
 mod common;
-use common::spawn_loop;
+use common::{publish_n, spawn_loop, wait_until};
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
-}
-
-/// Publishes `n` entries `{"i": 0..n}`.
-fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
-    for i in 0..n {
-        let msg = Message::new("evt", &serde_json::json!({ "i": i })).unwrap();
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(channel).arg("*");
-        for (k, v) in msg.get_json_encoded() {
-            cmd.arg(k).arg(v);
-        }
-        cmd.exec(conn).unwrap();
-    }
-}
-
-async fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,14 +101,7 @@ async fn a_handler_that_never_finishes_is_abandoned_at_the_shutdown_timeout() {
         .unwrap()
         .unwrap();
 
-    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg("stuck")
-        .arg("stuck:svc:cg")
-        .arg("-")
-        .arg("+")
-        .arg(10)
-        .query(&mut conn)
-        .unwrap();
+    let rows = pending_entries(&mut conn, "stuck", "stuck:svc:cg");
     assert_eq!(rows.len(), 1, "still pending: {rows:?}");
     assert!(rows[0].2 >= 60_000, "released with the reclaim idle time: {rows:?}");
     let stats = consumer.get_stats().await.unwrap().channels["stuck"].clone();

@@ -6,39 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, Message, RedisConfig, RedisInstance, StartFrom};
-use dtrsfw_test_support::{Server, command_calls, pending_count};
+use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw_test_support::{Server, command_calls, pending_count, pending_entries};
 
 mod common;
-use common::spawn_loop;
+use common::{publish_n, spawn_loop, wait_until};
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
-}
-
-/// Publishes `n` entries `{"i": 0..n}` in one pipeline.
-fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        let msg = Message::new("evt", &serde_json::json!({ "i": i })).unwrap();
-        let cmd = pipe.cmd("XADD").arg(channel).arg("*");
-        for (k, v) in msg.get_json_encoded() {
-            cmd.arg(k).arg(v);
-        }
-        cmd.ignore();
-    }
-    pipe.exec(conn).unwrap();
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,14 +183,7 @@ async fn entries_not_finished_at_shutdown_are_released_to_other_instances() {
     assert_eq!(*seen_a.lock().unwrap(), [0], "A started one entry");
 
     // Still pending under A's name, delivered once, but idle for the whole reclaim time.
-    let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg("deploy")
-        .arg("deploy:svc:cg")
-        .arg("-")
-        .arg("+")
-        .arg(100)
-        .query(&mut conn)
-        .unwrap();
+    let rows = pending_entries(&mut conn, "deploy", "deploy:svc:cg");
     assert_eq!(rows.len(), 17, "the running entry and those read ahead: {rows:?}");
     for (_, owner, idle_ms, deliveries) in &rows {
         assert_eq!(owner, a.consumer_name());

@@ -110,19 +110,16 @@ impl Work {
                 Counters::add(&ch.counters.retried, retried);
             }
             let ids = chunk.iter().map(Delivery::id).collect();
+            let (handlers, ch) = (self.handlers.clone(), ch.clone());
+            let slot = move |tx| run_chunk(chunk, handlers, tx, ch, parallel > 1);
             // The loop's own task ID keys an inline slot's chunk (its outcomes carry it).
-            let loop_task = tokio::task::try_id().filter(|_| parallel == 1 && self.inline_allowed);
-            let tx = match loop_task {
-                Some(_) => self.inline.sender(),
-                None => self.outcomes_tx.clone(),
-            };
-            let slot = run_chunk(chunk, self.handlers.clone(), tx, ch.clone(), parallel > 1);
-            let task = match loop_task {
+            let task = match tokio::task::try_id().filter(|_| parallel == 1 && self.inline_allowed) {
                 Some(loop_task) => {
-                    self.inline.start(loop_task, slot);
+                    let tx = self.inline.sender();
+                    self.inline.start(loop_task, slot(tx));
                     loop_task
                 }
-                None => self.running.spawn(slot).id(),
+                None => self.running.spawn(slot(self.outcomes_tx.clone())).id(),
             };
             self.in_flight += take;
             self.chunks.insert(task, Chunk { ids, remaining: take });

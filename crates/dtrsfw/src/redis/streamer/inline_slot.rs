@@ -30,15 +30,14 @@ struct Chunk {
     /// In a `Mutex` only to be `Sync` (the loop's future holds `&Work` across awaits): it
     /// is reached through `&mut` alone, by `get_mut`, which never locks.
     future: Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    /// The future returned: only its outcomes not yet taken are left.
-    done: bool,
 }
 
 /// What polling the slot gave.
 pub(crate) enum SlotEvent<T> {
     /// An outcome the chunk sent.
     Outcome(T),
-    /// The chunk ended and every outcome was taken; the loop task's ID.
+    /// The chunk ended; the loop task's ID. Outcomes it sent may still wait in
+    /// [`InlineSlot::try_outcome`], as a spawned slot's wait in its channel when it ends.
     Finished(Id),
 }
 
@@ -48,7 +47,7 @@ impl<T> InlineSlot<T> {
         InlineSlot { chunk: None, tx, rx }
     }
 
-    /// Whether a chunk is running (or has outcomes not yet taken).
+    /// Whether a chunk is running.
     pub(crate) fn is_busy(&self) -> bool {
         self.chunk.is_some()
     }
@@ -64,7 +63,6 @@ impl<T> InlineSlot<T> {
         self.chunk = Some(Chunk {
             loop_task,
             future: Mutex::new(Box::pin(future)),
-            done: false,
         });
     }
 
@@ -84,22 +82,19 @@ impl<T> InlineSlot<T> {
             let Some(chunk) = self.chunk.as_mut() else {
                 return Poll::Pending;
             };
-            if !chunk.done {
-                let future = chunk
-                    .future
-                    .get_mut()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                chunk.done = future.as_mut().poll(cx).is_ready();
-            }
-            if let Ok(outcome) = self.rx.try_recv() {
-                return Poll::Ready(SlotEvent::Outcome(outcome));
-            }
-            if chunk.done {
+            let future = chunk
+                .future
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if future.as_mut().poll(cx).is_ready() {
                 let loop_task = chunk.loop_task;
                 self.chunk = None;
                 return Poll::Ready(SlotEvent::Finished(loop_task));
             }
-            Poll::Pending
+            match self.rx.try_recv() {
+                Ok(outcome) => Poll::Ready(SlotEvent::Outcome(outcome)),
+                Err(_) => Poll::Pending,
+            }
         })
         .await
     }
