@@ -1,11 +1,13 @@
-//! The slot the loop polls itself (`streamer/dispatch.rs`, `InlineSlot`): at parallelism 1
-//! with async handlers only, the channel's loop runs the handlers instead of spawning a
-//! task for them. What a spawned slot promises must hold there too: a panic fails its entry
-//! only, entries run in stream order, and a handler that never finishes is abandoned at the
-//! shutdown timeout with its entry released. (Claim renewal while such a handler awaits:
-//! `streamer.rs`, `long_handler_keeps_its_entry_while_alive`.)
+//! The slot the loop polls itself (`streamer/dispatch.rs`, `InlineSlot`): with async
+//! handlers only, the channel's loop runs one slot's handlers instead of spawning a task
+//! for them (every chunk at parallelism 1, whichever chunk finds it free above). What a
+//! spawned slot promises must hold there too: a panic fails its entry only, entries run
+//! in stream order, and a handler that never finishes is abandoned at the shutdown
+//! timeout with its entry released. Above parallelism 1, a handler awaiting in the loop's
+//! slot holds back neither the other slots nor the reads that feed them. (Claim renewal
+//! while such a handler awaits: `streamer.rs`, `long_handler_keeps_its_entry_while_alive`.)
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,15 +43,7 @@ async fn a_panic_fails_its_entry_only_and_the_rest_run_in_order() {
         })
         .unwrap();
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = consumer.get_stats().await.unwrap().channels["orders"].clone();
-        if s.processed + s.failed >= 20 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "20 outcomes: {s:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_outcomes(&consumer, "orders", 20).await;
     consumer.shutdown();
     task.await.unwrap().unwrap();
 
@@ -106,4 +100,100 @@ async fn a_handler_that_never_finishes_is_abandoned_at_the_shutdown_timeout() {
     assert!(rows[0].2 >= 60_000, "released with the reclaim idle time: {rows:?}");
     let stats = consumer.get_stats().await.unwrap().channels["stuck"].clone();
     assert_eq!((stats.processed, stats.failed), (0, 0));
+}
+
+/// Waits for the outcomes of `n` entries on `channel` (processed or failed).
+async fn wait_for_outcomes(consumer: &Consumer, channel: &str, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = consumer.get_stats().await.unwrap().channels[channel].clone();
+        if s.processed + s.failed >= n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{n} outcomes: {s:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_parallelism_1_the_loops_slot_runs_beside_the_spawned_ones() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "fanout", 4);
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    // One read of four entries, one per slot: the first in the loop's slot, three spawned.
+    let options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .parallelism(4)
+        .read_ahead(0)
+        .max_deliveries(1);
+    consumer.register_channel("fanout", options).await.unwrap();
+    // Each handler passes only once all four are running at the same time: a slot that
+    // held the others back until it finished would time out here.
+    let all_four = Arc::new(tokio::sync::Barrier::new(4));
+    consumer
+        .register_async_handler("fanout", move |_d: Delivery| {
+            let all_four = all_four.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), all_four.wait())
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| "the other handlers never ran beside this one".to_owned())
+            }
+        })
+        .unwrap();
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
+    wait_for_outcomes(&consumer, "fanout", 4).await;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+
+    let stats = consumer.get_stats().await.unwrap().channels["fanout"].clone();
+    assert_eq!((stats.processed, stats.failed), (4, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_awaiting_in_the_loops_slot_does_not_stop_the_reads() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "steady", 10);
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    // Reads of one entry per free slot: entry 0 in the loop's slot, then entries 1..10
+    // each read once the spawned slot is free again.
+    let options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .parallelism(2)
+        .read_ahead(0)
+        .max_deliveries(1);
+    consumer.register_channel("steady", options).await.unwrap();
+    let others_done = Arc::new(AtomicUsize::new(0));
+    let done = others_done.clone();
+    consumer
+        .register_async_handler("steady", move |d: Delivery| {
+            let i = d.payload()["i"].as_u64().unwrap();
+            let done = done.clone();
+            async move {
+                if i > 0 {
+                    done.fetch_add(1, Ordering::SeqCst);
+                    return Ok(());
+                }
+                // Entry 0 finishes only after the other nine were read and handled.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while done.load(Ordering::SeqCst) < 9 {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err("the loop stopped reading while entry 0 waited".to_owned());
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(())
+            }
+        })
+        .unwrap();
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
+    wait_for_outcomes(&consumer, "steady", 10).await;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+
+    let stats = consumer.get_stats().await.unwrap().channels["steady"].clone();
+    assert_eq!((stats.processed, stats.failed), (10, 0), "{stats:?}");
+    assert_eq!(others_done.load(Ordering::SeqCst), 9);
 }

@@ -42,13 +42,16 @@ struct Chunk {
 /// of entries one after the other and reports each outcome as it goes, so a fast handler
 /// costs no task spawn or thread hop per entry.
 ///
-/// With one slot and async handlers only (the defaults of a tokio service), the loop
-/// polls the slot itself (`inline_slot.rs`) instead of spawning it: a spawned slot starts
-/// only once the loop's turn has yielded and the worker switched tasks, which took about
-/// 25 µs of every entry's latency on an idle 2-core machine (measured from the read's
-/// reply to the handler's start). Handlers that await keep the loop turning (claims
-/// renewed, acknowledgements sent) as before. A sync handler still gets a task of its
-/// own: it blocks whatever polls it, and the loop must keep renewing its claim meanwhile.
+/// With async handlers only (the usual tokio service), one slot is polled by the loop
+/// itself (`inline_slot.rs`) instead of being spawned: whichever chunk starts while that
+/// slot is free, so at parallelism 1 every chunk, and above it every entry of a channel
+/// that receives them one at a time. A spawned slot starts only once the
+/// loop's turn has yielded and the worker switched tasks, which took about 25 µs of
+/// every entry's latency on an idle 2-core machine (measured from the read's reply to
+/// the handler's start). Handlers that await keep the loop turning (claims renewed,
+/// acknowledgements sent, other slots started) as before; the other slots are spawned
+/// and run on every worker. A sync handler always gets a task of its own: it blocks
+/// whatever polls it, and the loop must keep renewing its claim meanwhile.
 pub(crate) struct Work {
     pub(crate) queue: VecDeque<Delivery>,
     running: JoinSet<()>,
@@ -113,7 +116,8 @@ impl Work {
             let (handlers, ch) = (self.handlers.clone(), ch.clone());
             let slot = move |tx| run_chunk(chunk, handlers, tx, ch, parallel > 1);
             // The loop's own task ID keys an inline slot's chunk (its outcomes carry it).
-            let task = match tokio::task::try_id().filter(|_| parallel == 1 && self.inline_allowed) {
+            let inline = self.inline_allowed && !self.inline.is_busy();
+            let task = match tokio::task::try_id().filter(|_| inline) {
                 Some(loop_task) => {
                     let tx = self.inline.sender();
                     self.inline.start(loop_task, slot(tx));

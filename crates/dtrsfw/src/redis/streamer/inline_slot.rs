@@ -1,5 +1,5 @@
-//! The handler slot a channel's loop polls itself, instead of spawning a task for it (one
-//! slot and async handlers only; `dispatch.rs` says when and why).
+//! The handler slot a channel's loop polls itself, instead of spawning a task for it
+//! (async handlers only; `dispatch.rs` says when and why).
 //!
 //! Its outcomes go through a channel of their own that is only ever drained with
 //! `try_recv`, never awaited. Awaited, the channel would hold the waker of the loop, and

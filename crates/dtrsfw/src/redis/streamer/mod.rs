@@ -68,14 +68,16 @@
 //! a sync handler, `parallelism(16)` at 20 000 messages/s on 2 cores fell behind:
 //! p99 119 ms against 5 ms at parallelism 1).
 //!
-//! At parallelism 1 with async handlers only, the channel's loop polls the handler itself
-//! rather than handing it to a task of its own: the handler starts without waiting for a
-//! task switch (about 25 µs less from read to handler on a 2-core machine). While the
-//! handler awaits, the loop goes on renewing claims and sending acknowledgements as
-//! usual; an async handler that computes for seconds *without awaiting* would hold the
-//! loop meanwhile, as it would hold a runtime worker anyway: run such work in
-//! `tokio::task::spawn_blocking`, or register a sync handler, which always gets a task
-//! of its own.
+//! With async handlers only, the channel's loop polls one slot itself rather than handing
+//! it to a task of its own: at parallelism 1 every entry, above it the next chunk of
+//! entries whenever that slot is free (so every entry of a channel that receives them one
+//! at a time); the other slots are spawned tasks, run by every worker. An entry in the
+//! loop's slot starts without waiting for a task switch (about 25 µs less from read to
+//! handler on a 2-core machine). While its handler awaits, the loop goes on renewing
+//! claims, sending acknowledgements and starting other slots as usual; an async handler
+//! that computes for seconds *without awaiting* would hold the loop meanwhile, as it
+//! would hold a runtime worker anyway: run such work in `tokio::task::spawn_blocking`, or
+//! register a sync handler, which always gets a task of its own.
 //!
 //! # Reading and acknowledging under load
 //!
