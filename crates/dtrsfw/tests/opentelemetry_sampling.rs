@@ -1,13 +1,14 @@
 //! Feature `opentelemetry`: the library samples its root spans itself
-//! (`observe::set_root_span_ratio`), before creating them, and spans that continue a trace
-//! follow its sampling decision. Its own test binary: the ratio is process-wide, and the
-//! tests of `tests/opentelemetry.rs` expect the default (every root span).
+//! (`observe::set_root_span_ratio`) and caps them (`observe::set_root_span_limit`),
+//! before creating them, and spans that continue a trace follow its sampling decision,
+//! uncapped. Its own test binary: the ratio and the cap are process-wide, and the tests
+//! of `tests/opentelemetry.rs` expect the defaults.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dtrsfw::redis::observe::set_root_span_ratio;
+use dtrsfw::redis::observe::{set_root_span_limit, set_root_span_ratio};
 use dtrsfw::redis::{ChannelOptions, Consumer, Message, RedisConfig, RedisInstance, Sender, StartFrom};
 use dtrsfw_test_support::Server;
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider};
@@ -135,7 +136,8 @@ async fn root_spans_follow_the_library_ratio_and_continued_traces_their_parent()
     let sender = Sender::new(&redis);
 
     // Ratio 0: no root span, but a sampled parent is still continued and an unsampled
-    // one is carried (flags 00) without a span.
+    // one is carried (flags 00) without a span. Uncapped, so that the ratio alone decides.
+    set_root_span_limit(None);
     set_root_span_ratio(0.0);
     let channel = "sampling-zero";
     sender.register_channel(channel).unwrap();
@@ -215,5 +217,59 @@ async fn root_spans_follow_the_library_ratio_and_continued_traces_their_parent()
         1_000 - spans
     );
     assert_eq!(created_spans().1, 20 + processed);
+
+    // The cap: 300 root sends, at most 50 root spans a second; 100 sends inside sampled
+    // spans right after, all traced (a continued trace is never capped).
     set_root_span_ratio(1.0);
+    set_root_span_limit(Some(50));
+    let channel = "sampling-capped";
+    sender.register_channel(channel).unwrap();
+    let (sends_before, processes_before) = created_spans();
+    let start = Instant::now();
+    for i in 0..300 {
+        sender.send_message(channel, &message(i)).await.unwrap();
+    }
+    // One-second windows, the first opened by the first capped span: the sends touched
+    // at most this many.
+    let windows = start.elapsed().as_secs() + 2;
+    let roots = created_spans().0 - sends_before;
+    assert!(
+        (50..=50 * windows as usize).contains(&roots),
+        "{roots} root send spans of 300, capped at 50 a second over at most {windows} windows"
+    );
+    for i in 300..400 {
+        let span = tracing::info_span!("request");
+        sender
+            .send_message(channel, &message(i))
+            .instrument(span)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        created_spans().0 - sends_before,
+        roots + 100,
+        "continued traces are not capped"
+    );
+    let carried = traceparents(&server, channel).iter().filter(|t| t.is_some()).count();
+    assert_eq!(carried, roots + 100, "exactly the traced sends write a traceparent");
+    // The cap is process-wide, and the sends used up this second's room: consume in a
+    // later window.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let start = Instant::now();
+    consume(&redis, channel, 400).await;
+    let windows = start.elapsed().as_secs() + 2;
+    // The entries of traced sends continue their trace; the others are roots, capped.
+    let processes = created_spans().1 - processes_before;
+    let capped = processes.checked_sub(roots + 100).unwrap_or_else(|| {
+        panic!(
+            "{processes} process spans, fewer than the {} continued traces",
+            roots + 100
+        )
+    });
+    assert!(
+        (capped > 0 || roots == 300) && capped <= 50 * windows as usize,
+        "{capped} root process spans of {} root entries, capped at 50 a second over at most {windows} windows",
+        300 - roots
+    );
+    set_root_span_limit(Some(100));
 }

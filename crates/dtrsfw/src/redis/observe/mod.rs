@@ -108,10 +108,14 @@
 //! the send writes the unsampled context (flags `00`) and creates no span, and such an
 //! entry is handled without one. *Root* spans (a send outside any traced span, an entry
 //! without trace context) are sampled by the library itself, before the span exists,
-//! at `set_root_span_ratio` (feature `opentelemetry`; by default every one). This matters for cost:
-//! `tracing-opentelemetry` builds every span it sees before the SDK's sampler drops it,
-//! so a `ParentBased(TraceIdRatioBased(0.01))` sampler alone still pays for 100 % of the
-//! spans. Set both to the same ratio:
+//! at `set_root_span_ratio` (feature `opentelemetry`; by default every one) and **at most
+//! 100 a second** per process (`set_root_span_limit`; `None` lifts the cap), as
+//! Datadog's tracers (100 traces a second) and AWS X-Ray (one a second, then 5 %) cap
+//! theirs: a quiet service traces every message, a busy one does not spend its CPU on
+//! traces (see Cost). Spans that continue a trace are never capped. Sampling before the
+//! span exists matters: `tracing-opentelemetry` builds every span it sees before the
+//! SDK's sampler drops it, so a `ParentBased(TraceIdRatioBased(0.01))` sampler alone
+//! still pays for 100 % of the spans. To sample by ratio, set both to the same one:
 //!
 //! ```
 //! # #[cfg(feature = "opentelemetry")]
@@ -203,7 +207,7 @@ pub(crate) use self::metrics::*;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use self::metrics_off::*;
 #[cfg(feature = "opentelemetry")]
-pub use self::trace::{FIELD_TRACEPARENT, FIELD_TRACESTATE, set_root_span_ratio};
+pub use self::trace::{FIELD_TRACEPARENT, FIELD_TRACESTATE, set_root_span_limit, set_root_span_ratio};
 #[cfg(feature = "opentelemetry")]
 pub(crate) use self::trace::{TraceFields, process_span, record_message_id, send_span};
 #[cfg(not(feature = "opentelemetry"))]

@@ -3,7 +3,9 @@
 //! OpenTelemetry's own `TraceContextPropagator`: no hand-written format.
 
 use std::cell::Cell;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
@@ -129,7 +131,8 @@ static ROOT_SPAN_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000); // 1.
 /// what keeps traces cheap at tens of thousands of messages a second (see Cost). Set it
 /// to the ratio of the application's `ParentBased(TraceIdRatioBased(r))` sampler.
 ///
-/// By default, `1.0`: every send and every entry without a parent starts a trace.
+/// By default, `1.0`: every send and every entry without a parent starts a trace, up to
+/// the cap of [`set_root_span_limit`] (100 a second).
 ///
 /// ```
 /// dtrsfw::redis::observe::set_root_span_ratio(0.01); // 1 % of root sends and entries
@@ -139,8 +142,63 @@ pub fn set_root_span_ratio(ratio: f64) {
     ROOT_SPAN_RATIO.store(ratio.to_bits(), Ordering::Relaxed);
 }
 
-/// Whether this root span is one of the share [`set_root_span_ratio`] asks for.
+/// No cap on root spans (see [`set_root_span_limit`]).
+const UNLIMITED: u64 = u64::MAX;
+
+/// The most root spans per second; [`UNLIMITED`] for no cap.
+static ROOT_SPAN_LIMIT: AtomicU64 = AtomicU64::new(100);
+
+/// Caps the library's *root* spans (see [`set_root_span_ratio`]) at `per_second` each
+/// second, process-wide; `None` lifts the cap. Only with feature `opentelemetry`.
+///
+/// A span per message costs several microseconds in `tracing-opentelemetry` and the SDK
+/// (see Cost in the module docs), more than a send or a no-op handler itself: a service
+/// moving tens of thousands of messages a second with every root traced spends most of
+/// its CPU on traces. The cap bounds that cost whatever the rate, as the tracers of
+/// Datadog (100 traces a second by default) and AWS X-Ray (a reservoir of one a second,
+/// then 5 %) do, while a quiet service still traces every message. It applies after the
+/// ratio; spans that continue a trace are never capped (their trace was sampled where it
+/// began). Counted in windows of one second: at the turn of a window the count starts
+/// again, so a burst across a turn may get up to twice the cap.
+///
+/// By default, `Some(100)`.
+///
+/// ```
+/// dtrsfw::redis::observe::set_root_span_limit(Some(1_000)); // up to 1 000 root spans a second
+/// dtrsfw::redis::observe::set_root_span_limit(None); // every root span (at the ratio)
+/// ```
+pub fn set_root_span_limit(per_second: Option<u32>) {
+    ROOT_SPAN_LIMIT.store(per_second.map_or(UNLIMITED, u64::from), Ordering::Relaxed);
+}
+
+/// Whether the cap of [`set_root_span_limit`] leaves room for one more root span in this
+/// second. Once the second's room is used up, a call only reads two shared words: no
+/// cache line bounces between the cores sending.
+fn root_span_within_limit() -> bool {
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    static WINDOW: AtomicU64 = AtomicU64::new(0);
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    let limit = ROOT_SPAN_LIMIT.load(Ordering::Relaxed);
+    if limit == UNLIMITED {
+        return true;
+    }
+    let second = EPOCH.elapsed().as_secs();
+    if WINDOW.load(Ordering::Relaxed) != second && WINDOW.swap(second, Ordering::Relaxed) != second {
+        // The first to see a new second starts its count (a span counted meanwhile by
+        // another thread is forgiven: the cap is a bound on cost, not an exact quota).
+        TAKEN.store(0, Ordering::Relaxed);
+    }
+    TAKEN.load(Ordering::Relaxed) < limit && TAKEN.fetch_add(1, Ordering::Relaxed) < limit
+}
+
+/// Whether this root span is one of the share [`set_root_span_ratio`] asks for, within the
+/// cap of [`set_root_span_limit`].
 fn root_span_sampled() -> bool {
+    root_span_drawn() && root_span_within_limit()
+}
+
+/// The draw of [`set_root_span_ratio`].
+fn root_span_drawn() -> bool {
     let ratio = f64::from_bits(ROOT_SPAN_RATIO.load(Ordering::Relaxed));
     if ratio >= 1.0 {
         return true;
