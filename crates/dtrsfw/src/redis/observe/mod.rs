@@ -127,58 +127,64 @@
 //! # Cost
 //!
 //! Off (the default), nothing is compiled in. On, measured with `dtredis bench` (each row
-//! ours beside a bare redis-rs loop in the same run; ratio ours/bare) from one release
-//! build with `--features observe`: without `--observe` (features compiled in, nothing
-//! installed), then `--observe` with a Prometheus recorder alone (its upkeep every 5 s),
-//! with the recorder and a `tracing-opentelemetry` layer at `INFO` over the SDK's batch
-//! span processor sampling 1 % (`set_root_span_ratio(0.01)` and a
-//! `ParentBased(TraceIdRatioBased(0.01))` sampler), and with every span. Four variants
-//! in rotation, three rounds each, `--only publish,consume`, on the 2-core machine with
-//! nothing else running (Redis 7.0.15, release build of c9cc464, 2026-12-02); medians
-//! of the three runs' ratios:
+//! ours beside a bare redis-rs loop in the same run; ratio ours/bare), from one release
+//! build with `--features observe`, run without `--observe` (the features compiled in,
+//! nothing installed) and with it: a Prometheus recorder (its upkeep every 5 s) and a
+//! `tracing-opentelemetry` layer at `INFO` over the SDK's batch span processor and its
+//! default sampler, the library's own defaults (every root span, at most 100 a second).
+//! Alternated pairs on the 2-core machine with nothing else running (Redis 7.0.15,
+//! 2026-12-03): `--only publish,consume`, three pairs, and `--only publish`, five more
+//! (`publish_*` rows over eight pairs); `--only cache,cache_local`, two pairs. Medians:
 //!
-//! | row | without | metrics only | both, 1 % sampled | both, every span |
+//! | row | ratio without | ratio with | ours without | ours with |
 //! |---|---|---|---|---|
-//! | `publish_single` | 0.96 | 1.01 | 0.87 | 0.79 |
-//! | `publish_batch` | 1.04 | 0.93 | 1.03 | 0.98 |
-//! | `publish_concurrent` | 0.98 | 0.96 | 0.90 | 0.43 |
-//! | `publish_blocking` | 0.93 | 0.95 | 0.94 | 0.81 |
-//! | `publish_single_wait1` | 0.93 | 0.93 | 0.94 | 1.03 |
-//! | `publish_batch_wait1` | 0.97 | 1.06 | 1.06 | 0.89 |
-//! | `consume_noop` | 0.90 | 0.88 | 0.90 | 0.71 |
+//! | `publish_single` | 0.99 | 0.99 | 11 903/s | 12 460/s |
+//! | `publish_batch` | 1.04 | 1.05 | 501 473/s | 504 750/s |
+//! | `publish_concurrent` | 0.90 | 0.85 | 376 431/s | 353 981/s |
+//! | `publish_blocking` | 0.99 | 0.97 | 14 033/s | 13 824/s |
+//! | `publish_single_wait1` | 0.99 | 0.99 | 8 781/s | 8 758/s |
+//! | `publish_batch_wait1` | 1.01 | 1.00 | 268 237/s | 259 802/s |
+//! | `consume_noop` | 0.99 | 1.00 | 309 533/s | 283 491/s |
+//! | `cache_hit_sync` | 0.99 | 1.00 | 12 206/s | 12 272/s |
+//! | `cache_hit_async` | 0.96 | 0.965 | 10 862/s | 9 671/s |
+//! | `cache_hit_local` (local tier) | 178 | 177 | 2 525 979/s | 2 454 577/s |
+//! | `cache_hit_local_async` | 232 | 209 | 2 537 335/s | 2 474 829/s |
 //!
-//! (`DTREDIS_BENCH_OBSERVE=metrics` installs the recorder alone;
-//! `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01` samples; one run's ratio moves by up to ±0.1 on
-//! this machine, the spread of the three runs of one variant was 0.03–0.17.)
+//! Every row but `publish_concurrent` keeps its ratio within 0.02 (the local-tier rows
+//! excepted: their ratio compares a local hit with a Redis `GET`, whose rate sets it; their
+//! own rates are 2–3 % lower). `publish_concurrent` (64 tasks sending on one shared
+//! connection, bound by the client's CPU) is 0.05 lower at the median (5.6 %), our own
+//! rate 6 % lower; its ratio ranged 0.78–1.13 across the sixteen runs, so the difference is
+//! within what one run moves on this machine, and at the 5 % bar. What a send pays with
+//! both features on and no span to create: a metric handle lookup (a read lock and a hash
+//! of the channel), a counter add and a histogram sample, two clock reads, the root-span
+//! draw and the cap's two reads.
 //!
-//! **Metrics cost little**: every row with the recorder alone is within 0.05 of the
-//! build without it but `publish_batch` (0.93 against 1.04, while our own rate was
-//! *higher*, 233 000/s against 223 000/s: the bare side moved). A handle is resolved
-//! once per label value and kept (a read lock, a hash of the channel and atomic adds per
-//! message).
+//! **What the cap saves.** With every root span traced (`set_root_span_limit(None)`,
+//! `DTREDIS_BENCH_OBSERVE_ROOT_LIMIT=none`), `publish_concurrent` ran at 0.38 and 0.42
+//! (about 128 000/s against 330 000/s), and, in an earlier build, `consume_noop` at 0.71.
+//! Each `send` and `process` span is built, entered on every poll, closed and handed to
+//! the batch processor by `tracing-opentelemetry` and the SDK: about 7 µs a message on
+//! this machine, more than the send itself. The layer's lean settings (no busy/idle
+//! timings, no context activation, no thread, location or target attributes:
+//! `DTREDIS_BENCH_OBSERVE_LEAN=1`) gave 0.40 and 0.48: the cost is the span, not its
+//! extras. jemalloc (`LD_PRELOAD=libjemalloc.so.2`) gave 0.55 in an earlier run (the spans
+//! are allocated on the runtime's workers and freed on the SDK's export thread). So a
+//! process that sends or consumes tens of thousands of messages a second can trace a
+//! hundred of them a second, or a ratio of them (next paragraph), not all of them.
 //!
-//! **Traces at 1 %** cost `publish_concurrent` about a tenth of its ratio: 0.90 in all
-//! three runs against 0.98, and in a second set of three alternated pairs (`--only
-//! publish`) 0.84–0.97 against 0.89–1.05, our own rate 5 % lower (medians 202 000 and
-//! 213 000/s). `publish_single` was 0.87 against 0.96 in the first set and 0.99 against
-//! 0.91 in the second: noise. The other rows are within the noise. The library creates
-//! no span for the 99 % it does not sample (see Sampling), and the 1 % it does accounts
-//! for well under 1 % by the every-span figure below; where the rest goes has not been
-//! found (the `tracing`, OpenTelemetry and `metrics` frames together hold about 1 % of a
-//! profile's samples at 1 %).
+//! **Sampling by ratio** (`set_root_span_ratio(0.01)` with the same SDK sampler, no cap,
+//! `DTREDIS_BENCH_OBSERVE_SAMPLE=0.01 DTREDIS_BENCH_OBSERVE_ROOT_LIMIT=none`): six
+//! alternated pairs of `--only publish` gave our `publish_concurrent` rate medians of
+//! 328 612/s without and 330 354/s with: no cost. Its ratio still fell from 0.96 to
+//! 0.83, because the bare loop of the same runs went from 339 374 to 389 917/s: that loop
+//! calls no code of the library, and its rate ranges from 290 000 to 480 000/s between
+//! runs of one variant (64 tasks on one multiplexed connection, on two cores shared with
+//! the server). The other `publish_*` rows were within 0.03.
 //!
-//! **A span per message costs up to half the throughput** where a row is bound by the
-//! client's CPU (`publish_concurrent`: 0.43). Each `send` and `process` span is built,
-//! entered on every poll, closed and handed to the batch processor by
-//! `tracing-opentelemetry` and the SDK: about 7 µs a message on this machine. Part of it
-//! is the allocator: the spans are allocated on the runtime's workers and freed on the
-//! SDK's export thread, which glibc's `malloc` serializes; with jemalloc
-//! (`LD_PRELOAD=libjemalloc.so.2`) the same run gave 0.55 (118 000/s against 80 000/s).
-//! OpenTelemetry SDKs in other languages show the same order of cost per span. Where
-//! one process sends or consumes tens of thousands of messages a second, sample (both
-//! ratios, as above), or filter `dtrsfw`'s spans out of the OpenTelemetry layer; its
-//! metrics can stay. Reproduce: `cargo build --release -p dtredis --features observe`,
-//! then `dtredis bench --only publish,consume` with and without `--observe`.
+//! Reproduce: `cargo build --release -p dtredis --features observe`, then `dtredis bench
+//! --only publish,consume` with and without `--observe`; `DTREDIS_BENCH_OBSERVE=metrics`
+//! (or `traces`) installs one of the two alone.
 //!
 //! # Layering
 //!
