@@ -84,6 +84,18 @@ fn message(i: u64) -> Message {
     Message::new("sampled", &serde_json::json!({ "i": i })).unwrap()
 }
 
+/// Sends messages `range` to `channel`, each inside a (sampled) request span of its own.
+async fn send_in_request_spans(sender: &Sender, channel: &str, range: std::ops::Range<u64>) {
+    for i in range {
+        let span = tracing::info_span!("request");
+        sender
+            .send_message(channel, &message(i))
+            .instrument(span)
+            .await
+            .unwrap();
+    }
+}
+
 /// A span of the application whose (remote) parent was not sampled: the SDK's default
 /// `ParentBased` sampler keeps it unsampled, as it would a request that came in with
 /// `-00` flags.
@@ -144,14 +156,7 @@ async fn root_spans_follow_the_library_ratio_and_continued_traces_their_parent()
     for i in 0..20 {
         sender.send_message(channel, &message(i)).await.unwrap();
     }
-    for i in 20..40 {
-        let span = tracing::info_span!("request");
-        sender
-            .send_message(channel, &message(i))
-            .instrument(span)
-            .await
-            .unwrap();
-    }
+    send_in_request_spans(&sender, channel, 20..40).await;
     for i in 40..60 {
         let span = unsampled_request_span();
         sender
@@ -237,14 +242,7 @@ async fn root_spans_follow_the_library_ratio_and_continued_traces_their_parent()
         (50..=50 * windows as usize).contains(&roots),
         "{roots} root send spans of 300, capped at 50 a second over at most {windows} windows"
     );
-    for i in 300..400 {
-        let span = tracing::info_span!("request");
-        sender
-            .send_message(channel, &message(i))
-            .instrument(span)
-            .await
-            .unwrap();
-    }
+    send_in_request_spans(&sender, channel, 300..400).await;
     assert_eq!(
         created_spans().0 - sends_before,
         roots + 100,

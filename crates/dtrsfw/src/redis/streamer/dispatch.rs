@@ -45,10 +45,10 @@ struct Chunk {
 /// With async handlers only (the usual tokio service), one slot is polled by the loop
 /// itself (`inline_slot.rs`) instead of being spawned: whichever chunk starts while that
 /// slot is free, so at parallelism 1 every chunk, and above it every entry of a channel
-/// that receives them one at a time. A spawned slot starts only once the
-/// loop's turn has yielded and the worker switched tasks, which took about 25 µs of
-/// every entry's latency on an idle 2-core machine (measured from the read's reply to
-/// the handler's start). Handlers that await keep the loop turning (claims renewed,
+/// that receives them one at a time. A spawned slot starts only once the loop's turn has
+/// yielded and the worker switched tasks, which took about 25 µs of every entry's
+/// latency on an idle 2-core machine (measured from the read's reply to the handler's
+/// start). Handlers that await keep the loop turning (claims renewed,
 /// acknowledgements sent, other slots started) as before; the other slots are spawned
 /// and run on every worker. A sync handler always gets a task of its own: it blocks
 /// whatever polls it, and the loop must keep renewing its claim meanwhile.
