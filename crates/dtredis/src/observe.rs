@@ -70,13 +70,16 @@ mod enabled {
         }
         // The library's cap on root spans stays at its default (100 a second) unless
         // `DTREDIS_BENCH_OBSERVE_ROOT_LIMIT` gives a number, or `none` for every span.
-        let root_limit = match std::env::var("DTREDIS_BENCH_OBSERVE_ROOT_LIMIT").ok().as_deref() {
-            None => None,
-            Some("none") => Some(None),
-            Some(n) => Some(Some(n.parse::<u32>().map_err(|_| {
-                anyhow::anyhow!("DTREDIS_BENCH_OBSERVE_ROOT_LIMIT: `{n}` is neither a number nor `none`")
-            })?)),
-        };
+        if let Ok(limit) = std::env::var("DTREDIS_BENCH_OBSERVE_ROOT_LIMIT") {
+            let limit = match limit.as_str() {
+                "none" => None,
+                n => Some(n.parse::<u32>().map_err(|_| {
+                    anyhow::anyhow!("DTREDIS_BENCH_OBSERVE_ROOT_LIMIT: `{n}` is neither a number nor `none`")
+                })?),
+            };
+            dtrsfw::redis::observe::set_root_span_limit(limit);
+            eprintln!("bench: the library's root spans capped at {limit:?} a second");
+        }
         // At INFO, as a service exports spans: the library's `send`/`process` spans, not its
         // debug events and spans.
         let otel = (only != "metrics").then(|| {
@@ -92,10 +95,6 @@ mod enabled {
                 let ratio = Sampler::TraceIdRatioBased(ratio);
                 provider = provider.with_sampler(Sampler::ParentBased(Box::new(ratio)));
                 eprintln!("bench: spans sampled by trace id, root spans by the library");
-            }
-            if let Some(limit) = root_limit {
-                dtrsfw::redis::observe::set_root_span_limit(limit);
-                eprintln!("bench: the library's root spans capped at {limit:?} a second");
             }
             let provider = provider.build();
             eprintln!("bench: OpenTelemetry span pipeline installed");

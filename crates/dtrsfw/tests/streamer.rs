@@ -13,6 +13,9 @@ use dtrsfw::redis::{
 use dtrsfw_test_support::{Rng, Server};
 use redis::Commands;
 
+mod common;
+use common::wait_until;
+
 /// An entry as `XRANGE` returns it, with raw values.
 type RawEntry = (String, Vec<(String, Vec<u8>)>);
 /// An entry with text values.
@@ -510,7 +513,7 @@ async fn deleted_group_and_stream_are_recreated() {
         tokio::spawn(async move { c.persist_consume_all_channels(REST, BLOCK).await })
     };
     publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 1 }));
-    wait_for(|| !seen.lock().unwrap().is_empty()).await;
+    wait_until("the first entry", || !seen.lock().unwrap().is_empty()).await;
     let _: () = redis::cmd("XGROUP")
         .arg("DESTROY")
         .arg("g")
@@ -518,26 +521,15 @@ async fn deleted_group_and_stream_are_recreated() {
         .query(&mut conn)
         .unwrap();
     publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 2 }));
-    wait_for(|| seen.lock().unwrap().contains(&2)).await;
+    wait_until("entry 2", || seen.lock().unwrap().contains(&2)).await;
     let _: () = conn.del("g").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish(&mut conn, "g", "evt", &serde_json::json!({ "i": 3 }));
-    wait_for(|| seen.lock().unwrap().contains(&3)).await;
+    wait_until("entry 3", || seen.lock().unwrap().contains(&3)).await;
     c.shutdown();
     task.await.unwrap().unwrap();
     let got: BTreeSet<u64> = seen.lock().unwrap().iter().copied().collect();
     assert_eq!(got, BTreeSet::from([1, 2, 3]));
-}
-
-async fn wait_for(cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "condition not reached in 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,7 +555,7 @@ async fn server_restart_mid_run_loses_nothing() {
             publish(&mut conn, "rs", "evt", &serde_json::json!({ "i": i }));
         }
     }
-    wait_for(|| seen.lock().unwrap().len() >= 20).await;
+    wait_until("20 entries", || seen.lock().unwrap().len() >= 20).await;
     server.restart();
     {
         let mut conn = server.connection();
@@ -571,7 +563,10 @@ async fn server_restart_mid_run_loses_nothing() {
             publish(&mut conn, "rs", "evt", &serde_json::json!({ "i": i }));
         }
     }
-    wait_for(|| seen.lock().unwrap().iter().copied().collect::<BTreeSet<_>>().len() >= 40).await;
+    wait_until("40 distinct entries", || {
+        seen.lock().unwrap().iter().copied().collect::<BTreeSet<_>>().len() >= 40
+    })
+    .await;
     c.shutdown();
     task.await.unwrap().unwrap();
     let got: BTreeSet<u64> = seen.lock().unwrap().iter().copied().collect();
