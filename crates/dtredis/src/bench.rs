@@ -221,101 +221,99 @@ impl redis::aio::ConnectionLike for BareAsync {
 pub(crate) struct BenchRow {
     /// Exact operation name (the `--json` contract).
     pub(crate) name: &'static str,
-    /// Median throughput of ours, per second (absent for time-only rows).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ours_per_s: Option<f64>,
-    /// Median throughput of the bare redis-rs loop, per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) bare_per_s: Option<f64>,
-    /// ours / bare.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ratio: Option<f64>,
-    /// Median seconds, for rows measured in time (lower is better).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ours_s: Option<f64>,
-    /// Median milliseconds, for rows measured as a latency distribution.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) p50_ms: Option<f64>,
-    /// 99th percentile milliseconds, with `p50_ms`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) p99_ms: Option<f64>,
-    /// End-to-end latency, ours beside bare (`latency.rs`).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub(crate) e2e: Option<latency::E2eFigures>,
+    /// What was measured, in the row's own unit (its fields are the row's JSON fields).
+    #[serde(flatten)]
+    pub(crate) figures: Figures,
     /// Heap allocations per message, ours beside bare, for the rows that count them.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub(crate) allocs: Option<allocs::AllocsPerMsg>,
-    /// Resident memory at the start and end, for the memory rows.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub(crate) memory: Option<memory::RssFigures>,
     /// What the row measures, and its target.
     #[serde(skip)]
     pub(crate) note: String,
 }
 
+/// The figures of a row: one kind per row, each with the fields of its JSON object.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Figures {
+    /// Median throughputs per second, ours beside the bare redis-rs loop.
+    Compared {
+        ours_per_s: f64,
+        bare_per_s: f64,
+        /// ours / bare.
+        ratio: f64,
+    },
+    /// Our median throughput per second alone.
+    Throughput { ours_per_s: f64 },
+    /// Median seconds (lower is better).
+    Seconds { ours_s: f64 },
+    /// A latency distribution of ours: median and 99th percentile, in milliseconds.
+    Latency { p50_ms: f64, p99_ms: f64 },
+    /// End-to-end latency, ours beside bare (`latency.rs`).
+    EndToEnd(latency::E2eFigures),
+    /// Resident memory at the start and end (`memory.rs`).
+    Memory(memory::RssFigures),
+    /// Not measured on this server (the note says why).
+    Skipped {},
+}
+
 impl BenchRow {
-    /// A row with no figure yet: each constructor below fills in its own.
-    fn new(name: &'static str, note: impl Into<String>) -> Self {
+    /// A row of `figures`.
+    fn new(name: &'static str, figures: Figures, note: impl Into<String>) -> Self {
         BenchRow {
             name,
-            ours_per_s: None,
-            bare_per_s: None,
-            ratio: None,
-            ours_s: None,
-            p50_ms: None,
-            p99_ms: None,
-            e2e: None,
+            figures,
             allocs: None,
-            memory: None,
             note: note.into(),
         }
     }
 
     /// A row comparing ours with bare, from per-round throughputs.
     pub(crate) fn compared(name: &'static str, ours: &[f64], bare: &[f64], note: impl Into<String>) -> Self {
-        let (o, b) = (median(ours), median(bare));
-        BenchRow {
-            ours_per_s: Some(o),
-            bare_per_s: Some(b),
-            ratio: Some(o / b),
-            ..Self::new(name, note)
-        }
+        let (ours_per_s, bare_per_s) = (median(ours), median(bare));
+        let ratio = ours_per_s / bare_per_s;
+        Self::new(
+            name,
+            Figures::Compared {
+                ours_per_s,
+                bare_per_s,
+                ratio,
+            },
+            note,
+        )
     }
 
     /// A row with our throughput only.
     pub(crate) fn throughput(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
-        BenchRow {
-            ours_per_s: Some(median(ours)),
-            ..Self::new(name, note)
-        }
+        Self::new(
+            name,
+            Figures::Throughput {
+                ours_per_s: median(ours),
+            },
+            note,
+        )
     }
 
     /// A row that could not be measured on this server, saying why.
     pub(crate) fn skipped(name: &'static str, why: impl Into<String>) -> Self {
-        Self::new(name, format!("skipped: {}", why.into()))
+        Self::new(name, Figures::Skipped {}, format!("skipped: {}", why.into()))
     }
 
     /// A row measured in seconds.
     pub(crate) fn seconds(name: &'static str, ours: &[f64], note: impl Into<String>) -> Self {
-        BenchRow {
-            ours_s: Some(median(ours)),
-            ..Self::new(name, note)
-        }
+        Self::new(name, Figures::Seconds { ours_s: median(ours) }, note)
     }
 
     /// A row of latencies: their median and 99th percentile, in milliseconds.
     pub(crate) fn latency(name: &'static str, samples_ms: &[f64], note: impl Into<String>) -> Self {
         let mut sorted = samples_ms.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let p99 = sorted
+        let p99_ms = sorted
             .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
             .copied()
             .unwrap_or(f64::NAN);
-        BenchRow {
-            p50_ms: Some(median(samples_ms)),
-            p99_ms: Some(p99),
-            ..Self::new(name, note)
-        }
+        let p50_ms = median(samples_ms);
+        Self::new(name, Figures::Latency { p50_ms, p99_ms }, note)
     }
 }
 
@@ -455,21 +453,68 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
 
 /// A row's table cells: ours, bare and the ratio, each in the row's own unit.
 fn cells(row: &BenchRow) -> (String, String, Option<f64>) {
-    let rate = |v: Option<f64>| v.map(|v| format!("{v:.0}/s")).unwrap_or_else(|| "-".into());
-    if let Some(e2e) = &row.e2e {
-        let (ours, bare, ratio) = e2e.cells();
-        return (ours, bare, Some(ratio));
+    let none = || "-".to_owned();
+    match &row.figures {
+        Figures::Compared {
+            ours_per_s,
+            bare_per_s,
+            ratio,
+        } => (format!("{ours_per_s:.0}/s"), format!("{bare_per_s:.0}/s"), Some(*ratio)),
+        Figures::Throughput { ours_per_s } => (format!("{ours_per_s:.0}/s"), none(), None),
+        Figures::Seconds { ours_s } => (format!("{ours_s:.3} s"), none(), None),
+        Figures::Latency { p50_ms, p99_ms } => (format!("{p50_ms:.2}/{p99_ms:.2} ms"), none(), None),
+        Figures::EndToEnd(e2e) => {
+            let (ours, bare, ratio) = e2e.cells();
+            (ours, bare, Some(ratio))
+        }
+        Figures::Memory(m) => (format!("{:.0}->{:.0} MB", m.start_mb, m.end_mb), none(), None),
+        Figures::Skipped {} => (none(), none(), None),
     }
-    let ours = match (row.memory, row.ours_s, row.p50_ms, row.p99_ms) {
-        (Some(m), ..) => format!("{:.0}->{:.0} MB", m.start_mb, m.end_mb),
-        (None, Some(s), _, _) => format!("{s:.3} s"),
-        (None, None, Some(p50), Some(p99)) => format!("{p50:.2}/{p99:.2} ms"),
-        _ => rate(row.ours_per_s),
-    };
-    (ours, rate(row.bare_per_s), row.ratio)
 }
 
 /// The `--json` object: `{"server": ..., "ops": [...]}`.
 pub(crate) fn render_json(server: &str, rows: &[BenchRow]) -> String {
     serde_json::json!({ "server": server, "ops": rows }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The row's JSON object, its keys sorted.
+    pub(super) fn json_keys(row: &BenchRow) -> Vec<String> {
+        let value = serde_json::to_value(row).expect("a row serializes");
+        let mut keys: Vec<String> = value.as_object().expect("an object").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn each_kind_of_row_has_exactly_its_own_json_fields() {
+        let compared = BenchRow::compared("a", &[2.0, 4.0, 6.0], &[2.0], "");
+        assert_eq!(json_keys(&compared), ["bare_per_s", "name", "ours_per_s", "ratio"]);
+        assert_eq!(serde_json::to_value(&compared).unwrap()["ratio"], 2.0);
+        let counted = compared.with_allocs(&[3.0], &[4.0]);
+        assert_eq!(
+            json_keys(&counted),
+            [
+                "bare_allocs_per_msg",
+                "bare_per_s",
+                "name",
+                "ours_allocs_per_msg",
+                "ours_per_s",
+                "ratio"
+            ]
+        );
+        assert_eq!(
+            json_keys(&BenchRow::throughput("a", &[1.0], "")),
+            ["name", "ours_per_s"]
+        );
+        assert_eq!(json_keys(&BenchRow::seconds("a", &[1.0], "")), ["name", "ours_s"]);
+        assert_eq!(
+            json_keys(&BenchRow::latency("a", &[1.0, 2.0], "")),
+            ["name", "p50_ms", "p99_ms"]
+        );
+        assert_eq!(json_keys(&BenchRow::skipped("a", "no WAIT here")), ["name"]);
+    }
 }

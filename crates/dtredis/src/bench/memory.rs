@@ -13,7 +13,7 @@ use dtrsfw::redis::{ChannelOptions, Consumer, StartFrom};
 use serde::Serialize;
 
 use super::consume::fill;
-use super::{BareAsync, BenchContext, BenchRow};
+use super::{BareAsync, BenchContext, BenchRow, Figures};
 
 /// Messages of `consumer_rss_2m` before `--quick` scaling.
 const MESSAGES: usize = 2_000_000;
@@ -41,14 +41,12 @@ pub(crate) struct RssFigures {
 impl BenchRow {
     /// A row of resident memory at the start and end of a run.
     fn rss(name: &'static str, start_mb: f64, end_mb: f64, note: impl Into<String>) -> Self {
-        BenchRow {
-            memory: Some(RssFigures {
-                start_mb,
-                end_mb,
-                growth_mb: end_mb - start_mb,
-            }),
-            ..Self::new(name, note)
-        }
+        let figures = RssFigures {
+            start_mb,
+            end_mb,
+            growth_mb: end_mb - start_mb,
+        };
+        Self::new(name, Figures::Memory(figures), note)
     }
 }
 
@@ -214,4 +212,19 @@ async fn cache_rss(ctx: &BenchContext) -> anyhow::Result<BenchRow> {
         end_mb,
         format!("{n} distinct calls (each a miss), {CALLERS} tasks, one CachedFunction; target: no growth with keys"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_memory_row_has_the_issue_s_fields() {
+        let row = BenchRow::rss("consumer_rss_2m", 12.5, 13.0, "");
+        assert_eq!(
+            crate::bench::tests::json_keys(&row),
+            ["end_mb", "growth_mb", "name", "start_mb"]
+        );
+        assert_eq!(serde_json::to_value(&row).unwrap()["growth_mb"], 0.5);
+    }
 }
