@@ -454,13 +454,14 @@ pub(crate) fn render_table(server: &str, rows: &[BenchRow]) -> String {
 /// A row's table cells: ours, bare and the ratio, each in the row's own unit.
 fn cells(row: &BenchRow) -> (String, String, Option<f64>) {
     let none = || "-".to_owned();
+    let rate = |per_s: &f64| format!("{per_s:.0}/s");
     match &row.figures {
         Figures::Compared {
             ours_per_s,
             bare_per_s,
             ratio,
-        } => (format!("{ours_per_s:.0}/s"), format!("{bare_per_s:.0}/s"), Some(*ratio)),
-        Figures::Throughput { ours_per_s } => (format!("{ours_per_s:.0}/s"), none(), None),
+        } => (rate(ours_per_s), rate(bare_per_s), Some(*ratio)),
+        Figures::Throughput { ours_per_s } => (rate(ours_per_s), none(), None),
         Figures::Seconds { ours_s } => (format!("{ours_s:.3} s"), none(), None),
         Figures::Latency { p50_ms, p99_ms } => (format!("{p50_ms:.2}/{p99_ms:.2} ms"), none(), None),
         Figures::EndToEnd(e2e) => {
