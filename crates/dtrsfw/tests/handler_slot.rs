@@ -15,7 +15,7 @@ use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, Delivery, RedisCo
 use dtrsfw_test_support::{Server, pending_entries};
 
 mod common;
-use common::{publish_n, spawn_loop, wait_until};
+use common::{publish_n, publish_together, spawn_loop, wait_until};
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
@@ -149,6 +149,49 @@ async fn above_parallelism_1_the_loops_slot_runs_beside_the_spawned_ones() {
 
     let stats = consumer.get_stats().await.unwrap().channels["fanout"].clone();
     assert_eq!((stats.processed, stats.failed), (4, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_timed_as_slow_still_get_a_slot_each() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    publish_n(&mut conn, "paced", 1);
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    let options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .parallelism(4)
+        .read_ahead(0)
+        .max_deliveries(1);
+    consumer.register_channel("paced", options).await.unwrap();
+    // Entry 0 sets the pace (30 ms); the next four, read together (published in one
+    // transaction), pass only once all four run at the same time: chunks sized for fast handlers would run them one after
+    // the other and time out.
+    let all_four = Arc::new(tokio::sync::Barrier::new(4));
+    consumer
+        .register_async_handler("paced", move |d: Delivery| {
+            let first = d.payload()["i"].as_u64() == Some(0);
+            let all_four = all_four.clone();
+            async move {
+                if first {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    return Ok(());
+                }
+                tokio::time::timeout(Duration::from_secs(10), all_four.wait())
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| "the other handlers never ran beside this one".to_owned())
+            }
+        })
+        .unwrap();
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
+    wait_for_outcomes(&consumer, "paced", 1).await;
+    publish_together(&mut conn, "paced", 1..5);
+    wait_for_outcomes(&consumer, "paced", 5).await;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+
+    let stats = consumer.get_stats().await.unwrap().channels["paced"].clone();
+    assert_eq!((stats.processed, stats.failed), (5, 0), "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

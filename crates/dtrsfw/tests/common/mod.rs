@@ -16,8 +16,18 @@ pub(crate) fn spawn_loop(consumer: &Consumer, rest: Duration, block: Duration) -
 
 /// Publishes `n` entries `{"i": 0..n}` in one pipeline, in the wire format of `Message`.
 pub(crate) fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
+    xadds(channel, 0..n).exec(conn).unwrap();
+}
+
+/// Publishes entries `{"i": i}` for each `i` of `range` in one transaction: a reader
+/// blocked on the stream gets them all in one read (Redis serves it after the `EXEC`).
+pub(crate) fn publish_together(conn: &mut redis::Connection, channel: &str, range: std::ops::Range<usize>) {
+    xadds(channel, range).atomic().exec(conn).unwrap();
+}
+
+fn xadds(channel: &str, range: std::ops::Range<usize>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
-    for i in 0..n {
+    for i in range {
         let msg = Message::new("evt", &serde_json::json!({ "i": i })).unwrap();
         let cmd = pipe.cmd("XADD").arg(channel).arg("*");
         for (k, v) in msg.get_json_encoded() {
@@ -25,7 +35,7 @@ pub(crate) fn publish_n(conn: &mut redis::Connection, channel: &str, n: usize) {
         }
         cmd.ignore();
     }
-    pipe.exec(conn).unwrap();
+    pipe
 }
 
 /// Waits until `done()` holds; fails the test after 30 s, naming `what`.

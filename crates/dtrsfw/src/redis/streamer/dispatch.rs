@@ -104,9 +104,7 @@ impl Work {
     pub(crate) fn start(&mut self, ch: &Arc<Channel>) {
         let parallel = ch.opts.parallelism;
         while self.slots() < parallel && !self.queue.is_empty() {
-            // An even share of the queue per slot: the whole queue with one slot (order
-            // kept), one entry each when the queue is no longer than the slots.
-            let take = self.queue.len().div_ceil(parallel);
+            let take = chunk_len(self.queue.len(), parallel, self.window.pace());
             let chunk: Vec<Delivery> = self.queue.drain(..take).collect();
             let retried = chunk.iter().filter(|d| d.deliveries() > 1).count() as u64;
             if retried > 0 {
@@ -166,6 +164,27 @@ impl Work {
     fn try_outcome(&mut self) -> Option<Outcome> {
         self.inline.try_outcome().or_else(|| self.outcomes_rx.try_recv().ok())
     }
+}
+
+/// How long starting a slot takes: a task spawned, and woken on another worker. About
+/// 25 µs on an idle 2-core machine, far more when that worker's CPU must first be woken
+/// on a busy host.
+const SLOT_START: Duration = Duration::from_secs(25);
+
+/// How many of the `queued` entries the next slot takes, with `parallel` slots and the
+/// handlers' average `pace`. An even share per slot: the whole queue with one slot (order
+/// kept), one entry each when the queue is no longer than the slots. But never fewer
+/// than the handlers finish in [`SLOT_START`]: a burst of fast entries then runs one
+/// after the other in a slot already going (at parallelism 16, a burst of 3 entries
+/// after a pause of the stream took 3 slots, 2 of them spawned, and each of those
+/// entries waited for its slot to start). Handlers slower than that, or of unknown pace,
+/// get a slot each.
+fn chunk_len(queued: usize, parallel: usize, pace: Option<Duration>) -> usize {
+    let share = queued.div_ceil(parallel);
+    let fast = pace.map_or(1, |pace| {
+        usize::try_from(SLOT_START.as_nanos() / pace.as_nanos().max(1)).unwrap_or(usize::MAX)
+    });
+    share.max(fast).min(queued)
 }
 
 /// A slot's work: runs a chunk of entries one after the other, sending each outcome.
@@ -297,5 +316,26 @@ impl ChannelRun<'_> {
             let event = self.work.next_event().await;
             self.absorb(event).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_a_fair_share_but_fast_handlers_fill_it() {
+        let us = |n| Some(Duration::from_micros(n));
+        // One slot: the whole queue, in order, whatever the pace.
+        assert_eq!(chunk_len(10, 1, None), 10);
+        assert_eq!(chunk_len(10, 1, us(1_000)), 10);
+        // Slow or unknown handlers: a fair share, one entry each below the slot count.
+        assert_eq!(chunk_len(3, 16, None), 1);
+        assert_eq!(chunk_len(3, 16, Some(SLOT_START)), 1);
+        assert_eq!(chunk_len(40, 16, us(1_000)), 3);
+        // Fast handlers: what they finish while another slot would start.
+        assert_eq!(chunk_len(3, 16, us(5)), 3);
+        assert_eq!(chunk_len(40, 16, us(5)), 5);
+        assert_eq!(chunk_len(40, 16, Some(Duration::ZERO)), 40, "faster than the clock");
     }
 }

@@ -79,6 +79,12 @@
 //! would hold a runtime worker anyway: run such work in `tokio::task::spawn_blocking`, or
 //! register a sync handler, which always gets a task of its own.
 //!
+//! Entries go to slots in chunks, each run one after the other: an even share of what
+//! is waiting, but never fewer than the handlers finish, at their average pace over the
+//! last few entries, in about the time another slot takes to start (25 µs). So a burst
+//! of handlers that take microseconds runs in the slots already going instead of waiting
+//! for task switches, while handlers slower than that, or not yet timed, get a slot each.
+//!
 //! # Reading and acknowledging under load
 //!
 //! By default the read-ahead is adaptive ([`ChannelOptions::read_ahead`] fixes it): an

@@ -60,6 +60,11 @@ impl ReadWindow {
         (self.capacity() / 2).min(self.ahead()).max(1)
     }
 
+    /// One entry's handler time, on average over the last few; `None` before the first.
+    pub(crate) fn pace(&self) -> Option<Duration> {
+        (self.handler_ns > 0).then(|| Duration::from_nanos(self.handler_ns))
+    }
+
     /// Records one entry's handler time.
     pub(crate) fn handled(&mut self, took: Duration) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
