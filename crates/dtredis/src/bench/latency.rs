@@ -16,7 +16,8 @@
 //! `XADD`s from the same producer; on another connection `XREADGROUP COUNT 100 BLOCK` +
 //! one `XACK` per batch). Rows `e2e_latency_<rate>` (default options) and
 //! `e2e_latency_<rate>_p16` compare each of ours with the same bare figures. Nine rounds
-//! of 2 s each; a row's percentiles are the medians of the rounds' own.
+//! of 2 s each, each second with a histogram of its own; a row's percentiles are the
+//! medians of those 18 seconds' own.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,9 @@ const RATES: [(u64, &str, &str); 3] = [
     (5_000, "e2e_latency_5k", "e2e_latency_5k_p16"),
     (20_000, "e2e_latency_20k", "e2e_latency_20k_p16"),
 ];
+
+/// The length of a window, each with a histogram of its own (see [`BenchRow::e2e`]).
+const WINDOW_US: u64 = 1_000_000;
 
 /// Entries per read of the bare consumer.
 const BARE_COUNT: usize = 100;
@@ -71,23 +75,32 @@ impl E2eFigures {
 }
 
 impl BenchRow {
-    /// A latency row: ours beside bare, from the histograms of their rounds
-    /// (microseconds). Each percentile is the median of the rounds' own percentiles: a
-    /// burst of the machine's noise during one round moves that round's tail, not the
-    /// row's (merged, one noisy round's 1 % would be the whole run's p99).
+    /// A latency row: ours beside bare, from the histograms of their windows (one second
+    /// of a round each; microseconds). Each percentile is the median of the windows' own
+    /// percentiles: a burst of the machine's noise during one second moves that second's
+    /// tail, not the row's (merged, one noisy second's 1 % would be the whole run's p99).
+    /// The p99.9 is that of every window merged: the whole run's rare worst, stalls
+    /// included (a one-second window at 1 000/s has a single message above its p99.9).
     fn e2e(name: &'static str, ours: &[Histogram<u64>], bare: &[Histogram<u64>], note: String) -> Self {
-        let ms = |rounds: &[Histogram<u64>], q: f64| {
-            let per_round: Vec<f64> = rounds.iter().map(|h| h.value_at_quantile(q) as f64 / 1000.0).collect();
-            median(&per_round)
+        let ms = |windows: &[Histogram<u64>], q: f64| {
+            let per_window: Vec<f64> = windows.iter().map(|h| h.value_at_quantile(q) as f64 / 1000.0).collect();
+            median(&per_window)
+        };
+        let merged_ms = |windows: &[Histogram<u64>], q: f64| {
+            let mut all = windows[0].clone();
+            for w in &windows[1..] {
+                all.add(w).expect("histograms of the same bounds");
+            }
+            all.value_at_quantile(q) as f64 / 1000.0
         };
         let (ours_p99_ms, bare_p99_ms) = (ms(ours, 0.99), ms(bare, 0.99));
         let figures = E2eFigures {
             ours_p50_ms: ms(ours, 0.5),
             ours_p99_ms,
-            ours_p999_ms: ms(ours, 0.999),
+            ours_p999_ms: merged_ms(ours, 0.999),
             bare_p50_ms: ms(bare, 0.5),
             bare_p99_ms,
-            bare_p999_ms: ms(bare, 0.999),
+            bare_p999_ms: merged_ms(bare, 0.999),
             p99_ratio: ours_p99_ms / bare_p99_ms,
         };
         BenchRow::new(name, Figures::EndToEnd(figures), note)
@@ -117,37 +130,47 @@ impl Plan {
         let warm_us = self.warm_up.as_micros() as u64;
         (0..self.total()).filter(|&i| self.due_us(i) >= warm_us).count() as u64
     }
+
+    /// The measured time's windows (the last one may be shorter).
+    fn windows(&self) -> u64 {
+        (self.measure.as_micros() as u64).div_ceil(WINDOW_US).max(1)
+    }
 }
 
-/// What the handlers record into.
+/// What the handlers record into: one histogram per second of the measured time (a
+/// message counts in the second it was due).
 struct Recorder {
     start: Instant,
     warm_us: u64,
-    hist: Mutex<Histogram<u64>>,
+    windows: Mutex<Vec<Histogram<u64>>>,
     received: AtomicU64,
 }
 
 impl Recorder {
     fn new(start: Instant, plan: Plan) -> anyhow::Result<Arc<Self>> {
+        let windows = (0..plan.windows())
+            .map(|_| new_histogram())
+            .collect::<anyhow::Result<_>>()?;
         Ok(Arc::new(Recorder {
             start,
             warm_us: plan.warm_up.as_micros() as u64,
-            hist: Mutex::new(new_histogram()?),
+            windows: Mutex::new(windows),
             received: AtomicU64::new(0),
         }))
     }
 
     /// Records a message meant to be sent at `due_us`.
     fn record(&self, due_us: u64) {
-        if due_us < self.warm_us {
+        let Some(since_warm_up) = due_us.checked_sub(self.warm_us) else {
             return;
-        }
+        };
         let now = self.start.elapsed().as_micros() as u64;
-        let mut hist = self.hist.lock().unwrap_or_else(|e| e.into_inner());
-        hist.saturating_record(now.saturating_sub(due_us).max(1));
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let last = windows.len() - 1;
+        let window = &mut windows[(since_warm_up / WINDOW_US).min(last as u64) as usize];
+        window.saturating_record(now.saturating_sub(due_us).max(1));
         self.received.fetch_add(1, Ordering::Relaxed);
     }
-
     /// Waits (after the producer finished) until every measured message arrived.
     async fn all_received(&self, measured: u64) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,8 +185,9 @@ impl Recorder {
         Ok(())
     }
 
-    fn histogram(&self) -> Histogram<u64> {
-        self.hist.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The histograms of the round's seconds.
+    fn windows(&self) -> Vec<Histogram<u64>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -228,7 +252,7 @@ async fn ours_round(
     key: &str,
     plan: Plan,
     options: ChannelOptions,
-) -> anyhow::Result<Histogram<u64>> {
+) -> anyhow::Result<Vec<Histogram<u64>>> {
     let redis = ctx.instance()?;
     let consumer = Consumer::new(&redis, "latency")?;
     consumer
@@ -274,12 +298,12 @@ async fn ours_round(
         .persist_consume_all_channels_until(Duration::from_millis(100), Duration::from_secs(1), done)
         .await?;
     anyhow::ensure!(!failed.load(Ordering::Relaxed), "latency round of ours failed");
-    Ok(rec.histogram())
+    Ok(rec.windows())
 }
 
 /// Bare: pipelined `XADD`s from the producer thread; `XREADGROUP COUNT 100 BLOCK 100` and
 /// one `XACK` per read on another connection.
-async fn bare_round(ctx: &BenchContext, key: &str, plan: Plan) -> anyhow::Result<Histogram<u64>> {
+async fn bare_round(ctx: &BenchContext, key: &str, plan: Plan) -> anyhow::Result<Vec<Histogram<u64>>> {
     let mut conn = ctx.bare_async().await?;
     redis::cmd("XGROUP")
         .arg("CREATE")
@@ -318,7 +342,7 @@ async fn bare_round(ctx: &BenchContext, key: &str, plan: Plan) -> anyhow::Result
     stop.store(true, Ordering::Relaxed);
     reader.await??;
     received?;
-    Ok(rec.histogram())
+    Ok(rec.windows())
 }
 
 /// The bare reading loop, until `stop`.
@@ -350,11 +374,11 @@ async fn bare_consume(
 /// The latency rows.
 pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
     let mut conn = ctx.bare_async().await?;
-    // Many short rounds rather than a few long ones: the row's percentiles are medians
-    // over rounds (see `BenchRow::e2e`). A round's p99 is either calm (0.12-0.16 ms at
-    // 5 000/s) or caught by the machine's stalls (0.2-0.7 ms), on every side alike, and
-    // about a third of rounds are caught: the median of five flipped between the two
-    // (5 000/s ratios 0.85 to 1.97 in three runs). Nine rounds for ~1 minute more.
+    // Many short windows rather than a few long ones: the row's p50 and p99 are medians
+    // over one-second windows (see `BenchRow::e2e`). A window's p99 is either calm or
+    // caught by one of the machine's stalls, on every side alike; the fewer the samples,
+    // the likelier their median is a caught one (the median of five 2-s rounds gave
+    // 5 000/s ratios of 0.85 to 1.97 in three runs). Nine rounds of two windows each.
     let (warm_up, measure, rounds) = if ctx.quick {
         (Duration::from_millis(250), Duration::from_secs(1), 1)
     } else {
@@ -370,19 +394,19 @@ pub(super) async fn run(ctx: &BenchContext) -> anyhow::Result<Vec<BenchRow>> {
                 let side = (round + k) % 3;
                 let key = format!("bench:latency:{rate}:{side}:{round}");
                 redis::cmd("DEL").arg(&key).exec_async(&mut conn).await?;
-                let hist = match side {
+                let windows = match side {
                     0 => ours_round(ctx, &key, plan, ChannelOptions::new()).await?,
                     1 => ours_round(ctx, &key, plan, ChannelOptions::new().parallelism(16)).await?,
                     _ => bare_round(ctx, &key, plan).await?,
                 };
-                sides[side].push(hist);
+                sides[side].extend(windows);
                 redis::cmd("DEL").arg(&key).exec_async(&mut conn).await?;
             }
         }
-        let measured = plan.measured();
+        let (measured, windows) = (plan.measured(), rounds as u64 * plan.windows());
         let note = |what: &str| {
             format!(
-                "{rate}/s open loop, {what}; p50/p99/p99.9: medians of {rounds} rounds' own, {measured} messages each; target p99_ratio <= 1.25"
+                "{rate}/s open loop, {what}; {rounds} rounds of {measured} messages; p50/p99: medians of the rounds' {windows} one-second windows' own, p99.9: of all; target p99_ratio <= 1.25"
             )
         };
         let [ours, ours_p16, bare] = &sides;
@@ -413,15 +437,15 @@ mod tests {
     }
 
     #[test]
-    fn a_latency_row_has_the_issue_s_fields_and_the_median_round_s_percentiles() {
-        let round = |us: u64| {
+    fn a_latency_row_has_the_issue_s_fields_and_the_median_window_s_percentiles() {
+        let window = |us: u64| {
             let mut h = new_histogram().unwrap();
-            h.record_n(us, 100).unwrap();
+            h.record_n(us, 1000).unwrap();
             h
         };
-        // Three rounds each side: the row takes the middle one's figures.
-        let ours = [round(300), round(100), round(200)];
-        let bare = [round(100), round(400), round(100)];
+        // Three windows each side: p50 and p99 are the middle one's, p99.9 that of all.
+        let ours = [window(300), window(100), window(200)];
+        let bare = [window(100), window(400), window(100)];
         let row = BenchRow::e2e("e2e_latency_1k", &ours, &bare, String::new());
         assert_eq!(
             crate::bench::tests::json_keys(&row),
@@ -442,5 +466,27 @@ mod tests {
             (Some(0.2), Some(0.1))
         );
         assert_eq!(json["p99_ratio"].as_f64(), Some(2.0));
+        assert_eq!(
+            (json["ours_p999_ms"].as_f64(), json["bare_p999_ms"].as_f64()),
+            (Some(0.3), Some(0.4))
+        );
+    }
+
+    #[test]
+    fn a_message_counts_in_the_window_it_was_due_in() {
+        let plan = Plan {
+            rate: 1_000,
+            warm_up: Duration::from_millis(250),
+            measure: Duration::from_millis(2_500),
+        };
+        assert_eq!(plan.windows(), 3, "the last one shorter");
+        let rec = Recorder::new(Instant::now(), plan).unwrap();
+        // Warm-up (not recorded), first second, second second, last (half) second.
+        for due_ms in [0, 249, 250, 1_249, 1_250, 2_749] {
+            rec.record(due_ms * 1_000);
+        }
+        let counts: Vec<u64> = rec.windows().iter().map(Histogram::len).collect();
+        assert_eq!(counts, [2, 1, 1]);
+        assert_eq!(rec.received.load(Ordering::Relaxed), 4);
     }
 }
