@@ -169,7 +169,7 @@ impl Work {
 /// How long starting a slot takes: a task spawned, and woken on another worker. About
 /// 25 µs on an idle 2-core machine, far more when that worker's CPU must first be woken
 /// on a busy host.
-const SLOT_START: Duration = Duration::from_secs(25);
+const SLOT_START: Duration = Duration::from_micros(25);
 
 /// How many of the `queued` entries the next slot takes, with `parallel` slots and the
 /// handlers' average `pace`. An even share per slot: the whole queue with one slot (order
