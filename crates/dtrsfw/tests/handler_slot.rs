@@ -102,6 +102,27 @@ async fn a_handler_that_never_finishes_is_abandoned_at_the_shutdown_timeout() {
     assert_eq!((stats.processed, stats.failed), (0, 0));
 }
 
+/// A consumer of `channel` (from its beginning) with four slots, one entry read per free
+/// slot, no retry.
+async fn four_slots(server: &Server, channel: &str) -> Consumer {
+    let consumer = Consumer::new(&instance(server), "svc").unwrap();
+    let options = ChannelOptions::new()
+        .start_from(StartFrom::Beginning)
+        .parallelism(4)
+        .read_ahead(0)
+        .max_deliveries(1);
+    consumer.register_channel(channel, options).await.unwrap();
+    consumer
+}
+
+/// Passes once every handler `all` waits for is here at the same time; fails after 10 s.
+async fn side_by_side(all: Arc<tokio::sync::Barrier>) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(10), all.wait())
+        .await
+        .map(|_| ())
+        .map_err(|_| "the other handlers never ran beside this one".to_owned())
+}
+
 /// Waits for the outcomes of `n` entries on `channel` (processed or failed).
 async fn wait_for_outcomes(consumer: &Consumer, channel: &str, n: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -120,26 +141,15 @@ async fn above_parallelism_1_the_loops_slot_runs_beside_the_spawned_ones() {
     let server = Server::start();
     let mut conn = server.connection();
     publish_n(&mut conn, "fanout", 4);
-    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
     // One read of four entries, one per slot: the first in the loop's slot, three spawned.
-    let options = ChannelOptions::new()
-        .start_from(StartFrom::Beginning)
-        .parallelism(4)
-        .read_ahead(0)
-        .max_deliveries(1);
-    consumer.register_channel("fanout", options).await.unwrap();
+    let consumer = four_slots(&server, "fanout").await;
     // Each handler passes only once all four are running at the same time: a slot that
     // held the others back until it finished would time out here.
     let all_four = Arc::new(tokio::sync::Barrier::new(4));
     consumer
         .register_async_handler("fanout", move |_d: Delivery| {
             let all_four = all_four.clone();
-            async move {
-                tokio::time::timeout(Duration::from_secs(10), all_four.wait())
-                    .await
-                    .map(|_| ())
-                    .map_err(|_| "the other handlers never ran beside this one".to_owned())
-            }
+            side_by_side(all_four)
         })
         .unwrap();
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
@@ -156,16 +166,10 @@ async fn handlers_timed_as_slow_still_get_a_slot_each() {
     let server = Server::start();
     let mut conn = server.connection();
     publish_n(&mut conn, "paced", 1);
-    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
-    let options = ChannelOptions::new()
-        .start_from(StartFrom::Beginning)
-        .parallelism(4)
-        .read_ahead(0)
-        .max_deliveries(1);
-    consumer.register_channel("paced", options).await.unwrap();
+    let consumer = four_slots(&server, "paced").await;
     // Entry 0 sets the pace (30 ms); the next four, read together (published in one
-    // transaction), pass only once all four run at the same time: chunks sized for fast handlers would run them one after
-    // the other and time out.
+    // transaction), pass only once all four run at the same time: chunks sized for fast
+    // handlers would run them one after the other and time out.
     let all_four = Arc::new(tokio::sync::Barrier::new(4));
     consumer
         .register_async_handler("paced", move |d: Delivery| {
@@ -176,10 +180,7 @@ async fn handlers_timed_as_slow_still_get_a_slot_each() {
                     tokio::time::sleep(Duration::from_millis(30)).await;
                     return Ok(());
                 }
-                tokio::time::timeout(Duration::from_secs(10), all_four.wait())
-                    .await
-                    .map(|_| ())
-                    .map_err(|_| "the other handlers never ran beside this one".to_owned())
+                side_by_side(all_four).await
             }
         })
         .unwrap();
