@@ -4,7 +4,8 @@
 //! spawned slot promises must hold there too: a panic fails its entry only, entries run
 //! in stream order, and a handler that never finishes is abandoned at the shutdown
 //! timeout with its entry released. Above parallelism 1, a handler awaiting in the loop's
-//! slot holds back neither the other slots nor the reads that feed them. (Claim renewal
+//! slot holds back neither the other slots nor the reads that feed them, and handlers
+//! timed as slow get a slot each (only fast ones share a chunk). (Claim renewal
 //! while such a handler awaits: `streamer.rs`, `long_handler_keeps_its_entry_while_alive`.)
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
