@@ -312,7 +312,7 @@ impl BenchRow {
             .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
             .copied()
             .unwrap_or(f64::NAN);
-        let p50_ms = median(samples_ms);
+        let p50_ms = median_of_sorted(&sorted);
         Self::new(name, Figures::Latency { p50_ms, p99_ms }, note)
     }
 }
@@ -321,6 +321,11 @@ impl BenchRow {
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
+    median_of_sorted(&v)
+}
+
+/// The median of a sample already sorted.
+fn median_of_sorted(v: &[f64]) -> f64 {
     let mid = v.len() / 2;
     if v.is_empty() {
         f64::NAN

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, Delivery, RedisConfig, RedisInstance, StartFrom};
+use dtrsfw::redis::{
+    ChannelOptions, ChannelStats, Consumer, ConsumerOptions, Delivery, RedisConfig, RedisInstance, StartFrom,
+};
 use dtrsfw_test_support::{Server, pending_entries};
 
 mod common;
@@ -45,15 +47,13 @@ async fn a_panic_fails_its_entry_only_and_the_rest_run_in_order() {
         .unwrap();
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     wait_for_outcomes(&consumer, "orders", 20).await;
-    consumer.shutdown();
-    task.await.unwrap().unwrap();
+    let stats = stop_and_stats(&consumer, task, "orders").await;
 
     assert_eq!(
         *seen.lock().unwrap(),
         (0..20).collect::<Vec<u64>>(),
         "each once, in stream order"
     );
-    let stats = consumer.get_stats().await.unwrap().channels["orders"].clone();
     assert_eq!((stats.processed, stats.failed, stats.dead_lettered), (19, 1, 1));
     let dlq: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg("orders:dlq")
@@ -124,6 +124,18 @@ async fn side_by_side(all: Arc<tokio::sync::Barrier>) -> Result<(), String> {
         .map_err(|_| "the other handlers never ran beside this one".to_owned())
 }
 
+/// Shuts the consumer down, waits for its loop `task` to return, and gives the channel's
+/// figures.
+async fn stop_and_stats(
+    consumer: &Consumer,
+    task: tokio::task::JoinHandle<dtrsfw::redis::Result<()>>,
+    channel: &str,
+) -> ChannelStats {
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+    consumer.get_stats().await.unwrap().channels[channel].clone()
+}
+
 /// Waits for the outcomes of `n` entries on `channel` (processed or failed).
 async fn wait_for_outcomes(consumer: &Consumer, channel: &str, n: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -155,10 +167,7 @@ async fn above_parallelism_1_the_loops_slot_runs_beside_the_spawned_ones() {
         .unwrap();
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     wait_for_outcomes(&consumer, "fanout", 4).await;
-    consumer.shutdown();
-    task.await.unwrap().unwrap();
-
-    let stats = consumer.get_stats().await.unwrap().channels["fanout"].clone();
+    let stats = stop_and_stats(&consumer, task, "fanout").await;
     assert_eq!((stats.processed, stats.failed), (4, 0), "{stats:?}");
 }
 
@@ -189,10 +198,7 @@ async fn handlers_timed_as_slow_still_get_a_slot_each() {
     wait_for_outcomes(&consumer, "paced", 1).await;
     publish_together(&mut conn, "paced", 1..5);
     wait_for_outcomes(&consumer, "paced", 5).await;
-    consumer.shutdown();
-    task.await.unwrap().unwrap();
-
-    let stats = consumer.get_stats().await.unwrap().channels["paced"].clone();
+    let stats = stop_and_stats(&consumer, task, "paced").await;
     assert_eq!((stats.processed, stats.failed), (5, 0), "{stats:?}");
 }
 
@@ -235,10 +241,7 @@ async fn a_handler_awaiting_in_the_loops_slot_does_not_stop_the_reads() {
         .unwrap();
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_millis(100));
     wait_for_outcomes(&consumer, "steady", 10).await;
-    consumer.shutdown();
-    task.await.unwrap().unwrap();
-
-    let stats = consumer.get_stats().await.unwrap().channels["steady"].clone();
+    let stats = stop_and_stats(&consumer, task, "steady").await;
     assert_eq!((stats.processed, stats.failed), (10, 0), "{stats:?}");
     assert_eq!(others_done.load(Ordering::SeqCst), 9);
 }

@@ -23,7 +23,7 @@ use super::handler::{Delivery, Handler, join_error_text, panic_text, run_handler
 use super::inline_slot::{InlineSlot, SlotEvent};
 use super::settle::settle;
 use super::stats::Counters;
-use super::window::ReadWindow;
+use super::window::{ReadWindow, entries_in};
 use crate::redis::entry_id::EntryId;
 use crate::redis::observe;
 
@@ -181,9 +181,7 @@ const SLOT_START: Duration = Duration::from_micros(25);
 /// get a slot each.
 fn chunk_len(queued: usize, parallel: usize, pace: Option<Duration>) -> usize {
     let share = queued.div_ceil(parallel);
-    let fast = pace.map_or(1, |pace| {
-        usize::try_from(SLOT_START.as_nanos() / pace.as_nanos().max(1)).unwrap_or(usize::MAX)
-    });
+    let fast = pace.map_or(1, |pace| entries_in(SLOT_START, pace));
     share.max(fast).min(queued)
 }
 

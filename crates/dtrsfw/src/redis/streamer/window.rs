@@ -93,16 +93,18 @@ impl ReadWindow {
 
     /// The adaptive read-ahead allowed by the handlers' pace.
     fn limit(&self) -> usize {
-        if self.handler_ns == 0 {
-            // No handler finished yet: its pace is unknown (a slow one must not gather
-            // entries other instances could take).
-            return 0;
-        }
-        let budget = QUEUE_BUDGET.as_nanos() as u64 * self.parallelism as u64;
-        usize::try_from(budget / self.handler_ns)
-            .unwrap_or(usize::MAX)
-            .min(MAX_ADAPTIVE)
+        // No handler finished yet: its pace is unknown (a slow one must not gather
+        // entries other instances could take).
+        self.pace().map_or(0, |pace| {
+            let budget = QUEUE_BUDGET.saturating_mul(u32::try_from(self.parallelism).unwrap_or(u32::MAX));
+            entries_in(budget, pace).min(MAX_ADAPTIVE)
+        })
     }
+}
+
+/// How many entries handlers at `pace` finish one after the other in `time`.
+pub(crate) fn entries_in(time: Duration, pace: Duration) -> usize {
+    usize::try_from(time.as_nanos() / pace.as_nanos().max(1)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
