@@ -24,18 +24,16 @@ impl CachedFunction {
         slot.store(redis, &server.tracking, &self.inner.namespace)
     }
 
-    /// A local hit, while tracking is up. A value kept in another form or type (or JSON
-    /// that does not decode as `T`) is left to the Redis path.
+    /// A local hit, while tracking is up and the entry's fill is still admitted (see
+    /// `Tracking::hit`). A value kept in another form or type (or JSON that does not
+    /// decode as `T`) is left to the Redis path.
     pub(super) fn local_hit<T, K: LocalForm<T>>(
         &self,
         server: &ServerState,
         store: &LocalStore,
         key: &str,
     ) -> Option<T> {
-        if !server.tracking.is_up() {
-            return None;
-        }
-        let value = K::serve(&store.get(key)?)?;
+        let value = K::serve(&server.tracking.hit(store, key)?)?;
         self.record(server, Event::LocalHit);
         Some(value)
     }

@@ -1,6 +1,6 @@
-//! Epochs: whether a fill that read a value from Redis may still insert it, given the
-//! invalidations and flushes seen since it took its ticket. No I/O; see the module docs
-//! for why the order of operations makes a racing fill harmless.
+//! Epochs: whether a value read from Redis by a fill may still be inserted or served,
+//! given the invalidations and flushes seen since the fill took its ticket. No I/O; see
+//! the module docs for why the order of operations makes a racing fill harmless.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +23,9 @@ pub(crate) struct Epochs {
     slots: Box<[AtomicU64]>,
     /// Whether tracking is on (the invalidation connection is subscribed).
     up: AtomicBool,
-    hasher: std::collections::hash_map::RandomState,
+    /// foldhash, as the stores: a hit hashes its key here too, and keys are SHA-256
+    /// digests under a namespace, which no caller can choose to collide.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Epochs {

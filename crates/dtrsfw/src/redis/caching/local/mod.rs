@@ -65,20 +65,27 @@
 //! reads `PushKind::Invalidate` (an array of keys, or nil for a flush),
 //! `PushKind::Disconnection` (redis-rs's notice that the socket closed) and `PING`s every
 //! second; on any failure it flushes, marks the tier down and reconnects with a backoff
-//! (100 ms doubling to 2 s). A namespace registered after tracking started (a new local
+//! (100 ms doubling to 2 s while sessions keep failing; back to 100 ms after a session
+//! that lasted 2 s). A namespace registered after tracking started (a new local
 //! function) changes the prefix set: the tier is flushed and the connection reopened
 //! with the new set.
 //!
 //! **Epochs** (`coherence.rs`): one counter per server, bumped by every invalidation and
 //! flush. Each invalidated key also writes the new count into one of 16 384 slots chosen
 //! by the key's hash; a flush writes it into a flush mark. A fill takes a ticket (the
-//! counter) *before* its `GET` and inserts only if, after the `GET`, neither its slot
-//! nor the flush mark moved past the ticket, and tracking was up all along; after
-//! inserting it checks again and removes the entry if one moved meanwhile. An
-//! invalidation bumps the slot *before* removing the key. Whichever order the two
-//! threads run in, either the fill sees the bump (no insert, or removal) or the removal
-//! comes after the insert. A hash collision only skips an insert. The slots are a fixed
-//! array: no memory per key, no locks on the hit path.
+//! counter) *before* its `GET` and keeps it in the entry it inserts. A ticket is
+//! *admitted* while tracking is up and neither the key's slot nor the flush mark moved
+//! past it. A hit serves an entry only while its ticket is admitted: an invalidation
+//! bumps the slot *before* removing the key, so from the bump on no hit serves a value
+//! read before it, even one that a fill, preempted between its check and its insert,
+//! puts into the map after the removal. (An earlier version relied on the fill checking
+//! again after inserting and removing its entry: while that thread was preempted, the
+//! stale entry was served, which the cross-process check caught twice in about twenty
+//! CI runs.) The fill still checks before inserting (no insert of a refused value) and
+//! after (to remove an entry no hit would serve rather than keep it until evicted). A
+//! hash collision only refuses a hit or a fill. The slots are a fixed array: no memory
+//! per key, no locks on the hit path, whose added cost is one hash of the key and three
+//! atomic loads.
 //!
 //! **What is stored** (`form.rs`): for `call_cloned*` (what `#[cache_wrapper(local)]`
 //! calls) the decoded value itself, type-erased (`Arc<dyn Any + Send + Sync>`), so a hit

@@ -76,22 +76,31 @@ impl Tracking {
         store
     }
 
-    /// Whether hits may be served now.
-    pub(crate) fn is_up(&self) -> bool {
-        self.epochs.is_up()
-    }
-
     pub(crate) fn ticket(&self) -> Option<Ticket> {
         self.epochs.ticket()
     }
 
+    /// The kept value of `key`, if its fill's ticket is still admitted: tracking is up
+    /// and neither the key's invalidation nor a flush came after that fill took it.
+    ///
+    /// Checked on every hit because removal alone cannot be: a fill that passed its
+    /// check just before an invalidation may insert *after* the tracker removed the key
+    /// (its insert lands late when its thread is preempted). Its entry stays in the map
+    /// until the fill checks again and removes it, but from the moment of the
+    /// invalidation no hit serves it.
+    pub(crate) fn hit(&self, store: &LocalStore, key: &str) -> Option<Kept> {
+        let (kept, ticket) = store.get(key)?;
+        self.epochs.admits(ticket, key).then_some(kept)
+    }
+
     /// Inserts a value read after `ticket` was taken, unless an invalidation of `key` or
-    /// a flush came since (checked before and after inserting).
+    /// a flush came since. Checked again after inserting, to remove an entry that no hit
+    /// would serve any more (see [`hit`](Self::hit)) rather than keep it until evicted.
     pub(crate) fn fill(&self, store: &LocalStore, ticket: Ticket, key: &str, value: Kept, bytes: usize, pttl_ms: i64) {
         if !self.epochs.admits(ticket, key) {
             return;
         }
-        store.insert(key, value, bytes, pttl_ms);
+        store.insert(key, ticket, value, bytes, pttl_ms);
         if !self.epochs.admits(ticket, key) {
             store.remove(key);
         }
@@ -145,6 +154,45 @@ mod tests {
             ..Subscription::default()
         }
         .prefixes()
+    }
+
+    /// A fill that checked its ticket just before an invalidation, then inserted after
+    /// the tracker removed the key (a preempted thread): its entry is in the map, and no
+    /// hit serves it. Other keys' entries are served; a later fill of the key is.
+    #[test]
+    fn an_entry_filled_before_its_keys_invalidation_is_never_served() {
+        let tracking = Tracking::default();
+        tracking.epochs.set_up();
+        let store = LocalStore::new("ns", LocalTier::new());
+        let value = |v: u64| -> Kept { Arc::new(v) };
+        let stale = tracking.ticket().expect("up");
+        store.insert("ns:other", stale, value(7), 1, -1);
+        tracking.invalidate("ns:a");
+        store.insert("ns:a", stale, value(1), 1, -1);
+        assert!(store.get("ns:a").is_some(), "the late insert is in the map");
+        assert!(tracking.hit(&store, "ns:a").is_none(), "and is not served");
+        let served = tracking.hit(&store, "ns:other").expect("another key is served");
+        assert_eq!(served.downcast_ref::<u64>(), Some(&7));
+        tracking.fill(&store, tracking.ticket().expect("up"), "ns:a", value(2), 1, -1);
+        let served = tracking
+            .hit(&store, "ns:a")
+            .expect("a fill after the invalidation is served");
+        assert_eq!(served.downcast_ref::<u64>(), Some(&2));
+    }
+
+    /// After a loss of tracking and a new session, entries from before are not served.
+    #[test]
+    fn entries_from_before_a_loss_of_tracking_are_not_served_after_it() {
+        let tracking = Tracking::default();
+        tracking.epochs.set_up();
+        let store = LocalStore::new("ns", LocalTier::new());
+        let before = tracking.ticket().expect("up");
+        tracking.flush(false);
+        assert!(tracking.ticket().is_none(), "no fills while down");
+        tracking.epochs.set_up();
+        // Inserted late, past the flush, by a fill from before the loss.
+        store.insert("ns:a", before, Arc::new(1_u64), 1, -1);
+        assert!(tracking.hit(&store, "ns:a").is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
+use super::coherence::Ticket;
 use super::form::Kept;
 
 /// The default bound on the number of local entries of one function.
@@ -72,12 +73,14 @@ impl LocalTier {
     }
 }
 
-/// One local entry: the kept value, its size (its JSON's: the measure of a value the
-/// bound in bytes uses for both forms), and how long it may live (the key's TTL in Redis
-/// when it was read; `None` for a key without one).
+/// One local entry: the kept value, the ticket of the fill that read it (a hit serves it
+/// only while that ticket is still admitted), its size (its JSON's: the measure of a
+/// value the bound in bytes uses for both forms), and how long it may live (the key's
+/// TTL in Redis when it was read; `None` for a key without one).
 #[derive(Clone)]
 pub(crate) struct Entry {
-    pub(crate) value: Kept,
+    value: Kept,
+    ticket: Ticket,
     bytes: u64,
     ttl: Option<Duration>,
 }
@@ -134,13 +137,14 @@ impl LocalStore {
         key.starts_with(&self.namespace)
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<Kept> {
-        self.cache.get(key).map(|entry| entry.value)
+    /// The kept value of `key` and the ticket of the fill that read it.
+    pub(crate) fn get(&self, key: &str) -> Option<(Kept, Ticket)> {
+        self.cache.get(key).map(|entry| (entry.value, entry.ticket))
     }
 
-    /// Inserts a value read from Redis (`bytes`: its JSON's length) whose key had
-    /// `pttl_ms` left (`-1`: no TTL).
-    pub(crate) fn insert(&self, key: &str, value: Kept, bytes: usize, pttl_ms: i64) {
+    /// Inserts a value read from Redis by a fill holding `ticket` (`bytes`: its JSON's
+    /// length) whose key had `pttl_ms` left (`-1`: no TTL).
+    pub(crate) fn insert(&self, key: &str, ticket: Ticket, value: Kept, bytes: usize, pttl_ms: i64) {
         let ttl = match pttl_ms {
             -1 => None,
             ms if ms > 0 => Some(Duration::from_millis(ms.unsigned_abs())),
@@ -148,7 +152,15 @@ impl LocalStore {
             _ => return,
         };
         let bytes = bytes as u64;
-        self.cache.insert(key.to_owned(), Entry { value, bytes, ttl });
+        self.cache.insert(
+            key.to_owned(),
+            Entry {
+                value,
+                ticket,
+                bytes,
+                ttl,
+            },
+        );
     }
 
     pub(crate) fn remove(&self, key: &str) {
@@ -185,6 +197,13 @@ mod tests {
 
     use super::*;
 
+    /// A ticket of a fill (these tests do not check the epoch rule: `server.rs` does).
+    fn ticket() -> Ticket {
+        let epochs = super::super::coherence::Epochs::default();
+        epochs.set_up();
+        epochs.ticket().expect("up")
+    }
+
     /// A kept value of `bytes` bytes (as its JSON would measure).
     fn kept(bytes: usize) -> (Kept, usize) {
         (Arc::new(vec![b'7'; bytes]), bytes)
@@ -192,8 +211,9 @@ mod tests {
 
     fn fill(store: &LocalStore, n: u64, bytes: usize) {
         let (value, bytes) = kept(bytes);
+        let ticket = ticket();
         for i in 0..n {
-            store.insert(&format!("ns:{i}"), value.clone(), bytes, -1);
+            store.insert(&format!("ns:{i}"), ticket, value.clone(), bytes, -1);
         }
     }
 
@@ -232,8 +252,8 @@ mod tests {
     fn an_entry_expires_with_the_redis_ttl_and_a_gone_key_is_not_kept() {
         let store = LocalStore::new("ns", LocalTier::new());
         let (value, bytes) = kept(1);
-        store.insert("ns:a", value.clone(), bytes, 50);
-        store.insert("ns:b", value, bytes, -2);
+        store.insert("ns:a", ticket(), value.clone(), bytes, 50);
+        store.insert("ns:b", ticket(), value, bytes, -2);
         assert!(store.get("ns:a").is_some());
         assert!(store.get("ns:b").is_none());
         std::thread::sleep(Duration::from_millis(120));

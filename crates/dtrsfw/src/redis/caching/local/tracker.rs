@@ -5,7 +5,7 @@
 //! a new session is subscribed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -15,7 +15,8 @@ use super::server::Tracking;
 use crate::redis::connection::RedisInstance;
 use crate::redis::error::{Error, Result};
 
-/// First wait before reconnecting; doubled up to [`MAX_BACKOFF`].
+/// First wait before reconnecting; doubled up to [`MAX_BACKOFF`] while sessions keep
+/// failing, back to this once a session lasted [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -38,12 +39,18 @@ pub(super) fn spawn(tracking: Arc<Tracking>, redis: RedisInstance) {
 async fn run(tracking: &Tracking, redis: &RedisInstance) {
     let mut backoff = MIN_BACKOFF;
     loop {
+        let started = Instant::now();
         match session(tracking, redis).await {
             // The prefixes changed: subscribe again at once.
             Ok(()) => backoff = MIN_BACKOFF,
             Err(e) => {
                 tracing::warn!(error = %e, "redis cache: invalidation connection lost, local tier flushed and bypassed");
                 tracking.flush(false);
+                // The doubling is for a server that keeps refusing us, not for a blip
+                // after hours of service: that one gets the first wait again.
+                if started.elapsed() >= MAX_BACKOFF {
+                    backoff = MIN_BACKOFF;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
