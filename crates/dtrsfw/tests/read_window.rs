@@ -10,7 +10,7 @@ use dtrsfw::redis::{ChannelOptions, Consumer, ConsumerOptions, RedisConfig, Redi
 use dtrsfw_test_support::{Server, command_calls, pending_count, pending_entries};
 
 mod common;
-use common::{publish_n, spawn_loop, wait_until};
+use common::{publish_n, publish_together, spawn_loop, wait_until};
 
 fn instance(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
@@ -56,6 +56,49 @@ async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order
         per_message < 0.25,
         "{per_message:.3} commands per message: the backlog was not batched"
     );
+}
+
+/// A burst after a trickle, once fast handlers have been timed: the reads that take
+/// it, counted by the server. A read asks at least for what the handler finishes in one
+/// round trip, so 16 entries arriving at once come in one or two reads; doubling from
+/// one entry per read, as before that floor, they took four or five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_after_a_pause_is_read_at_once() {
+    let server = Server::start();
+    let mut conn = server.connection();
+    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
+    consumer.register_channel("burst", ChannelOptions::new()).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    consumer
+        .register_handler("burst", move |_name, payload| {
+            record.lock().unwrap().push(payload["i"].as_u64().unwrap());
+            Ok::<(), String>(())
+        })
+        .unwrap();
+    // A block longer than the test: no read returns empty meanwhile.
+    let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_secs(20));
+    // Ten, one at a time: the handler's pace (an average of the last few) is settled.
+    for i in 0..10 {
+        publish_together(&mut conn, "burst", i..i + 1);
+        wait_until("the trickle", || seen.lock().unwrap().len() > i).await;
+    }
+    // The loop is blocked in its next read (counted by the server when it returns).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reads_before = command_calls(&mut conn, "xreadgroup");
+    publish_together(&mut conn, "burst", 10..26);
+    wait_until("the burst", || seen.lock().unwrap().len() >= 26).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reads = command_calls(&mut conn, "xreadgroup") - reads_before;
+    consumer.shutdown();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        (0..26).collect::<Vec<u64>>(),
+        "in order, once each"
+    );
+    eprintln!("a burst of 16 after a trickle: {reads} XREADGROUP");
+    assert!((1..=2).contains(&reads), "{reads} reads for a burst of 16");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,11 +87,15 @@
 //!
 //! # Reading and acknowledging under load
 //!
-//! By default the read-ahead is adaptive ([`ChannelOptions::read_ahead`] fixes it): an
-//! idle channel reads one entry per free slot, so a lone message is handed over as soon
-//! as it arrives; when a read comes back full (the stream holds more: a backlog), the
-//! next one asks for twice as many, up to 64 entries beyond the slots and to about 5 ms
-//! of queued work at the handlers' measured pace; a short read halves it again. Entries
+//! By default the read-ahead is adaptive ([`ChannelOptions::read_ahead`] fixes it). A
+//! read returns whatever has arrived, up to its count, so a lone message is handed over
+//! as soon as it arrives whatever the count. Once handlers have been timed, a read asks
+//! at least for the free slots plus what one slot finishes in about 200 µs (one round
+//! trip) at their pace: the burst that follows a pause of the stream (a stalled
+//! producer, a network blip) comes in one read instead of one read per doubling. When a
+//! read comes back full (the stream holds more: a backlog), the next one asks for twice
+//! as many, up to 64 entries beyond the slots and to about 5 ms of queued work at the
+//! handlers' measured pace; a short read halves it again, down to that floor. Entries
 //! read ahead are pending in Redis under this instance's name like running ones: their
 //! claims are renewed, a crash leaves them to be reclaimed, and at shutdown those not
 //! started are released (see Shutdown). At parallelism 1 they still

@@ -161,10 +161,12 @@ impl ChannelOptions {
     /// when several instances share the work and handlers are slow, so that idle
     /// instances get the entries.
     ///
-    /// By default, adaptive: nothing is read ahead until a read comes back full (a
-    /// backlog); then each full read doubles the read-ahead, up to 64 entries and to what
-    /// the slots finish in about 5 ms at the handlers' measured pace (so slow handlers
-    /// read nothing ahead), and each short read halves it. Handlers still run one at a
+    /// By default, adaptive: before the first handler finished, nothing is read ahead;
+    /// then the read-ahead is at least what one slot finishes in about 200 µs (one round
+    /// trip to Redis) at the handlers' measured pace, so the burst after a pause of the
+    /// stream comes in one read; each full read (a backlog) doubles it, up to 64 entries
+    /// and to what the slots finish in about 5 ms (so slow handlers read nothing ahead),
+    /// and each short read halves it down to that floor. Handlers still run one at a
     /// time and in stream order at parallelism 1.
     ///
     /// ```

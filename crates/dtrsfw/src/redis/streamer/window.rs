@@ -12,7 +12,8 @@
 //! The window stays small when handlers are slow: it never holds more queued work than
 //! the slots finish in [`QUEUE_BUDGET`] (from a running average of handler time; nothing
 //! before the first handler finished), so idle instances of the same service still get
-//! the entries of a slow stream.
+//! the entries of a slow stream. With fast handlers it never shrinks below what one slot
+//! finishes in [`ONE_TRIP`], so a burst is read at once rather than over several doublings.
 
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ pub(crate) const MAX_ADAPTIVE: usize = 64;
 
 /// The most handler time queued ahead adaptively, per slot.
 pub(crate) const QUEUE_BUDGET: Duration = Duration::from_millis(5);
+
+/// Handler time always read ahead, once the pace is known: about one round trip to
+/// Redis. Entries that the slot finishes within one read's time cost another instance
+/// nothing to hold here, and reading them in one go drains the burst that follows a
+/// stall of the stream in one read instead of several.
+pub(crate) const ONE_TRIP: Duration = Duration::from_micros(200);
 
 /// The read window of one run of a channel's loop.
 #[derive(Debug, Clone)]
@@ -78,7 +85,8 @@ impl ReadWindow {
 
     /// Adapts to what a read returned: `got` entries of the `asked`. A full read means the
     /// stream has more (a backlog): read twice as many next time, up to the limits; a
-    /// short one means the loop caught up: halve.
+    /// short one means the loop caught up: halve, but never below what fast handlers
+    /// finish in [`ONE_TRIP`].
     pub(crate) fn after_read(&mut self, asked: usize, got: usize) {
         if self.fixed.is_some() {
             return;
@@ -88,7 +96,7 @@ impl ReadWindow {
         } else {
             self.burst / 2
         };
-        self.burst = grown.min(self.limit());
+        self.burst = grown.max(self.floor()).min(self.limit());
     }
 
     /// The adaptive read-ahead allowed by the handlers' pace.
@@ -99,6 +107,12 @@ impl ReadWindow {
             let budget = QUEUE_BUDGET.saturating_mul(u32::try_from(self.parallelism).unwrap_or(u32::MAX));
             entries_in(budget, pace).min(MAX_ADAPTIVE)
         })
+    }
+
+    /// The adaptive read-ahead kept even when the loop has caught up: what one slot
+    /// finishes in [`ONE_TRIP`] at the handlers' pace (none before it is known).
+    fn floor(&self) -> usize {
+        self.pace().map_or(0, |pace| entries_in(ONE_TRIP, pace))
     }
 }
 
@@ -128,22 +142,40 @@ mod tests {
         let mut w = ReadWindow::new(1, None);
         w.after_read(1, 1);
         assert_eq!(w.capacity(), 1, "nothing read ahead before a handler's pace is known");
-        w.handled(Duration::from_micros(2));
-        assert_eq!(w.capacity(), 1, "one entry at a time until a backlog shows");
-        let mut sizes = Vec::new();
-        for _ in 0..9 {
+        // 20 µs per entry: 10 finish in one trip (200 µs), the floor.
+        w.handled(Duration::from_micros(20));
+        w.after_read(1, 1);
+        let mut sizes = vec![w.capacity()];
+        for _ in 0..6 {
             let asked = w.capacity();
             w.after_read(asked, asked);
             sizes.push(w.capacity());
         }
-        assert_eq!(sizes, [2, 3, 5, 9, 17, 33, 65, 65, 65]);
+        assert_eq!(
+            sizes,
+            [11, 21, 41, 65, 65, 65, 65],
+            "doubling from the floor, capped at 64"
+        );
         assert_eq!(w.refill_at(), 32);
         w.after_read(65, 3);
         assert_eq!(w.capacity(), 33);
         for _ in 0..8 {
             w.after_read(w.capacity(), 0);
         }
-        assert_eq!(w.capacity(), 1, "idle: back to one entry per read");
+        assert_eq!(w.capacity(), 11, "caught up: back to the floor, not below");
+    }
+
+    #[test]
+    fn the_floor_is_one_trip_of_handler_time_and_the_budget_caps_it() {
+        let floor_after = |pace: Duration| {
+            let mut w = ReadWindow::new(1, None);
+            w.handled(pace);
+            w.after_read(1, 0);
+            w.ahead()
+        };
+        assert_eq!(floor_after(Duration::from_micros(2)), MAX_ADAPTIVE, "capped at 64");
+        assert_eq!(floor_after(Duration::from_micros(50)), 4);
+        assert_eq!(floor_after(Duration::from_micros(300)), 0, "slower than a trip: none");
     }
 
     #[test]

@@ -37,7 +37,11 @@
 //!   network trip after the write (see the `cache_invalidation_visible` bench row). A
 //!   connection that dies silently (no FIN, no RST) is noticed by a `PING` every
 //!   [`PING_EVERY`] answered within [`PING_TIMEOUT`]:
-//!   that is the worst case window in that failure.
+//!   that is the worst case window in that failure. A connection that is closed (a
+//!   `CLIENT KILL`, a server restart) is noticed as soon as the tracker thread runs:
+//!   within microseconds on a host with a free core, later on one that starves that
+//!   thread, and the window grows by that delay (writes made meanwhile send this
+//!   process no invalidation).
 //!
 //! # Design
 //!
