@@ -278,6 +278,20 @@ pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// IDs of the server's connections with client tracking on (`t` in `CLIENT LIST`'s
+/// flags): the local cache tier's invalidation connections.
+pub fn tracking_client_ids(conn: &mut redis::Connection) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(conn)
+        .unwrap_or_else(|e| panic!("CLIENT LIST: {e}"));
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f.starts_with("flags=") && f.contains('t')))
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Calls of `command` (lower case, e.g. `"xack"`, `"command|info"`) the server has run,
 /// from `INFO commandstats`; 0 when it has run none.
 pub fn command_calls(conn: &mut redis::Connection, command: &str) -> u64 {

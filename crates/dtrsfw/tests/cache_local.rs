@@ -14,7 +14,7 @@ use dtrsfw::redis::caching::{
     CacheArgs, CachedFunction, LocalTier, cache_data, cache_stats, invalidate, invalidate_namespace,
 };
 use dtrsfw_test_support::proxy::Proxy;
-use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines};
+use dtrsfw_test_support::{Server, command_calls, dtpyfw_python, parse_json_lines, tracking_client_ids};
 use local_tier::{id, instance, local_fn, until_local_hit, until_local_hit_within, until_value};
 use serde_json::{Value, json};
 
@@ -321,26 +321,19 @@ fn readers_under_a_stream_of_writes_end_on_the_last_version() {
     );
 }
 
-/// `CLIENT KILL` of the server's one tracking connection.
-fn kill_tracking(server: &Server) {
+/// `CLIENT KILL` of the server's one tracking connection, then waits until the tier
+/// of `cached` counted the flush that follows.
+fn lose_tracking(server: &Server, cached: &CachedFunction) {
+    let flushes = cached.stats().flushes;
     let mut conn = server.connection();
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
-    let tracking: Vec<&str> = list
-        .lines()
-        .filter(|l| l.split(' ').any(|f| f.starts_with("flags=") && f.contains('t')))
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
-        .collect();
-    assert_eq!(tracking.len(), 1, "one tracking connection: {list}");
+    let tracking = tracking_client_ids(&mut conn);
+    assert_eq!(tracking.len(), 1, "one tracking connection: {tracking:?}");
     redis::cmd("CLIENT")
         .arg("KILL")
         .arg("ID")
-        .arg(tracking[0])
+        .arg(&tracking[0])
         .exec(&mut conn)
         .unwrap();
-}
-
-/// Waits until the tier of `cached` counted a flush more than `flushes`.
-fn until_flushed(cached: &CachedFunction, flushes: u64) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while cached.stats().flushes == flushes {
         assert!(Instant::now() < deadline, "no flush after CLIENT KILL");
@@ -355,9 +348,7 @@ fn losing_the_tracking_connection_flushes_bypasses_and_recovers() {
     let cached = local_fn("lkill");
     let read = || cached.call(&redis, &id(1), || 5_i64);
     until_local_hit(|| cached.stats(), read);
-    let flushes = cached.stats().flushes;
-    kill_tracking(&server);
-    until_flushed(&cached, flushes);
+    lose_tracking(&server, &cached);
     // Flushed: the next call reads Redis.
     let before = gets(&server);
     assert_eq!(read(), 5);
@@ -377,15 +368,11 @@ fn a_loss_after_a_lasting_session_reconnects_after_the_first_wait() {
     let read = || cached.call(&redis, &id(1), || 5_i64);
     until_local_hit(|| cached.stats(), read);
     for _ in 0..5 {
-        let flushes = cached.stats().flushes;
-        kill_tracking(&server);
-        until_flushed(&cached, flushes);
+        lose_tracking(&server, &cached);
         until_local_hit(|| cached.stats(), read);
     }
     std::thread::sleep(Duration::from_millis(2_200));
-    let flushes = cached.stats().flushes;
-    kill_tracking(&server);
-    until_flushed(&cached, flushes);
+    lose_tracking(&server, &cached);
     until_local_hit_within(Duration::from_millis(1_500), || cached.stats(), read);
 }
 

@@ -45,10 +45,7 @@ fn live(cluster: &Cluster) -> impl Iterator<Item = &Server> {
 
 /// Connections of `node` with client tracking on (`t` in `CLIENT LIST`'s flags).
 fn tracking_clients(node: &Server) -> usize {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut node.connection()).unwrap();
-    list.lines()
-        .filter(|l| l.split(' ').any(|f| f.starts_with("flags=") && f.contains('t')))
-        .count()
+    dtrsfw_test_support::tracking_client_ids(&mut node.connection()).len()
 }
 
 /// Writes `value` under `key` as the cache does (JSON, zlib), directly on `node` (the

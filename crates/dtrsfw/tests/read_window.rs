@@ -66,16 +66,7 @@ async fn a_default_consumer_reads_and_acknowledges_a_backlog_in_batches_in_order
 async fn a_burst_after_a_pause_is_read_at_once() {
     let server = Server::start();
     let mut conn = server.connection();
-    let consumer = Consumer::new(&instance(&server), "svc").unwrap();
-    consumer.register_channel("burst", ChannelOptions::new()).await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    consumer
-        .register_handler("burst", move |_name, payload| {
-            record.lock().unwrap().push(payload["i"].as_u64().unwrap());
-            Ok::<(), String>(())
-        })
-        .unwrap();
+    let (consumer, seen) = recording_consumer(&server, "burst", ChannelOptions::new(), Duration::ZERO).await;
     // A block longer than the test: no read returns empty meanwhile.
     let task = spawn_loop(&consumer, Duration::from_millis(20), Duration::from_secs(20));
     // Ten, one at a time: the handler's pace (an average of the last few) is settled.

@@ -149,16 +149,12 @@ fn disturb(server: &mut Server, writers: &mut [Child], disturbance: Disturbance)
 /// `CLIENT KILL` of every connection with tracking on; how many.
 fn kill_tracking(server: &Server) -> u32 {
     let mut conn = server.connection();
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
-    let mut killed = 0;
-    for line in list.lines() {
-        let tracking = line.split(' ').any(|f| f.starts_with("flags=") && f.contains('t'));
-        if let (true, Some(id)) = (tracking, line.split(' ').find_map(|f| f.strip_prefix("id="))) {
-            let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut conn);
-            killed += 1;
-        }
+    let ids = dtrsfw_test_support::tracking_client_ids(&mut conn);
+    for id in &ids {
+        // Gone already (it reconnects meanwhile) is fine.
+        let _: redis::RedisResult<i64> = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(id).query(&mut conn);
     }
-    killed
+    u32::try_from(ids.len()).unwrap()
 }
 
 /// What the reader saw, checked.

@@ -82,11 +82,9 @@
 //! past it. A hit serves an entry only while its ticket is admitted: an invalidation
 //! bumps the slot *before* removing the key, so from the bump on no hit serves a value
 //! read before it, even one that a fill, preempted between its check and its insert,
-//! puts into the map after the removal. (An earlier version relied on the fill checking
-//! again after inserting and removing its entry: while that thread was preempted, the
-//! stale entry was served, which the cross-process check caught twice in about twenty
-//! CI runs.) The fill still checks before inserting (no insert of a refused value) and
-//! after (to remove an entry no hit would serve rather than keep it until evicted). A
+//! puts into the map after the removal (removal alone cannot close that window). The
+//! fill still checks before inserting (no insert of a refused value) and after (to
+//! remove an entry no hit would serve rather than keep it until evicted). A
 //! hash collision only refuses a hit or a fill. The slots are a fixed array: no memory
 //! per key, no locks on the hit path, whose added cost is one hash of the key and three
 //! atomic loads.
