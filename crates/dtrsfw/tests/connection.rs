@@ -390,6 +390,48 @@ async fn a_paused_server_gives_timeouts_not_hangs() {
     server.resume();
 }
 
+/// A signal handled during a sync wait (or a stop and continue of the client's process:
+/// Ctrl-Z, `docker pause`, a cgroup freeze) cuts the socket's read short with EINTR, as
+/// Linux never restarts a read that has a timeout. That reads as a timeout, like the wait
+/// it ended, not as an unclassified I/O error; and the connection stays usable.
+#[tokio::test]
+async fn a_sync_wait_cut_short_by_a_signal_reads_as_a_timeout() {
+    // A handler for SIGUSR1 (tokio's; the default action would end the process). The
+    // signal is sent to this thread alone, so the other tests' reads are not disturbed.
+    let _handled = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).unwrap();
+    let this_thread = std::fs::read_link("/proc/thread-self").unwrap(); // "<pid>/task/<tid>"
+    let tid = this_thread.file_name().unwrap().to_str().unwrap().to_owned();
+
+    let server = Server::start();
+    let redis = RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url(server.url())
+            .set_redis_socket_timeout(Duration::from_secs(2))
+            .set_redis_retry_on_timeout(false),
+    )
+    .unwrap();
+    let mut pooled = redis.get_redis().unwrap();
+    server.pause();
+    let mut signaller = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep 0.3; kill -USR1 {tid}"))
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let err = pooled.get::<_, Option<String>>("k").unwrap_err();
+    let waited = start.elapsed();
+    signaller.wait().unwrap();
+    server.resume();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        waited < Duration::from_millis(1900),
+        "the signal did not cut the wait short ({waited:?}): nothing tested"
+    );
+    // The late reply of the cut wait is skipped, not taken for the next command's.
+    let _: () = pooled.set("k", "v").unwrap();
+    assert_eq!(pooled.get::<_, Option<String>>("k").unwrap().as_deref(), Some("v"));
+}
+
 #[tokio::test]
 async fn health_check_is_true_on_a_live_server_and_false_fast_on_a_dead_port() {
     let server = Server::start();
