@@ -11,6 +11,18 @@ fn instance_for(server: &Server) -> RedisInstance {
     RedisInstance::new(RedisConfig::new().set_redis_url(server.url())).expect("valid config")
 }
 
+/// An instance whose commands wait at most `socket_timeout` for a reply and are never
+/// retried: what a stalled wait gives, unmasked.
+fn no_retry_instance(server: &Server, socket_timeout: Duration) -> RedisInstance {
+    RedisInstance::new(
+        RedisConfig::new()
+            .set_redis_url(server.url())
+            .set_redis_socket_timeout(socket_timeout)
+            .set_redis_retry_on_timeout(false),
+    )
+    .expect("valid config")
+}
+
 fn url_of(config: RedisConfig) -> String {
     RedisInstance::new(config).expect("valid config").redis_url().to_owned()
 }
@@ -355,13 +367,7 @@ async fn every_client_retries_a_safe_command_once_on_a_fresh_connection_after_a_
 async fn a_paused_server_gives_timeouts_not_hangs() {
     let server = Server::start();
     let timeout = Duration::from_millis(500);
-    let redis = RedisInstance::new(
-        RedisConfig::new()
-            .set_redis_url(server.url())
-            .set_redis_socket_timeout(timeout)
-            .set_redis_retry_on_timeout(false),
-    )
-    .unwrap();
+    let redis = no_retry_instance(&server, timeout);
     let mut client = redis.get_async_redis_client().await.unwrap();
     let mut pooled = redis.get_redis().unwrap();
     server.pause();
@@ -403,13 +409,7 @@ async fn a_sync_wait_cut_short_by_a_signal_reads_as_a_timeout() {
     let tid = this_thread.file_name().unwrap().to_str().unwrap().to_owned();
 
     let server = Server::start();
-    let redis = RedisInstance::new(
-        RedisConfig::new()
-            .set_redis_url(server.url())
-            .set_redis_socket_timeout(Duration::from_secs(2))
-            .set_redis_retry_on_timeout(false),
-    )
-    .unwrap();
+    let redis = no_retry_instance(&server, Duration::from_secs(2));
     let mut pooled = redis.get_redis().unwrap();
     server.pause();
     let mut signaller = std::process::Command::new("sh")
