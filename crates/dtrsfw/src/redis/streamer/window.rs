@@ -14,6 +14,13 @@
 //! before the first handler finished), so idle instances of the same service still get
 //! the entries of a slow stream. With fast handlers it never shrinks below what one slot
 //! finishes in [`ONE_TRIP`], so a burst is read at once rather than over several doublings.
+//!
+//! Two measures of the same handler times, for two jobs. The budget reads the *mean*: an
+//! occasional slow entry is real work that another instance could have taken, and must
+//! count. The one-trip floor reads the *median* of the last few: it is about the typical
+//! entry, and one handler preempted by the host's scheduler for a few milliseconds would
+//! otherwise lift the mean of fast handlers past a round trip and split the next burst
+//! into several reads (seen on a busy 2-core CI host: 3 reads for a burst of 16).
 
 use std::time::Duration;
 
@@ -29,6 +36,9 @@ pub(crate) const QUEUE_BUDGET: Duration = Duration::from_millis(5);
 /// stall of the stream in one read instead of several.
 pub(crate) const ONE_TRIP: Duration = Duration::from_micros(200);
 
+/// How many of the latest handler times the median is taken over.
+const RECENT: usize = 8;
+
 /// The read window of one run of a channel's loop.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadWindow {
@@ -39,6 +49,9 @@ pub(crate) struct ReadWindow {
     burst: usize,
     /// Running average of one entry's handler time, in nanoseconds (0: none measured).
     handler_ns: u64,
+    /// The latest handler times, in nanoseconds, as a ring (`handled` counts the writes).
+    recent_ns: [u64; RECENT],
+    handled: usize,
 }
 
 impl ReadWindow {
@@ -48,6 +61,8 @@ impl ReadWindow {
             fixed,
             burst: 0,
             handler_ns: 0,
+            recent_ns: [0; RECENT],
+            handled: 0,
         }
     }
 
@@ -72,9 +87,21 @@ impl ReadWindow {
         (self.handler_ns > 0).then(|| Duration::from_nanos(self.handler_ns))
     }
 
+    /// The median of the latest handler times (the lower one of an even count); `None`
+    /// before the first.
+    fn typical_pace(&self) -> Option<Duration> {
+        let n = self.handled.min(RECENT);
+        let mut recent = self.recent_ns;
+        let recent = &mut recent[..n];
+        recent.sort_unstable();
+        recent.get(n.saturating_sub(1) / 2).map(|&ns| Duration::from_nanos(ns))
+    }
+
     /// Records one entry's handler time.
     pub(crate) fn handled(&mut self, took: Duration) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.recent_ns[self.handled % RECENT] = ns;
+        self.handled = self.handled.wrapping_add(1);
         self.handler_ns = if self.handler_ns == 0 {
             ns
         } else {
@@ -110,9 +137,9 @@ impl ReadWindow {
     }
 
     /// The adaptive read-ahead kept even when the loop has caught up: what one slot
-    /// finishes in [`ONE_TRIP`] at the handlers' pace (none before it is known).
+    /// finishes in [`ONE_TRIP`] at the typical entry's pace (none before it is known).
     fn floor(&self) -> usize {
-        self.pace().map_or(0, |pace| entries_in(ONE_TRIP, pace))
+        self.typical_pace().map_or(0, |pace| entries_in(ONE_TRIP, pace))
     }
 }
 
@@ -176,6 +203,25 @@ mod tests {
         assert_eq!(floor_after(Duration::from_micros(2)), MAX_ADAPTIVE, "capped at 64");
         assert_eq!(floor_after(Duration::from_micros(50)), 4);
         assert_eq!(floor_after(Duration::from_micros(300)), 0, "slower than a trip: none");
+    }
+
+    #[test]
+    fn one_preempted_handler_keeps_the_floor_but_counts_against_the_budget() {
+        let mut w = ReadWindow::new(1, None);
+        for _ in 0..7 {
+            w.handled(Duration::from_micros(5));
+        }
+        // One entry held off its CPU for 2 ms: the mean of fast handlers is now ~255 µs.
+        w.handled(Duration::from_millis(2));
+        assert_eq!(w.floor(), 40, "the floor follows the typical 5 µs");
+        assert_eq!(w.limit(), 19, "the budget follows the mean");
+        w.after_read(1, 0);
+        assert_eq!(w.ahead(), 19, "a burst of 16 is still read at once");
+        // Slow entries become the typical case: the floor goes.
+        for _ in 0..4 {
+            w.handled(Duration::from_millis(1));
+        }
+        assert_eq!(w.floor(), 0, "a typical entry slower than a trip: no floor");
     }
 
     #[test]
