@@ -49,9 +49,9 @@ pub(crate) struct ReadWindow {
     burst: usize,
     /// Running average of one entry's handler time, in nanoseconds (0: none measured).
     handler_ns: u64,
-    /// The latest handler times, in nanoseconds, as a ring (`handled` counts the writes).
+    /// The latest handler times, in nanoseconds, as a ring (`recorded` counts the writes).
     recent_ns: [u64; RECENT],
-    handled: usize,
+    recorded: usize,
 }
 
 impl ReadWindow {
@@ -62,7 +62,7 @@ impl ReadWindow {
             burst: 0,
             handler_ns: 0,
             recent_ns: [0; RECENT],
-            handled: 0,
+            recorded: 0,
         }
     }
 
@@ -90,7 +90,7 @@ impl ReadWindow {
     /// The median of the latest handler times (the lower one of an even count); `None`
     /// before the first.
     fn typical_pace(&self) -> Option<Duration> {
-        let n = self.handled.min(RECENT);
+        let n = self.recorded.min(RECENT);
         let mut recent = self.recent_ns;
         let recent = &mut recent[..n];
         recent.sort_unstable();
@@ -100,8 +100,8 @@ impl ReadWindow {
     /// Records one entry's handler time.
     pub(crate) fn handled(&mut self, took: Duration) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.recent_ns[self.handled % RECENT] = ns;
-        self.handled = self.handled.wrapping_add(1);
+        self.recent_ns[self.recorded % RECENT] = ns;
+        self.recorded = self.recorded.wrapping_add(1);
         self.handler_ns = if self.handler_ns == 0 {
             ns
         } else {
