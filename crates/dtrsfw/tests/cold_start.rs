@@ -98,15 +98,15 @@ fn limit(bound: Duration) -> Duration {
 
 /// Prints the times and returns a complaint for each over [`limit`]`(bound)`.
 fn over_bound(target: &Stalled, what: &str, times: &[Duration], bound: Duration) -> Vec<String> {
+    let limit = limit(bound);
     eprintln!(
-        "cold start, {}, {what}, {} caller(s): {times:?} (bound {bound:?}, limit {:?})",
+        "cold start, {}, {what}, {} caller(s): {times:?} (bound {bound:?}, limit {limit:?})",
         target.label(),
-        times.len(),
-        limit(bound)
+        times.len()
     );
     times
         .iter()
-        .filter(|t| **t > limit(bound))
+        .filter(|t| **t > limit)
         .map(|t| format!("{what} on a {}: {t:?} of {times:?}", target.label()))
         .collect()
 }
